@@ -1,0 +1,49 @@
+# Vltava: `make dev` runs a one-process server on 127.0.0.1:7070; `make test` runs the whole suite.
+#
+# Builds share one warm target directory outside the checkout (RocksDB's C++ takes ~20 minutes
+# to build from scratch on 2 cores); override CARGO_TARGET_DIR to put it elsewhere.
+CARGO_TARGET_DIR ?= $(HOME)/.cache/vltava-target
+export CARGO_TARGET_DIR
+CARGO ?= cargo
+LISTEN ?= 127.0.0.1:7070
+DATA_DIR ?= ./data/dev
+
+.PHONY: dev test lint fmt deps build release bench perf clean-data
+
+## Install the system packages the build needs (libclang for RocksDB's bindgen).
+deps:
+	@./deploy/install-deps.sh
+
+## Run `vltava dev` (release build) on $(LISTEN) with data in $(DATA_DIR).
+dev: deps
+	$(CARGO) run --release -p vltava-cli --bin vltava -- dev --listen $(LISTEN) --data-dir $(DATA_DIR)
+
+## The full test suite: unit, storage, SDK, CLI and end-to-end tests against real processes.
+test: deps
+	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --doc
+
+## Formatting and lints, as CI runs them.
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+build: deps
+	$(CARGO) build --workspace
+
+release: deps
+	$(CARGO) build --release -p vltava-cli --bin vltava
+
+## Criterion benchmarks of the storage engine.
+bench: deps
+	$(CARGO) bench -p vltava-storage
+
+## End-to-end throughput against a release `vltava dev` (see docs/benchmarks.md).
+perf: release
+	./deploy/perf.sh
+
+clean-data:
+	rm -rf ./data

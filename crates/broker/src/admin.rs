@@ -1,0 +1,162 @@
+//! AdminService handlers: topics and the cluster metadata clients route by.
+//!
+//! Like a Kafka broker, any broker accepts admin requests and passes them to the metadata
+//! service; it answers once its own view of the cluster includes the change, so that a produce
+//! right after a create finds the topic.
+
+use std::time::Duration;
+
+use vltava_common::WireError;
+use vltava_controller::{CreateTopic, MetadataError, TopicMetadata};
+use vltava_proto::v1::{
+    BrokerInfo, CreateTopicRequest, CreateTopicResponse, DeleteTopicRequest, DeleteTopicResponse,
+    DescribeTopicRequest, DescribeTopicResponse, ListTopicsResponse, MetadataRequest, MetadataResponse,
+    PartitionDescription, TopicDescription, TopicSummary,
+};
+
+use crate::error::BrokerError;
+use crate::server::Broker;
+
+/// How long an admin call waits for this broker to apply its own change.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Creates a topic.
+pub async fn create_topic(broker: &Broker, req: CreateTopicRequest) -> Result<CreateTopicResponse, WireError> {
+    let request = CreateTopic {
+        name: req.name,
+        partitions: req.partitions,
+        replication_factor: req.replication_factor,
+        configs: req.configs.into_iter().collect(),
+        validate_only: req.validate_only,
+    };
+    let (topic, version) = broker.metadata.create_topic(request).await.map_err(BrokerError::from)?;
+    if !topic_applied(broker, version).await {
+        tracing::warn!(topic = %topic.name, "created, but this broker has not applied it yet");
+    }
+    Ok(CreateTopicResponse { topic: Some(describe(broker, &topic)) })
+}
+
+/// Creates `topic` with the broker's defaults (`auto.create.topics.enable`); an existing topic is fine.
+pub async fn auto_create(broker: &Broker, topic: &str) -> Result<(), BrokerError> {
+    let request = CreateTopic {
+        name: topic.to_string(),
+        partitions: broker.config.num_partitions,
+        replication_factor: broker.config.default_replication_factor,
+        configs: Default::default(),
+        validate_only: false,
+    };
+    match broker.metadata.create_topic(request).await {
+        Ok((_, version)) => {
+            topic_applied(broker, version).await;
+            Ok(())
+        }
+        Err(MetadataError::TopicAlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn topic_applied(broker: &Broker, version: u64) -> bool {
+    broker.replicas.wait_for_version(version, APPLY_TIMEOUT).await
+}
+
+/// Deletes a topic, its data and the offsets committed for it.
+pub async fn delete_topic(broker: &Broker, req: DeleteTopicRequest) -> Result<DeleteTopicResponse, WireError> {
+    let version = broker.metadata.delete_topic(&req.name).await.map_err(BrokerError::from)?;
+    topic_applied(broker, version).await;
+    broker.offsets.delete_topic(&req.name).map_err(|e| BrokerError::OffsetStore(e.to_string()))?;
+    Ok(DeleteTopicResponse {})
+}
+
+/// Lists topics by name.
+pub fn list_topics(broker: &Broker) -> ListTopicsResponse {
+    let image = broker.metadata.image();
+    let topics = image
+        .topics
+        .values()
+        .map(|t| TopicSummary {
+            name: t.name.clone(),
+            topic_id: t.id.clone(),
+            partitions: t.partitions.len() as i32,
+            replication_factor: t.replication_factor() as i32,
+        })
+        .collect();
+    ListTopicsResponse { topics }
+}
+
+/// Describes one topic, with offsets for the partitions this broker hosts.
+pub fn describe_topic(broker: &Broker, req: DescribeTopicRequest) -> Result<DescribeTopicResponse, WireError> {
+    let image = broker.metadata.image();
+    let topic = image
+        .topic(&req.name)
+        .ok_or_else(|| WireError::from(BrokerError::from(MetadataError::UnknownTopic { name: req.name.clone() })))?;
+    Ok(DescribeTopicResponse { topic: Some(describe(broker, topic)) })
+}
+
+/// Brokers and partition leaders, for client routing.
+pub async fn metadata(broker: &Broker, req: MetadataRequest) -> Result<MetadataResponse, WireError> {
+    if broker.config.auto_create_topics_enable {
+        for name in &req.topics {
+            if broker.metadata.image().topic(name).is_none() {
+                auto_create(broker, name).await?;
+            }
+        }
+    }
+    let image = broker.metadata.image();
+    let topics = if req.topics.is_empty() {
+        image.topics.values().map(|t| routing(t)).collect()
+    } else {
+        let mut out = Vec::with_capacity(req.topics.len());
+        for name in &req.topics {
+            let t = image.topic(name).ok_or_else(|| {
+                WireError::from(BrokerError::from(MetadataError::UnknownTopic { name: name.clone() }))
+            })?;
+            out.push(routing(t));
+        }
+        out
+    };
+    Ok(MetadataResponse {
+        brokers: image
+            .brokers
+            .values()
+            .map(|b| BrokerInfo { id: b.id, address: b.address.clone(), rack: b.rack.clone().unwrap_or_default() })
+            .collect(),
+        topics,
+        cluster_id: image.cluster_id.clone(),
+    })
+}
+
+fn routing(t: &TopicMetadata) -> TopicDescription {
+    description(t, |_| (-1, -1, -1))
+}
+
+fn describe(broker: &Broker, t: &TopicMetadata) -> TopicDescription {
+    description(t, |p| match broker.replicas.partition(&t.name, p) {
+        Ok(part) => (part.log_start_offset(), part.log_end_offset(), part.high_watermark()),
+        Err(_) => (-1, -1, -1),
+    })
+}
+
+fn description(t: &TopicMetadata, offsets: impl Fn(i32) -> (i64, i64, i64)) -> TopicDescription {
+    TopicDescription {
+        name: t.name.clone(),
+        topic_id: t.id.clone(),
+        partitions: t
+            .partitions
+            .iter()
+            .map(|p| {
+                let (log_start_offset, log_end_offset, high_watermark) = offsets(p.partition);
+                PartitionDescription {
+                    partition: p.partition,
+                    leader: p.leader,
+                    replicas: p.replicas.clone(),
+                    isr: p.isr.clone(),
+                    leader_epoch: p.leader_epoch,
+                    log_start_offset,
+                    log_end_offset,
+                    high_watermark,
+                }
+            })
+            .collect(),
+        configs: t.configs.clone().into_iter().collect(),
+    }
+}

@@ -1,0 +1,113 @@
+//! Broker configuration.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use vltava_storage::LogConfig;
+
+/// Everything a broker needs to start. Every field has a default, so an empty file is valid.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct BrokerConfig {
+    /// This broker's id, unique in the cluster (`node.id`).
+    pub broker_id: i32,
+    /// Address to listen on for gRPC.
+    pub listen: String,
+    /// Address clients are told to connect to; defaults to `listen` (with `127.0.0.1` for an
+    /// unspecified host).
+    pub advertised_address: Option<String>,
+    /// Rack, for rack-aware replica placement.
+    pub rack: Option<String>,
+    /// Directory of partition logs (`logs/`) and the group offsets store (`groups/`).
+    pub data_dir: PathBuf,
+    /// Create unknown topics on first produce or metadata request (`auto.create.topics.enable`).
+    pub auto_create_topics_enable: bool,
+    /// Partition count of auto-created topics (`num.partitions`).
+    pub num_partitions: i32,
+    /// Replication factor of topics created without one (`default.replication.factor`).
+    pub default_replication_factor: i32,
+    /// Default `min.insync.replicas` for topics that do not set it.
+    pub min_insync_replicas: i32,
+    /// Log defaults; topics override them with Kafka's per-topic names.
+    pub log: LogConfig,
+    /// How often retention runs (`log.retention.check.interval.ms`).
+    #[serde(with = "humantime_serde")]
+    pub retention_check_interval: Duration,
+    /// How often `flush.ms` deadlines are checked.
+    #[serde(with = "humantime_serde")]
+    pub flush_check_interval: Duration,
+    /// Largest gRPC request accepted, in bytes (`socket.request.max.bytes`).
+    pub max_request_bytes: usize,
+    /// Default fetch response limit when a request gives none (`fetch.max.bytes`).
+    pub fetch_max_bytes: usize,
+    /// Longest long-poll a fetch may ask for.
+    #[serde(with = "humantime_serde")]
+    pub fetch_max_wait: Duration,
+    /// Default time a produce with `acks=all` waits for replication.
+    #[serde(with = "humantime_serde")]
+    pub produce_timeout: Duration,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            broker_id: 1,
+            listen: "127.0.0.1:7070".into(),
+            advertised_address: None,
+            rack: None,
+            data_dir: PathBuf::from("./data/broker"),
+            auto_create_topics_enable: false,
+            num_partitions: 1,
+            default_replication_factor: 1,
+            min_insync_replicas: 1,
+            log: LogConfig::default(),
+            retention_check_interval: Duration::from_secs(300),
+            flush_check_interval: Duration::from_secs(1),
+            max_request_bytes: 100 * 1024 * 1024,
+            fetch_max_bytes: 50 * 1024 * 1024,
+            fetch_max_wait: Duration::from_secs(30),
+            produce_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// Checks values that would only fail later, and at a worse moment.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.broker_id < 0 {
+            return Err(format!("broker_id must be >= 0, got {}", self.broker_id));
+        }
+        if self.num_partitions < 1 {
+            return Err(format!("num_partitions must be >= 1, got {}", self.num_partitions));
+        }
+        if self.default_replication_factor < 1 || self.min_insync_replicas < 1 {
+            return Err("default_replication_factor and min_insync_replicas must be >= 1".into());
+        }
+        if self.max_request_bytes < 1024 {
+            return Err(format!("max_request_bytes is too small: {}", self.max_request_bytes));
+        }
+        self.log.validate().map_err(|e| e.to_string())
+    }
+
+    /// The address advertised to clients.
+    pub fn advertised(&self) -> String {
+        if let Some(a) = &self.advertised_address {
+            return a.clone();
+        }
+        match self.listen.rsplit_once(':') {
+            Some(("0.0.0.0" | "[::]" | "", port)) => format!("127.0.0.1:{port}"),
+            _ => self.listen.clone(),
+        }
+    }
+
+    /// Directory of partition logs.
+    pub fn logs_dir(&self) -> PathBuf {
+        self.data_dir.join("logs")
+    }
+
+    /// Directory of the group offsets store.
+    pub fn groups_dir(&self) -> PathBuf {
+        self.data_dir.join("groups")
+    }
+}

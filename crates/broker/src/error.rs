@@ -1,0 +1,121 @@
+//! Broker errors and their one mapping to wire errors.
+
+use vltava_common::{ErrorCode, WireError};
+use vltava_record::RecordError;
+use vltava_storage::StorageError;
+
+/// Why a broker operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// No such topic or partition.
+    #[error("unknown topic or partition {topic}-{partition}")]
+    UnknownTopicOrPartition {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+    },
+    /// This broker does not lead the partition.
+    #[error("broker {broker} is not the leader of {topic}-{partition} (leader: {leader})")]
+    NotLeader {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// This broker.
+        broker: i32,
+        /// The leader, -1 if none.
+        leader: i32,
+    },
+    /// `acks` outside -1, 0, 1.
+    #[error("acks must be -1 (all), 0 or 1, got {0}")]
+    InvalidAcks(i32),
+    /// Too few in-sync replicas for `acks=all`.
+    #[error("{topic}-{partition} has {isr} in-sync replica(s), min.insync.replicas is {min}")]
+    NotEnoughReplicas {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// ISR size.
+        isr: usize,
+        /// Required.
+        min: i32,
+    },
+    /// A request exceeds a size limit.
+    #[error("request of {size} bytes exceeds the limit of {max} bytes")]
+    RequestTooLarge {
+        /// Size.
+        size: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// A malformed request.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// Waiting for replication timed out.
+    #[error("timed out after {0} ms waiting for replication")]
+    Timeout(u64),
+    /// The storage layer failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The metadata layer failed.
+    #[error(transparent)]
+    Metadata(#[from] vltava_controller::MetadataError),
+    /// The offsets store failed.
+    #[error("offsets store: {0}")]
+    OffsetStore(String),
+    /// A blocking task panicked or was cancelled.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// Startup failed.
+    #[error("startup failed: {0}")]
+    Startup(String),
+}
+
+impl From<BrokerError> for WireError {
+    fn from(e: BrokerError) -> Self {
+        let code = match &e {
+            BrokerError::UnknownTopicOrPartition { .. } => ErrorCode::UnknownTopicOrPartition,
+            BrokerError::NotLeader { .. } => ErrorCode::NotLeaderOrFollower,
+            BrokerError::InvalidAcks(_) => ErrorCode::InvalidRequiredAcks,
+            BrokerError::NotEnoughReplicas { .. } => ErrorCode::NotEnoughReplicas,
+            BrokerError::RequestTooLarge { .. } => ErrorCode::RecordTooLarge,
+            BrokerError::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            BrokerError::Timeout(_) => ErrorCode::RequestTimedOut,
+            BrokerError::Storage(s) => return storage_error(s),
+            BrokerError::Metadata(_) => {
+                let BrokerError::Metadata(m) = e else { unreachable!() };
+                return m.into();
+            }
+            BrokerError::OffsetStore(_) => ErrorCode::StorageError,
+            BrokerError::Internal(_) | BrokerError::Startup(_) => ErrorCode::UnknownServerError,
+        };
+        WireError::new(code, e.to_string())
+    }
+}
+
+impl From<BrokerError> for tonic::Status {
+    fn from(e: BrokerError) -> Self {
+        WireError::from(e).into_status()
+    }
+}
+
+fn storage_error(e: &StorageError) -> WireError {
+    match e {
+        StorageError::OffsetOutOfRange { offset, log_start_offset, log_end_offset } => {
+            WireError::offset_out_of_range(*offset, *log_start_offset, *log_end_offset)
+        }
+        StorageError::RecordTooLarge { .. } => WireError::new(ErrorCode::RecordTooLarge, e.to_string()),
+        StorageError::Record(RecordError::UnsupportedCompression(_)) => {
+            WireError::new(ErrorCode::UnsupportedCompressionType, e.to_string())
+        }
+        StorageError::Record(_) | StorageError::CorruptBatch { .. } => {
+            WireError::new(ErrorCode::CorruptMessage, e.to_string())
+        }
+        StorageError::NonContiguous { .. } | StorageError::InvalidConfig(_) => {
+            WireError::new(ErrorCode::InvalidRequest, e.to_string())
+        }
+        _ => WireError::new(ErrorCode::StorageError, e.to_string()),
+    }
+}

@@ -1,0 +1,53 @@
+//! ListOffsets: earliest, latest (the high watermark) or the first offset at or after a time.
+
+use vltava_common::{ErrorCode, WireError};
+use vltava_proto::v1::{ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse};
+
+use crate::error::BrokerError;
+use crate::server::Broker;
+use crate::subscribe::{EARLIEST, LATEST};
+
+/// Answers each requested partition.
+pub async fn handle(broker: &Broker, req: ListOffsetsRequest) -> Result<ListOffsetsResponse, BrokerError> {
+    let mut out = Vec::with_capacity(req.partitions.len());
+    for p in req.partitions {
+        let mut r = ListOffsetsPartitionResponse {
+            topic: p.topic.clone(),
+            partition: p.partition,
+            error_code: ErrorCode::None as i32,
+            error_message: String::new(),
+            offset: -1,
+            timestamp: -1,
+        };
+        match lookup(broker, &p.topic, p.partition, p.timestamp).await {
+            Ok((offset, timestamp)) => {
+                r.offset = offset;
+                r.timestamp = timestamp;
+            }
+            Err(e) => {
+                let e = WireError::from(e);
+                r.error_code = e.code as i32;
+                r.error_message = e.to_string();
+            }
+        }
+        out.push(r);
+    }
+    Ok(ListOffsetsResponse { partitions: out })
+}
+
+async fn lookup(broker: &Broker, topic: &str, partition: i32, timestamp: i64) -> Result<(i64, i64), BrokerError> {
+    let part = broker.replicas.leader_partition(topic, partition)?;
+    match timestamp {
+        EARLIEST => Ok((part.log_start_offset(), -1)),
+        LATEST => Ok((part.high_watermark(), -1)),
+        ts if ts >= 0 => {
+            let found = tokio::task::spawn_blocking(move || part.offset_for_timestamp_blocking(ts))
+                .await
+                .map_err(|e| BrokerError::Internal(e.to_string()))??;
+            Ok(found.unwrap_or((-1, -1)))
+        }
+        other => Err(BrokerError::InvalidRequest(format!(
+            "timestamp {other} is not -2 (earliest), -1 (latest) or a time in milliseconds"
+        ))),
+    }
+}

@@ -1,0 +1,66 @@
+//! Per-topic configuration (Kafka's names) applied over the broker's log defaults.
+
+use std::collections::BTreeMap;
+
+use vltava_storage::LogConfig;
+
+/// The log configuration of a topic: broker defaults overridden by the topic's configs.
+/// Values were validated by the metadata service; unparsable ones keep the default.
+pub fn for_topic(defaults: &LogConfig, configs: &BTreeMap<String, String>) -> LogConfig {
+    let mut c = defaults.clone();
+    let int = |k: &str| configs.get(k).and_then(|v| v.trim().parse::<i64>().ok());
+    if let Some(v) = int("segment.bytes") {
+        c.segment_bytes = v.max(1) as u64;
+    }
+    if let Some(v) = int("segment.ms") {
+        c.segment_ms = v.max(1) as u64;
+    }
+    if let Some(v) = int("segment.index.bytes") {
+        c.segment_index_bytes = v.max(8) as u64;
+    }
+    if let Some(v) = int("index.interval.bytes") {
+        c.index_interval_bytes = v.max(0) as u64;
+    }
+    if let Some(v) = int("retention.ms") {
+        c.retention_ms = v;
+    }
+    if let Some(v) = int("retention.bytes") {
+        c.retention_bytes = v;
+    }
+    if let Some(v) = int("max.message.bytes") {
+        c.max_message_bytes = v.clamp(0, u32::MAX as i64) as u32;
+    }
+    if let Some(v) = int("flush.messages") {
+        c.flush_messages = Some(v.max(1) as u64);
+    }
+    if let Some(v) = int("flush.ms") {
+        c.flush_ms = Some(v.max(0) as u64);
+    }
+    c
+}
+
+/// The topic's `min.insync.replicas`, else the broker default.
+pub fn min_insync_replicas(default: i32, configs: &BTreeMap<String, String>) -> i32 {
+    configs.get("min.insync.replicas").and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_configs_override_defaults() {
+        let defaults = LogConfig::default();
+        let configs = BTreeMap::from([
+            ("segment.bytes".to_string(), "1024".to_string()),
+            ("retention.ms".to_string(), "-1".to_string()),
+            ("flush.messages".to_string(), "1".to_string()),
+        ]);
+        let c = for_topic(&defaults, &configs);
+        assert_eq!(c.segment_bytes, 1024);
+        assert_eq!(c.retention_ms, -1);
+        assert_eq!(c.flush_messages, Some(1));
+        assert_eq!(c.retention_bytes, defaults.retention_bytes);
+        assert_eq!(min_insync_replicas(1, &configs), 1);
+    }
+}

@@ -1,0 +1,50 @@
+//! Background upkeep of the hosted logs: retention and `flush.ms` deadlines.
+
+use std::sync::Arc;
+
+use vltava_common::time::now_ms;
+
+use crate::replica_manager::ReplicaManager;
+
+/// Applies retention to every hosted log (blocking).
+pub fn retention_pass(replicas: &ReplicaManager) {
+    let now = now_ms();
+    for part in replicas.all() {
+        match part.with_log_mut(|log| log.apply_retention(now)) {
+            Ok(outcome) if outcome.deleted_segments > 0 => tracing::info!(
+                topic = part.topic(),
+                partition = part.index(),
+                segments = outcome.deleted_segments,
+                bytes = outcome.deleted_bytes,
+                log_start_offset = outcome.log_start_offset,
+                "retention deleted old segments"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(topic = part.topic(), partition = part.index(), error = %e, "retention failed"),
+        }
+    }
+}
+
+/// Flushes every log whose `flush.ms` deadline has passed (blocking).
+pub fn flush_pass(replicas: &ReplicaManager) {
+    let now = now_ms();
+    for part in replicas.all() {
+        if let Err(e) = part.with_log_mut(|log| log.flush_if_due(now)) {
+            tracing::warn!(topic = part.topic(), partition = part.index(), error = %e, "flush failed");
+        }
+    }
+}
+
+/// Runs `pass` every `every` on the blocking pool until the task is aborted.
+pub async fn every(every: std::time::Duration, replicas: Arc<ReplicaManager>, pass: fn(&ReplicaManager)) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let r = replicas.clone();
+        if tokio::task::spawn_blocking(move || pass(&r)).await.is_err() {
+            tracing::error!("maintenance pass panicked");
+        }
+    }
+}

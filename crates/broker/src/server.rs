@@ -1,0 +1,179 @@
+//! The broker's gRPC edge and lifecycle: [`run`] starts everything and stops it on `shutdown`.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{Request, Response, Status};
+use vltava_controller::{BrokerRegistration, MetadataService};
+use vltava_proto::v1::admin_service_server::{AdminService, AdminServiceServer};
+use vltava_proto::v1::group_service_server::{GroupService, GroupServiceServer};
+use vltava_proto::v1::record_service_server::{RecordService, RecordServiceServer};
+use vltava_proto::v1::*;
+
+use crate::config::BrokerConfig;
+use crate::error::BrokerError;
+use crate::groups::{OffsetStore, RocksDbOffsetStore};
+use crate::replica_manager::ReplicaManager;
+use crate::subscribe::SubscribeStream;
+use crate::{admin, fetch, groups, list_offsets, maintenance, produce, subscribe};
+
+/// Shared state of a running broker, handed to every handler.
+pub struct Broker {
+    /// Configuration.
+    pub config: Arc<BrokerConfig>,
+    /// Hosted partitions.
+    pub replicas: Arc<ReplicaManager>,
+    /// Cluster metadata.
+    pub metadata: Arc<dyn MetadataService>,
+    /// Committed group offsets.
+    pub offsets: Arc<dyn OffsetStore>,
+}
+
+/// Runs a broker on `listener` until `shutdown` resolves, then closes every log cleanly.
+pub async fn run(
+    config: BrokerConfig,
+    metadata: Arc<dyn MetadataService>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), BrokerError> {
+    config.validate().map_err(BrokerError::Startup)?;
+    let startup = |what: &str, e: &dyn std::fmt::Display| BrokerError::Startup(format!("{what}: {e}"));
+    std::fs::create_dir_all(config.logs_dir()).map_err(|e| startup(&config.logs_dir().display().to_string(), &e))?;
+    let offsets = RocksDbOffsetStore::open(&config.groups_dir()).map_err(|e| startup("offsets store", &e))?;
+    let replicas = Arc::new(ReplicaManager::new(&config));
+    metadata
+        .register_broker(BrokerRegistration {
+            id: config.broker_id,
+            address: config.advertised(),
+            rack: config.rack.clone(),
+        })
+        .await?;
+
+    let first = metadata.image();
+    let r = replicas.clone();
+    tokio::task::spawn_blocking(move || {
+        r.apply_image(first)?;
+        r.remove_stray_logs()
+    })
+    .await
+    .map_err(|e| BrokerError::Internal(e.to_string()))??;
+
+    let broker = Arc::new(Broker {
+        config: Arc::new(config),
+        replicas: replicas.clone(),
+        metadata: metadata.clone(),
+        offsets: Arc::new(offsets),
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(follow_metadata(metadata.watch(), replicas.clone()));
+    tasks.spawn(maintenance::every(broker.config.retention_check_interval, replicas.clone(), maintenance::retention_pass));
+    tasks.spawn(maintenance::every(broker.config.flush_check_interval, replicas.clone(), maintenance::flush_pass));
+
+    let addr = listener.local_addr().map_err(|e| startup("listener", &e))?;
+    tracing::info!(%addr, broker_id = broker.config.broker_id, partitions = replicas.all().len(), "broker serving");
+    let limit = broker.config.max_request_bytes.max(broker.config.fetch_max_bytes) + 64 * 1024;
+    let svc = Services(broker.clone());
+    let result = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .initial_stream_window_size(Some(4 * 1024 * 1024))
+        .initial_connection_window_size(Some(16 * 1024 * 1024))
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .add_service(RecordServiceServer::new(svc.clone()).max_decoding_message_size(limit).max_encoding_message_size(limit))
+        .add_service(AdminServiceServer::new(svc.clone()))
+        .add_service(GroupServiceServer::new(svc))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await;
+
+    tasks.shutdown().await;
+    tokio::task::spawn_blocking(move || replicas.close_all_blocking()).await.ok();
+    tracing::info!("broker stopped");
+    result.map_err(|e| BrokerError::Internal(format!("gRPC server: {e}")))
+}
+
+/// Applies every new cluster image, in order.
+async fn follow_metadata(
+    mut rx: tokio::sync::watch::Receiver<Arc<vltava_controller::ClusterImage>>,
+    replicas: Arc<ReplicaManager>,
+) {
+    while rx.changed().await.is_ok() {
+        let image = rx.borrow_and_update().clone();
+        let r = replicas.clone();
+        match tokio::task::spawn_blocking(move || r.apply_image(image)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "applying cluster metadata failed"),
+            Err(e) => tracing::error!(error = %e, "applying cluster metadata panicked"),
+        }
+    }
+}
+
+/// The tonic service implementations; each method is one call into its handler file.
+#[derive(Clone)]
+struct Services(Arc<Broker>);
+
+type Reply<T> = Result<Response<T>, Status>;
+
+fn reply<T, E: Into<vltava_common::WireError>>(r: Result<T, E>) -> Reply<T> {
+    r.map(Response::new).map_err(|e| e.into().into_status())
+}
+
+#[tonic::async_trait]
+impl RecordService for Services {
+    async fn produce(&self, request: Request<ProduceRequest>) -> Reply<ProduceResponse> {
+        reply(produce::handle(&self.0, request.into_inner()).await)
+    }
+
+    async fn fetch(&self, request: Request<FetchRequest>) -> Reply<FetchResponse> {
+        reply(fetch::handle(&self.0, request.into_inner()).await)
+    }
+
+    type SubscribeStream = SubscribeStream;
+
+    async fn subscribe(&self, request: Request<SubscribeRequest>) -> Reply<Self::SubscribeStream> {
+        reply(subscribe::handle(&self.0, request.into_inner()))
+    }
+
+    async fn list_offsets(&self, request: Request<ListOffsetsRequest>) -> Reply<ListOffsetsResponse> {
+        reply(list_offsets::handle(&self.0, request.into_inner()).await)
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for Services {
+    async fn create_topic(&self, request: Request<CreateTopicRequest>) -> Reply<CreateTopicResponse> {
+        reply(admin::create_topic(&self.0, request.into_inner()).await)
+    }
+
+    async fn delete_topic(&self, request: Request<DeleteTopicRequest>) -> Reply<DeleteTopicResponse> {
+        reply(admin::delete_topic(&self.0, request.into_inner()).await)
+    }
+
+    async fn list_topics(&self, _request: Request<ListTopicsRequest>) -> Reply<ListTopicsResponse> {
+        Ok(Response::new(admin::list_topics(&self.0)))
+    }
+
+    async fn describe_topic(&self, request: Request<DescribeTopicRequest>) -> Reply<DescribeTopicResponse> {
+        reply(admin::describe_topic(&self.0, request.into_inner()))
+    }
+
+    async fn metadata(&self, request: Request<MetadataRequest>) -> Reply<MetadataResponse> {
+        reply(admin::metadata(&self.0, request.into_inner()).await)
+    }
+}
+
+#[tonic::async_trait]
+impl GroupService for Services {
+    async fn commit_offsets(&self, request: Request<CommitOffsetsRequest>) -> Reply<CommitOffsetsResponse> {
+        reply(groups::service::commit(&self.0, request.into_inner()))
+    }
+
+    async fn fetch_offsets(&self, request: Request<FetchOffsetsRequest>) -> Reply<FetchOffsetsResponse> {
+        reply(groups::service::fetch(&self.0, request.into_inner()))
+    }
+
+    async fn list_groups(&self, _request: Request<ListGroupsRequest>) -> Reply<ListGroupsResponse> {
+        reply(groups::service::list(&self.0))
+    }
+}

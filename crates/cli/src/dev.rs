@@ -1,0 +1,77 @@
+//! `vltava dev`: the whole system in one process on one port, for a laptop.
+//!
+//! It runs a single-node metadata service (RocksDB under `DATA_DIR/metadata`) and one broker
+//! (id 1, logs under `DATA_DIR/broker/logs`, group offsets under `DATA_DIR/broker/groups`),
+//! serving the client API on `--listen`. Configuration: `--config FILE` (TOML, same shape as
+//! `deploy/config/dev.toml`) plus `VLTAVA_*` environment overrides; `--listen` and
+//! `--data-dir` win over both.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use serde::Deserialize;
+use vltava_broker::BrokerConfig;
+use vltava_common::telemetry::{LogFormat, init_logging};
+use vltava_controller::LocalMetadata;
+
+/// Arguments of `vltava dev`.
+#[derive(Debug, Clone, Args)]
+pub struct DevArgs {
+    /// Address to serve the client API on.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub listen: String,
+    /// Directory for all data (metadata, logs, group offsets).
+    #[arg(long, default_value = "./data/dev")]
+    pub data_dir: PathBuf,
+    /// Optional TOML configuration file (see deploy/config/dev.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// The `vltava dev` configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct DevConfig {
+    /// Log format: "text" or "json".
+    pub log_format: LogFormat,
+    /// The embedded broker's settings (`listen` and `data_dir` come from the flags).
+    pub broker: BrokerConfig,
+}
+
+/// Runs the dev server until Ctrl-C or SIGTERM.
+pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    let mut config: DevConfig = vltava_common::config::load(args.config.as_deref())?;
+    init_logging(config.log_format, "info");
+    config.broker.listen = args.listen.clone();
+    config.broker.data_dir = args.data_dir.join("broker");
+    config.broker.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+
+    let metadata = LocalMetadata::open(&args.data_dir.join("metadata"), config.broker.default_replication_factor)
+        .context("opening the metadata store")?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    eprintln!("vltava dev: serving on {addr} (data in {})", args.data_dir.display());
+    vltava_broker::run(config.broker, Arc::new(metadata), listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}

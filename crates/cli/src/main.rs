@@ -1,0 +1,49 @@
+//! The `vltava` command: the `dev` server, topic and group administration, a console producer
+//! and consumer, and perf tests.
+//!
+//! Exit status: 0 on success (also when stdout is closed early, e.g. `| head`), 1 on any error,
+//! including invalid arguments. Errors are one line on stderr: `error: CODE: message`.
+
+mod cli;
+mod commands;
+mod dev;
+mod output;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use vltava_common::telemetry::{LogFormat, init_logging};
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version "fail" to stdout with success; usage errors exit with 1.
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    if cli.command.is_client() {
+        init_logging(LogFormat::Text, "warn");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(cli::run(cli.command));
+    // A stdin read may still be blocked on a runtime thread (after Ctrl-C): do not wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}", output::format_error(&e));
+            ExitCode::FAILURE
+        }
+    }
+}

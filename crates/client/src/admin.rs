@@ -1,0 +1,136 @@
+//! [`Admin`]: topic administration, metadata and offset look-ups (Kafka's `Admin` client).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use vltava_proto::v1::{
+    CreateTopicRequest, DeleteTopicRequest, DescribeTopicRequest, ErrorCode, ListTopicsRequest, MetadataResponse,
+    TopicDescription, TopicSummary,
+};
+
+use crate::cluster::Cluster;
+use crate::error::ClientError;
+use crate::offsets::{self, on_any_node};
+use crate::types::{NewTopic, OffsetSpec, TopicPartition};
+
+/// Default timeout of admin calls.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An administrative client. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    cluster: Arc<Cluster>,
+}
+
+impl Admin {
+    /// Connects to the first reachable of the comma-separated `host:port` bootstrap servers.
+    pub async fn connect(bootstrap: &str) -> Result<Admin, ClientError> {
+        crate::config::ProducerConfig::new(bootstrap).validate()?;
+        Ok(Admin { cluster: Cluster::connect(bootstrap, ADMIN_TIMEOUT).await? })
+    }
+
+    /// Creates a topic and returns it as created.
+    ///
+    /// Fails with `TOPIC_ALREADY_EXISTS`, `INVALID_TOPIC`, `INVALID_PARTITIONS`,
+    /// `INVALID_REPLICATION_FACTOR` or `INVALID_CONFIG`.
+    pub async fn create_topic(&self, topic: NewTopic) -> Result<TopicDescription, ClientError> {
+        let request = CreateTopicRequest {
+            name: topic.name.clone(),
+            partitions: topic.partitions,
+            replication_factor: topic.replication_factor,
+            configs: topic.configs.into_iter().collect(),
+            validate_only: false,
+        };
+        let response = on_any_node(&self.cluster, |node| {
+            let request = timed(request.clone());
+            async move { node.admin().create_topic(request).await }
+        })
+        .await?;
+        response
+            .into_inner()
+            .topic
+            .ok_or_else(|| ClientError::server(ErrorCode::UnknownServerError, "create_topic returned no topic"))
+    }
+
+    /// Deletes a topic and all its data. Fails with `UNKNOWN_TOPIC_OR_PARTITION`.
+    pub async fn delete_topic(&self, name: &str) -> Result<(), ClientError> {
+        let request = DeleteTopicRequest { name: name.to_string() };
+        on_any_node(&self.cluster, |node| {
+            let request = timed(request.clone());
+            async move { node.admin().delete_topic(request).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Every topic, sorted by name.
+    pub async fn list_topics(&self) -> Result<Vec<TopicSummary>, ClientError> {
+        let response = on_any_node(&self.cluster, |node| {
+            let request = timed(ListTopicsRequest {});
+            async move { node.admin().list_topics(request).await }
+        })
+        .await?;
+        Ok(response.into_inner().topics)
+    }
+
+    /// One topic with partitions, leaders, replicas, ISR and offsets.
+    pub async fn describe_topic(&self, name: &str) -> Result<TopicDescription, ClientError> {
+        let request = DescribeTopicRequest { name: name.to_string() };
+        let response = on_any_node(&self.cluster, |node| {
+            let request = timed(request.clone());
+            async move { node.admin().describe_topic(request).await }
+        })
+        .await?;
+        response.into_inner().topic.ok_or_else(|| crate::cluster::unknown_topic(name))
+    }
+
+    /// Brokers and partition leaders of every topic.
+    pub async fn metadata(&self) -> Result<MetadataResponse, ClientError> {
+        let response = self.cluster.metadata(&[]).await?;
+        Ok(response)
+    }
+
+    /// The offset `spec` designates in `tp` (asked of the partition's leader): the log start,
+    /// the high watermark, or the first offset with a timestamp at or after the given one
+    /// (-1 when there is none).
+    pub async fn list_offsets(&self, tp: &TopicPartition, spec: OffsetSpec) -> Result<i64, ClientError> {
+        if self.cluster.leader(&tp.topic, tp.partition).is_none() {
+            let missing = self.cluster.refresh(std::slice::from_ref(&tp.topic)).await?;
+            if !missing.is_empty() {
+                return Err(crate::cluster::unknown_topic(&tp.topic));
+            }
+        }
+        let found = offsets::list_offsets(&self.cluster, &[(tp.clone(), spec.wire())]).await?;
+        found
+            .get(tp)
+            .copied()
+            .ok_or_else(|| ClientError::server(ErrorCode::UnknownTopicOrPartition, format!("no answer for {tp}")))
+    }
+
+    /// Groups that have committed offsets, sorted.
+    pub async fn list_groups(&self) -> Result<Vec<String>, ClientError> {
+        offsets::list_groups(&self.cluster).await
+    }
+
+    /// Every offset `group` committed, sorted by partition.
+    pub async fn group_offsets(&self, group: &str) -> Result<Vec<(TopicPartition, i64)>, ClientError> {
+        let mut offsets = offsets::fetch_committed(&self.cluster, group, &[]).await?;
+        offsets.sort();
+        Ok(offsets)
+    }
+
+    /// Commits offsets for a group (e.g. to reset a group's position by hand).
+    pub async fn commit_group_offsets(
+        &self,
+        group: &str,
+        offsets: &std::collections::HashMap<TopicPartition, i64>,
+    ) -> Result<(), ClientError> {
+        offsets::commit(&self.cluster, group, offsets).await
+    }
+}
+
+fn timed<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(ADMIN_TIMEOUT);
+    request
+}

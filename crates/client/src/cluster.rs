@@ -1,0 +1,273 @@
+//! [`Cluster`]: broker connections and the partition-leader metadata cache shared by every client.
+//!
+//! One `tonic` [`Channel`] per broker (HTTP/2 multiplexes all calls to it), created lazily from
+//! the addresses `AdminService.Metadata` returns. Topic metadata is cached per topic with the
+//! time it was fetched; callers refresh it on leadership errors and when it gets old.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
+use tonic::transport::{Channel, Endpoint};
+use vltava_proto::v1::admin_service_client::AdminServiceClient;
+use vltava_proto::v1::group_service_client::GroupServiceClient;
+use vltava_proto::v1::record_service_client::RecordServiceClient;
+use vltava_proto::v1::{ErrorCode, MetadataRequest, MetadataResponse};
+
+use crate::config::bootstrap_addresses;
+use crate::error::ClientError;
+
+/// Largest gRPC message a client accepts (fetch responses can be `fetch.max.bytes` = 50 MiB+).
+pub(crate) const MAX_MESSAGE_SIZE: usize = 256 * 1024 * 1024;
+
+/// A partition's leader as last seen in metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PartitionMeta {
+    /// Broker id of the leader, -1 when there is none.
+    pub leader: i32,
+}
+
+/// One topic's partitions as last seen in metadata.
+#[derive(Debug, Clone)]
+pub(crate) struct TopicMeta {
+    /// Partitions, by index.
+    pub partitions: Vec<PartitionMeta>,
+    /// When this was fetched.
+    pub fetched: Instant,
+}
+
+#[derive(Debug, Clone)]
+struct Broker {
+    address: String,
+    channel: Channel,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    brokers: HashMap<i32, Broker>,
+    topics: HashMap<String, Arc<TopicMeta>>,
+}
+
+/// A connection to the node that can answer a call, with its address for error messages.
+#[derive(Debug, Clone)]
+pub(crate) struct Node {
+    /// `host:port`.
+    pub address: String,
+    /// The multiplexed connection.
+    pub channel: Channel,
+}
+
+impl Node {
+    /// A `RecordService` client accepting large responses.
+    pub fn records(&self) -> RecordServiceClient<Channel> {
+        RecordServiceClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_MESSAGE_SIZE)
+    }
+
+    /// An `AdminService` client.
+    pub fn admin(&self) -> AdminServiceClient<Channel> {
+        AdminServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_SIZE)
+    }
+
+    /// A `GroupService` client.
+    pub fn groups(&self) -> GroupServiceClient<Channel> {
+        GroupServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_SIZE)
+    }
+}
+
+/// Connections and metadata of one Vltava cluster.
+#[derive(Debug)]
+pub(crate) struct Cluster {
+    bootstrap: Vec<Node>,
+    request_timeout: Duration,
+    state: RwLock<State>,
+}
+
+fn endpoint(address: &str) -> Result<Endpoint, ClientError> {
+    let endpoint = Endpoint::from_shared(format!("http://{address}"))
+        .map_err(|e| ClientError::Config(format!("invalid address {address:?}: {e}")))?;
+    Ok(endpoint
+        .connect_timeout(Duration::from_secs(10))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(20))
+        .initial_stream_window_size(Some(8 * 1024 * 1024))
+        .initial_connection_window_size(Some(32 * 1024 * 1024)))
+}
+
+impl Cluster {
+    /// Connects to the first reachable bootstrap server (the others are connected lazily).
+    pub async fn connect(bootstrap: &str, request_timeout: Duration) -> Result<Arc<Cluster>, ClientError> {
+        let addresses = bootstrap_addresses(bootstrap);
+        let mut nodes = Vec::with_capacity(addresses.len());
+        let mut last_error = None;
+        let mut connected = false;
+        for address in addresses {
+            let endpoint = endpoint(&address)?;
+            if connected {
+                nodes.push(Node { channel: endpoint.connect_lazy(), address });
+                continue;
+            }
+            match endpoint.connect().await {
+                Ok(channel) => {
+                    connected = true;
+                    nodes.insert(0, Node { channel, address });
+                }
+                Err(e) => {
+                    last_error = Some(ClientError::Connect { message: error_chain(&e), address: address.clone() });
+                    nodes.push(Node { channel: endpoint.connect_lazy(), address });
+                }
+            }
+        }
+        if !connected {
+            return Err(last_error.unwrap_or_else(|| ClientError::Config("no bootstrap servers".into())));
+        }
+        Ok(Arc::new(Cluster { bootstrap: nodes, request_timeout, state: RwLock::new(State::default()) }))
+    }
+
+    /// The request timeout used for metadata and admin calls.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
+    /// Nodes to try for cluster-wide calls (admin, groups, metadata): bootstrap servers first,
+    /// then the known brokers.
+    pub fn any_nodes(&self) -> Vec<Node> {
+        let mut nodes = self.bootstrap.clone();
+        let state = self.state.read();
+        let mut brokers: Vec<_> = state.brokers.iter().collect();
+        brokers.sort_by_key(|(id, _)| **id);
+        for (_, b) in brokers {
+            if !nodes.iter().any(|n| n.address == b.address) {
+                nodes.push(Node { address: b.address.clone(), channel: b.channel.clone() });
+            }
+        }
+        nodes
+    }
+
+    /// The cached metadata of a topic.
+    pub fn topic(&self, name: &str) -> Option<Arc<TopicMeta>> {
+        self.state.read().topics.get(name).cloned()
+    }
+
+    /// The leader of a partition and a connection to it, if metadata knows one.
+    pub fn leader(&self, topic: &str, partition: i32) -> Option<(i32, Node)> {
+        let state = self.state.read();
+        let meta = state.topics.get(topic)?;
+        let leader = meta.partitions.get(usize::try_from(partition).ok()?)?.leader;
+        let broker = state.brokers.get(&leader)?;
+        Some((leader, Node { address: broker.address.clone(), channel: broker.channel.clone() }))
+    }
+
+    /// Cached metadata of `topic`, fetched if missing or older than `max_age`.
+    ///
+    /// Fails with `UNKNOWN_TOPIC_OR_PARTITION` when a fresh fetch shows the topic does not exist.
+    pub async fn topic_or_fetch(&self, topic: &str, max_age: Duration) -> Result<Arc<TopicMeta>, ClientError> {
+        if let Some(meta) = self.topic(topic)
+            && meta.fetched.elapsed() < max_age
+        {
+            return Ok(meta);
+        }
+        let missing = self.refresh(&[topic.to_string()]).await?;
+        match self.topic(topic) {
+            Some(meta) if missing.is_empty() => Ok(meta),
+            _ => Err(unknown_topic(topic)),
+        }
+    }
+
+    /// Fetches metadata for `topics` (all topics when empty) and updates the cache.
+    ///
+    /// Returns the requested topics that do not exist (they are dropped from the cache).
+    pub async fn refresh(&self, topics: &[String]) -> Result<Vec<String>, ClientError> {
+        match self.metadata(topics).await {
+            Ok(response) => Ok(self.apply(topics, response)),
+            // A server may refuse the whole request for one unknown topic: ask one by one.
+            Err(e) if e.code() == Some(ErrorCode::UnknownTopicOrPartition) && topics.len() > 1 => {
+                let mut missing = Vec::new();
+                for topic in topics {
+                    missing.extend(Box::pin(self.refresh(std::slice::from_ref(topic))).await?);
+                }
+                Ok(missing)
+            }
+            Err(e) if e.code() == Some(ErrorCode::UnknownTopicOrPartition) => {
+                let mut state = self.state.write();
+                for t in topics {
+                    state.topics.remove(t);
+                }
+                Ok(topics.to_vec())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One `Metadata` call, trying each known node until one answers.
+    pub async fn metadata(&self, topics: &[String]) -> Result<MetadataResponse, ClientError> {
+        let mut last_error = None;
+        for node in self.any_nodes() {
+            let mut request = tonic::Request::new(MetadataRequest { topics: topics.to_vec() });
+            request.set_timeout(self.request_timeout);
+            match node.admin().metadata(request).await {
+                Ok(response) => return Ok(response.into_inner()),
+                Err(status) => {
+                    let e = ClientError::from_status(&status, &node.address, self.request_timeout);
+                    if matches!(e, ClientError::Server(_)) && e.code() != Some(ErrorCode::NotController) {
+                        return Err(e);
+                    }
+                    last_error = Some(e);
+                }
+            }
+        }
+        Err(last_error.unwrap_or(ClientError::Closed))
+    }
+
+    fn apply(&self, requested: &[String], response: MetadataResponse) -> Vec<String> {
+        let now = Instant::now();
+        let mut state = self.state.write();
+        for b in response.brokers {
+            let same = state.brokers.get(&b.id).is_some_and(|old| old.address == b.address);
+            if !same {
+                match endpoint(&b.address) {
+                    Ok(e) => {
+                        state.brokers.insert(b.id, Broker { channel: e.connect_lazy(), address: b.address });
+                    }
+                    Err(e) => tracing::warn!(broker = b.id, error = %e, "ignoring broker with a bad address"),
+                }
+            }
+        }
+        let mut seen = Vec::with_capacity(response.topics.len());
+        for t in response.topics {
+            let mut partitions = vec![PartitionMeta { leader: -1 }; t.partitions.len()];
+            for p in &t.partitions {
+                if let Some(slot) = usize::try_from(p.partition).ok().and_then(|i| partitions.get_mut(i)) {
+                    slot.leader = p.leader;
+                }
+            }
+            seen.push(t.name.clone());
+            state.topics.insert(t.name, Arc::new(TopicMeta { partitions, fetched: now }));
+        }
+        let missing: Vec<String> = requested.iter().filter(|t| !seen.contains(t)).cloned().collect();
+        for t in &missing {
+            state.topics.remove(t);
+        }
+        missing
+    }
+}
+
+/// `UNKNOWN_TOPIC_OR_PARTITION` for a topic.
+pub(crate) fn unknown_topic(topic: &str) -> ClientError {
+    ClientError::server(ErrorCode::UnknownTopicOrPartition, format!("topic {topic:?} does not exist"))
+}
+
+/// An error and its sources, joined with `: `.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}

@@ -1,0 +1,99 @@
+//! The metadata model: brokers, topics, partitions, and the versioned image of all of them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// A broker's id, unique in the cluster.
+pub type BrokerId = i32;
+
+/// A broker as registered with the metadata service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRegistration {
+    /// Broker id.
+    pub id: BrokerId,
+    /// Address clients and peers connect to, `host:port`.
+    pub address: String,
+    /// Rack, for rack-aware placement.
+    pub rack: Option<String>,
+}
+
+/// One partition's placement and leadership.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
+    /// Partition index.
+    pub partition: i32,
+    /// Brokers holding a replica; the first is the preferred leader.
+    pub replicas: Vec<BrokerId>,
+    /// In-sync replicas.
+    pub isr: Vec<BrokerId>,
+    /// Current leader, -1 when none.
+    pub leader: BrokerId,
+    /// Bumped at every leader change.
+    pub leader_epoch: i32,
+    /// Bumped at every change of this partition's state (ISR, replicas, leader).
+    pub partition_epoch: i32,
+}
+
+/// A topic and its partitions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicMetadata {
+    /// Topic name.
+    pub name: String,
+    /// Topic id (UUID string), new at every creation.
+    pub id: String,
+    /// Partitions by index.
+    pub partitions: Vec<PartitionState>,
+    /// Per-topic configuration overrides (Kafka names).
+    pub configs: BTreeMap<String, String>,
+}
+
+impl TopicMetadata {
+    /// Replication factor (replicas of partition 0).
+    pub fn replication_factor(&self) -> usize {
+        self.partitions.first().map_or(0, |p| p.replicas.len())
+    }
+}
+
+/// A request to create a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateTopic {
+    /// Topic name.
+    pub name: String,
+    /// Partition count.
+    pub partitions: i32,
+    /// Replication factor; 0 means the default.
+    pub replication_factor: i32,
+    /// Configuration overrides.
+    pub configs: BTreeMap<String, String>,
+    /// Only validate.
+    pub validate_only: bool,
+}
+
+/// An immutable, versioned view of all cluster metadata. Every change produces a new image with a
+/// higher version; watchers receive images in version order.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterImage {
+    /// Monotonic version of this image.
+    pub version: u64,
+    /// Cluster id.
+    pub cluster_id: String,
+    /// Registered brokers.
+    pub brokers: BTreeMap<BrokerId, BrokerRegistration>,
+    /// Topics by name.
+    pub topics: BTreeMap<String, Arc<TopicMetadata>>,
+}
+
+impl ClusterImage {
+    /// The topic called `name`.
+    pub fn topic(&self, name: &str) -> Option<&Arc<TopicMetadata>> {
+        self.topics.get(name)
+    }
+
+    /// The state of one partition.
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionState> {
+        let p = usize::try_from(partition).ok()?;
+        self.topics.get(topic)?.partitions.get(p)
+    }
+}

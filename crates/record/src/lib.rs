@@ -1,0 +1,70 @@
+//! Kafka RecordBatch v2 (magic 2): encoding, decoding, validation, compression and the
+//! murmur2 key partitioner.
+//!
+//! # Layout
+//!
+//! - [`builder`] — [`BatchBuilder`], which encodes records into a batch (CRC included).
+//! - [`batch`] — [`RecordBatch`], a zero-copy view over one encoded batch (header accessors,
+//!   CRC check, produce-time validation, record decoding), plus [`set_base_offset`],
+//!   [`set_partition_leader_epoch`] and [`batch_size_at`], which the log uses to stamp and
+//!   frame batches without decoding them.
+//! - [`iter`] — [`batches`] / [`BatchIter`], iterating over concatenated batches.
+//! - [`compression`] — [`Compression`] and the codecs (gzip, xerial-framed snappy, LZ4 frame,
+//!   zstd) applied to the whole records section.
+//! - `varint`: zigzag varint / varlong encoding used inside records (private).
+//! - [`murmur2`] — Kafka's murmur2 hash and default partitioner.
+//! - [`error`] — [`RecordError`].
+//!
+//! # Wire format
+//!
+//! Big-endian header of [`RECORD_BATCH_OVERHEAD`] bytes: baseOffset i64 @0, batchLength i32 @8
+//! (bytes after this field), partitionLeaderEpoch i32 @12, magic i8 @16, crc u32 @17
+//! (CRC-32C over bytes 21..end), attributes i16 @21, lastOffsetDelta i32 @23,
+//! baseTimestamp i64 @27, maxTimestamp i64 @35, producerId i64 @43, producerEpoch i16 @51,
+//! baseSequence i32 @53, recordCount i32 @57, then the (possibly compressed) records.
+
+pub mod batch;
+pub mod builder;
+pub mod compression;
+pub mod error;
+pub mod iter;
+pub mod murmur2;
+mod varint;
+
+use bytes::Bytes;
+
+pub use batch::{RecordBatch, batch_size_at, set_base_offset, set_partition_leader_epoch};
+pub use builder::BatchBuilder;
+pub use compression::Compression;
+pub use error::RecordError;
+pub use iter::{BatchIter, batches};
+
+/// The only supported batch magic (RecordBatch v2).
+pub const MAGIC: i8 = 2;
+
+/// Size of the RecordBatch v2 header in bytes.
+pub const RECORD_BATCH_OVERHEAD: usize = 61;
+
+/// A record header: a UTF-8 key and an optional value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// Header key.
+    pub key: String,
+    /// Header value (`None` = null).
+    pub value: Option<Bytes>,
+}
+
+/// A decoded record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Absolute offset (`base_offset + offsetDelta`).
+    pub offset: i64,
+    /// Absolute timestamp in ms (`base_timestamp + timestampDelta`).
+    pub timestamp: i64,
+    /// Key (`None` = null).
+    pub key: Option<Bytes>,
+    /// Value (`None` = null, e.g. a tombstone).
+    pub value: Option<Bytes>,
+    /// Headers in order.
+    pub headers: Vec<Header>,
+}

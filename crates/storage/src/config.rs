@@ -1,0 +1,111 @@
+//! [`LogConfig`]: per-partition log settings, named after Kafka's topic configs.
+
+use serde::Deserialize;
+
+use crate::StorageError;
+
+const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// Log settings of one partition. Deserialises with defaults for missing fields.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    /// `segment.bytes`: roll to a new segment when appending would make the active segment
+    /// larger than this (a single append larger than this still goes into an empty segment).
+    /// Default 1 GiB; at most `i32::MAX`.
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll when the active segment's first batch is older than this
+    /// (measured against the first batch's max timestamp, or its append time if it has none).
+    /// Default 7 days.
+    pub segment_ms: u64,
+    /// `index.interval.bytes`: bytes of batches between two offset (and time) index entries.
+    /// Default 4096.
+    pub index_interval_bytes: u64,
+    /// `segment.index.bytes`: roll when the offset index would grow beyond this many bytes
+    /// (8 per entry; the time index uses 12 per entry against the same limit). Default 10 MiB.
+    pub segment_index_bytes: u64,
+    /// `retention.ms`: delete segments whose newest record is older than this; -1 = forever.
+    /// Default 7 days.
+    pub retention_ms: i64,
+    /// `retention.bytes`: delete the oldest segments while the log would stay at least this
+    /// big without them; -1 = unlimited (default).
+    pub retention_bytes: i64,
+    /// `flush.messages`: fsync after this many appended records; `None` (default) leaves
+    /// flushing to the OS, as Kafka does.
+    pub flush_messages: Option<u64>,
+    /// `flush.ms`: fsync when `Log::flush_if_due` is called this long after the last flush;
+    /// `None` (default) leaves flushing to the OS.
+    pub flush_ms: Option<u64>,
+    /// `max.message.bytes`: the largest record batch accepted. Default 1048588.
+    pub max_message_bytes: u32,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1024 * 1024 * 1024,
+            segment_ms: 7 * DAY_MS,
+            index_interval_bytes: 4096,
+            segment_index_bytes: 10 * 1024 * 1024,
+            retention_ms: 7 * DAY_MS as i64,
+            retention_bytes: -1,
+            flush_messages: None,
+            flush_ms: None,
+            max_message_bytes: 1_048_588,
+        }
+    }
+}
+
+impl LogConfig {
+    /// Checks every field is in range.
+    pub fn validate(&self) -> Result<(), StorageError> {
+        let fail = |msg: String| Err(StorageError::InvalidConfig(msg));
+        if self.segment_bytes == 0 || self.segment_bytes > i32::MAX as u64 {
+            return fail(format!("segment.bytes must be in 1..={}, got {}", i32::MAX, self.segment_bytes));
+        }
+        if self.segment_ms == 0 {
+            return fail("segment.ms must be at least 1".into());
+        }
+        if self.segment_index_bytes < 12 || self.segment_index_bytes > i32::MAX as u64 {
+            return fail(format!("segment.index.bytes must be in 12..={}, got {}", i32::MAX, self.segment_index_bytes));
+        }
+        if self.retention_ms < -1 {
+            return fail(format!("retention.ms must be -1 or non-negative, got {}", self.retention_ms));
+        }
+        if self.retention_bytes < -1 {
+            return fail(format!("retention.bytes must be -1 or non-negative, got {}", self.retention_bytes));
+        }
+        if self.flush_messages == Some(0) {
+            return fail("flush.messages must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_kafka_and_are_valid() {
+        let c = LogConfig::default();
+        assert_eq!(c.segment_bytes, 1 << 30);
+        assert_eq!(c.max_message_bytes, 1_048_588);
+        assert_eq!(c.retention_bytes, -1);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn out_of_range_values_are_rejected() {
+        let bad = [
+            LogConfig { segment_bytes: 0, ..Default::default() },
+            LogConfig { segment_bytes: 1 << 31, ..Default::default() },
+            LogConfig { segment_index_bytes: 8, ..Default::default() },
+            LogConfig { retention_ms: -2, ..Default::default() },
+            LogConfig { flush_messages: Some(0), ..Default::default() },
+        ];
+        for c in bad {
+            assert!(matches!(c.validate(), Err(StorageError::InvalidConfig(_))), "{c:?}");
+        }
+    }
+}

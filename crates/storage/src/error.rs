@@ -1,0 +1,85 @@
+//! The error type of this crate.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+use vltava_record::RecordError;
+
+/// Everything that can go wrong in the partition log.
+#[derive(Debug, Error)]
+pub enum StorageError {
+    /// An I/O operation on `path` failed.
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A record batch could not be decoded.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// The requested offset is outside `[log_start_offset, log_end_offset]`.
+    #[error("offset {offset} is out of range [{log_start_offset}, {log_end_offset}]")]
+    OffsetOutOfRange {
+        /// The requested offset.
+        offset: i64,
+        /// First offset still in the log.
+        log_start_offset: i64,
+        /// Offset the next appended record will get.
+        log_end_offset: i64,
+    },
+    /// A batch (or an append) is larger than allowed.
+    #[error("record batch of {size} bytes exceeds the maximum of {max} bytes")]
+    RecordTooLarge {
+        /// Size of the offending batch in bytes.
+        size: usize,
+        /// The configured maximum (`max.message.bytes`).
+        max: u32,
+    },
+    /// A batch handed to `append` failed validation (CRC, magic, lengths, counts).
+    #[error("corrupt record batch: {reason}")]
+    CorruptBatch {
+        /// What was wrong.
+        reason: String,
+    },
+    /// A follower append does not start at the log end offset.
+    #[error("non-contiguous append: expected offset {expected}, got {got}")]
+    NonContiguous {
+        /// The offset the log expected (its log end offset, or the previous batch's next offset).
+        expected: i64,
+        /// The base offset the batch carried.
+        got: i64,
+    },
+    /// The log configuration is invalid.
+    #[error("invalid log configuration: {0}")]
+    InvalidConfig(String),
+    /// A file on disk is corrupt in a way recovery cannot repair.
+    #[error("corrupt file {path} at position {position}: {reason}")]
+    Corrupt {
+        /// The corrupt file.
+        path: PathBuf,
+        /// Byte position of the corruption.
+        position: u64,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+impl StorageError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        StorageError::Io { path: path.into(), source }
+    }
+}
+
+/// Adds the path to an `io::Result`.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: &std::path::Path) -> Result<T, StorageError>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: &std::path::Path) -> Result<T, StorageError> {
+        self.map_err(|e| StorageError::io(path, e))
+    }
+}

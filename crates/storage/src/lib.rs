@@ -1,0 +1,62 @@
+//! Vltava's partition log: segments, sparse indexes, crash recovery and retention.
+//! No networking; the broker owns a [`Log`] per partition (behind a `RwLock`).
+//!
+//! # Layout
+//!
+//! - [`config`] — [`LogConfig`] (Kafka topic config names: `segment.bytes`, `retention.ms`, ...).
+//! - [`log`] — [`Log`] itself: append (leader and follower), read, timestamp lookup, roll,
+//!   flush; [`AppendInfo`] and [`ReadResult`].
+//! - `recovery`: `Log::open`: directory listing, clean/unclean recovery, index rebuilding.
+//! - [`retention`] — retention, `truncate_to`, `close`, `delete`; [`RetentionOutcome`].
+//! - `segment`: one segment (`.log` file + indexes): append, batch lookup, range reads, truncation.
+//! - `index`: the sparse offset and time indexes (in-memory `Vec`, appended to files lazily).
+//! - `scan`: batch header parsing and the batch-by-batch (optionally CRC-verifying) scanner.
+//! - `checkpoint`: atomic checkpoint files.
+//! - [`error`] — [`StorageError`].
+//!
+//! # On-disk format
+//!
+//! A partition directory holds:
+//! - `{base_offset:020}.log`: concatenated RecordBatch v2 batches exactly as received, with the
+//!   broker-assigned base offset and partition leader epoch stamped in (both outside the CRC).
+//!   Offsets are contiguous within and across segments; a segment's name is its first offset.
+//! - `{base_offset:020}.index`: sparse offset index, 8-byte entries `[relative base offset u32
+//!   BE][file position u32 BE]`, one per batch that starts more than `index.interval.bytes`
+//!   after the previous entry (none for the first batch, which is at position 0).
+//! - `{base_offset:020}.timeindex`: 12-byte entries `[timestamp i64 BE][relative offset u32
+//!   BE]`: the largest batch max timestamp so far and the base offset of the first batch that
+//!   reached it; written alongside offset index entries when the timestamp grew, plus a final
+//!   entry when the segment is rolled or the log closed.
+//! - `log-start-offset`, `recovery-point`: one decimal offset and a newline, replaced
+//!   atomically (write `*.tmp`, fsync, rename, fsync the directory).
+//! - `.clean-shutdown`: written by [`Log::close`], removed by [`Log::open`].
+//!
+//! Index entries live in memory and are appended to their files on flush, roll and close, so
+//! an append costs exactly one `write` system call. Rolling fsyncs the old segment and moves
+//! the recovery point to the new segment's base offset.
+//!
+//! # Recovery
+//!
+//! Without `.clean-shutdown`, every segment that may contain data at or above the recovery
+//! point (always including the active one) is validated batch by batch (length, magic,
+//! CRC-32C, record count, offset contiguity) and its indexes are rebuilt. Other segments (all
+//! of them after a clean shutdown) trust their index files after sanity checks and validate
+//! only the tail after the last offset index entry; any failed check falls back to a full
+//! validation. At the first torn or corrupt batch the segment file is truncated there and all
+//! later segments are deleted. Stray `*.tmp` files and index files without a `.log` are removed;
+//! segments wholly below the checkpointed log start offset are deleted.
+
+mod checkpoint;
+pub mod config;
+pub mod error;
+mod index;
+pub mod log;
+mod recovery;
+pub mod retention;
+mod scan;
+mod segment;
+
+pub use config::LogConfig;
+pub use error::StorageError;
+pub use log::{AppendInfo, Log, ReadResult};
+pub use retention::RetentionOutcome;

@@ -1,0 +1,366 @@
+//! [`Log`]: the partition log (append, read, lookups, roll, flush).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use vltava_record::{RecordBatch, RecordError, batches, set_base_offset, set_partition_leader_epoch};
+
+use crate::checkpoint::{self, RECOVERY_POINT_FILE};
+use crate::segment::{BatchMeta, Segment};
+use crate::{LogConfig, StorageError};
+
+/// Result of a successful append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the first appended record (the log end offset when nothing was appended).
+    pub first_offset: i64,
+    /// Offset of the last appended record (`first_offset - 1` when nothing was appended).
+    pub last_offset: i64,
+    /// Largest batch max timestamp among the appended batches, -1 if none.
+    pub max_timestamp: i64,
+    /// Number of records appended.
+    pub record_count: u64,
+    /// Number of batches appended.
+    pub batch_count: usize,
+    /// Number of bytes appended.
+    pub bytes: usize,
+}
+
+/// Result of [`Log::read`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadResult {
+    /// Whole batches, concatenated exactly as stored.
+    pub records: Bytes,
+    /// Base offset of the first returned batch, or the requested offset when empty.
+    pub first_offset: i64,
+    /// Log start offset at the time of the read.
+    pub log_start_offset: i64,
+    /// Log end offset at the time of the read.
+    pub log_end_offset: i64,
+}
+
+/// A partition log: a directory of segments.
+///
+/// Not internally synchronised: writers need `&mut self`, readers `&self` (reads use
+/// positional `read_at`, so they never move a file cursor). Wrap it in a `RwLock` to share it.
+#[derive(Debug)]
+pub struct Log {
+    pub(crate) dir: PathBuf,
+    pub(crate) config: LogConfig,
+    /// Segments by base offset; never empty, the last one is the active segment.
+    pub(crate) segments: BTreeMap<i64, Segment>,
+    pub(crate) log_start_offset: i64,
+    /// Everything below this offset has been fsynced.
+    pub(crate) recovery_point: i64,
+    pub(crate) unflushed_messages: u64,
+    pub(crate) last_flush_ms: Option<i64>,
+}
+
+fn now_wall_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn corrupt(index: usize, e: RecordError) -> StorageError {
+    match e {
+        RecordError::UnsupportedCompression(_) => StorageError::Record(e),
+        e => StorageError::CorruptBatch { reason: format!("batch {index}: {e}") },
+    }
+}
+
+impl Log {
+    /// Opens the log in `dir` (created if missing) and recovers it; see the crate docs for
+    /// the recovery policy.
+    pub fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Log, StorageError> {
+        crate::recovery::open(dir.as_ref(), config)
+    }
+
+    /// The active (last) segment.
+    pub(crate) fn active(&self) -> &Segment {
+        self.segments.values().next_back().expect("a log always has a segment")
+    }
+
+    pub(crate) fn active_mut(&mut self) -> &mut Segment {
+        self.segments.values_mut().next_back().expect("a log always has a segment")
+    }
+
+    /// First offset still in the log.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    /// Offset the next appended record will get.
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset
+    }
+
+    /// Offset below which everything has been fsynced.
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+
+    /// Total size of all segment files in bytes.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(|s| s.size).sum()
+    }
+
+    /// Number of segments (at least 1).
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Base offsets of all segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.segments.keys().copied().collect()
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Replaces the configuration; takes effect from the next operation.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    /// Appends producer batches as leader: validates every batch first (nothing is written if
+    /// any is invalid), stamps base offsets from the log end offset and `leader_epoch`, rolls
+    /// if needed and writes everything with a single write.
+    pub fn append(&mut self, records: Bytes, leader_epoch: i32, now_ms: i64) -> Result<AppendInfo, StorageError> {
+        let mut next = self.log_end_offset();
+        let mut metas = Vec::new();
+        let mut pos = 0u64;
+        for (i, batch) in batches(records.clone()).enumerate() {
+            let batch = batch.map_err(|e| corrupt(i, e))?;
+            if batch.size() > self.config.max_message_bytes as usize {
+                return Err(StorageError::RecordTooLarge { size: batch.size(), max: self.config.max_message_bytes });
+            }
+            batch.validate().map_err(|e| corrupt(i, e))?;
+            let count = i64::from(batch.last_offset_delta()) + 1;
+            metas.push(BatchMeta {
+                buf_pos: pos,
+                base_offset: next,
+                next_offset: next + count,
+                size: batch.size() as u64,
+                max_timestamp: batch.max_timestamp(),
+            });
+            next += count;
+            pos += batch.size() as u64;
+        }
+        if metas.is_empty() {
+            return Ok(self.empty_append_info());
+        }
+        let mut buf = BytesMut::from(&records[..]);
+        for m in &metas {
+            let at = m.buf_pos as usize;
+            set_base_offset(&mut buf[at..], m.base_offset);
+            set_partition_leader_epoch(&mut buf[at..], leader_epoch);
+        }
+        self.write_batches(&buf, &metas, now_ms)
+    }
+
+    /// Appends batches replicated from the leader, keeping their offsets and epochs. The first
+    /// base offset must equal the log end offset and the batches must be contiguous.
+    pub fn append_as_follower(&mut self, records: Bytes) -> Result<AppendInfo, StorageError> {
+        let mut expected = self.log_end_offset();
+        let mut metas = Vec::new();
+        let mut pos = 0u64;
+        for (i, batch) in batches(records.clone()).enumerate() {
+            let batch = batch.map_err(|e| corrupt(i, e))?;
+            batch.validate().map_err(|e| corrupt(i, e))?;
+            if batch.base_offset() != expected {
+                return Err(StorageError::NonContiguous { expected, got: batch.base_offset() });
+            }
+            metas.push(BatchMeta {
+                buf_pos: pos,
+                base_offset: batch.base_offset(),
+                next_offset: batch.next_offset(),
+                size: batch.size() as u64,
+                max_timestamp: batch.max_timestamp(),
+            });
+            expected = batch.next_offset();
+            pos += batch.size() as u64;
+        }
+        if metas.is_empty() {
+            return Ok(self.empty_append_info());
+        }
+        self.write_batches(&records, &metas, now_wall_ms())
+    }
+
+    fn empty_append_info(&self) -> AppendInfo {
+        let leo = self.log_end_offset();
+        AppendInfo {
+            first_offset: leo,
+            last_offset: leo - 1,
+            max_timestamp: -1,
+            record_count: 0,
+            batch_count: 0,
+            bytes: 0,
+        }
+    }
+
+    fn write_batches(&mut self, buf: &[u8], metas: &[BatchMeta], now_ms: i64) -> Result<AppendInfo, StorageError> {
+        let first = metas.first().expect("at least one batch");
+        let last = metas.last().expect("at least one batch");
+        self.maybe_roll(buf.len() as u64, last.next_offset, now_ms)?;
+        let interval = self.config.index_interval_bytes;
+        let active = self.active_mut();
+        if active.size + buf.len() as u64 > u64::from(u32::MAX) {
+            return Err(StorageError::RecordTooLarge { size: buf.len(), max: u32::MAX });
+        }
+        active.append(buf, metas, interval, now_ms)?;
+        let record_count = (last.next_offset - first.base_offset) as u64;
+        self.unflushed_messages += record_count;
+        if self.config.flush_messages.is_some_and(|n| self.unflushed_messages >= n) {
+            self.flush()?;
+        }
+        Ok(AppendInfo {
+            first_offset: first.base_offset,
+            last_offset: last.next_offset - 1,
+            max_timestamp: metas.iter().map(|m| m.max_timestamp).max().unwrap_or(-1),
+            record_count,
+            batch_count: metas.len(),
+            bytes: buf.len(),
+        })
+    }
+
+    fn maybe_roll(&mut self, incoming: u64, next_offset: i64, now_ms: i64) -> Result<(), StorageError> {
+        let active = self.active();
+        if active.is_empty() {
+            return Ok(());
+        }
+        let segment_ms = i64::try_from(self.config.segment_ms).unwrap_or(i64::MAX);
+        let reason = if active.size + incoming > self.config.segment_bytes {
+            "segment.bytes"
+        } else if active.roll_base_ms.is_some_and(|t| now_ms.saturating_sub(t) > segment_ms) {
+            "segment.ms"
+        } else if active.index_full(self.config.segment_index_bytes) {
+            "segment.index.bytes"
+        } else if next_offset - 1 - active.base_offset > i64::from(u32::MAX) {
+            "relative offset overflow"
+        } else {
+            return Ok(());
+        };
+        tracing::debug!(dir = %self.dir.display(), reason, "rolling segment");
+        self.roll(now_ms)
+    }
+
+    /// Starts a new active segment at the log end offset (no-op if the active segment is
+    /// empty). The old segment is sealed (final time index entry) and fsynced, and the
+    /// recovery point moves to the new segment's base offset.
+    pub fn roll(&mut self, now_ms: i64) -> Result<(), StorageError> {
+        if self.active().is_empty() {
+            return Ok(());
+        }
+        let leo = self.log_end_offset();
+        self.active_mut().seal()?;
+        let segment = Segment::create(&self.dir, leo)?;
+        self.segments.insert(leo, segment);
+        self.recovery_point = leo;
+        self.unflushed_messages = 0;
+        self.last_flush_ms = Some(now_ms);
+        checkpoint::write(&self.dir, RECOVERY_POINT_FILE, leo)
+    }
+
+    /// fsyncs every segment with unsynced data (log and index files) and writes the
+    /// recovery point checkpoint (= log end offset).
+    pub fn flush(&mut self) -> Result<(), StorageError> {
+        for segment in self.segments.values_mut() {
+            segment.flush()?;
+        }
+        self.unflushed_messages = 0;
+        let leo = self.log_end_offset();
+        if self.recovery_point != leo {
+            self.recovery_point = leo;
+            checkpoint::write(&self.dir, RECOVERY_POINT_FILE, leo)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes if `flush.ms` is set, there is unflushed data and at least `flush.ms` passed
+    /// since the last flush (or none happened yet).
+    pub fn flush_if_due(&mut self, now_ms: i64) -> Result<(), StorageError> {
+        let Some(flush_ms) = self.config.flush_ms else {
+            return Ok(());
+        };
+        let flush_ms = i64::try_from(flush_ms).unwrap_or(i64::MAX);
+        let due = self.last_flush_ms.is_none_or(|t| now_ms.saturating_sub(t) >= flush_ms);
+        if due && self.recovery_point < self.log_end_offset() {
+            self.flush()?;
+            self.last_flush_ms = Some(now_ms);
+        }
+        Ok(())
+    }
+
+    /// Reads whole batches starting with the one containing `offset`: up to `max_bytes`, but
+    /// always at least one batch when one is available; only batches whose last offset is
+    /// below `max_offset` (e.g. the high watermark) when given.
+    pub fn read(&self, offset: i64, max_bytes: usize, max_offset: Option<i64>) -> Result<ReadResult, StorageError> {
+        let leo = self.log_end_offset();
+        let mut result = ReadResult {
+            records: Bytes::new(),
+            first_offset: offset,
+            log_start_offset: self.log_start_offset,
+            log_end_offset: leo,
+        };
+        if offset < self.log_start_offset || offset > leo {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: leo,
+            });
+        }
+        let limit = max_offset.map_or(leo, |m| m.min(leo));
+        if offset >= limit {
+            return Ok(result);
+        }
+        let start = self.segments.range(..=offset).next_back().map_or(self.log_start_offset, |(base, _)| *base);
+        for segment in self.segments.range(start..).map(|(_, s)| s) {
+            if let Some((first, records)) = segment.read(offset, max_bytes, limit)? {
+                if !records.is_empty() {
+                    result.first_offset = first;
+                    result.records = records;
+                }
+                break;
+            }
+        }
+        Ok(result)
+    }
+
+    /// Kafka ListOffsets by timestamp: `(offset, timestamp)` of the first record (in offset
+    /// order, at or after the log start offset) whose timestamp is `>= timestamp_ms`.
+    pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<(i64, i64)>, StorageError> {
+        for segment in self.segments.values() {
+            if segment.max_timestamp < timestamp_ms || segment.next_offset <= self.log_start_offset {
+                continue;
+            }
+            let mut pos = segment
+                .time_index
+                .lookup(timestamp_ms)
+                .and_then(|t| segment.offset_index.lookup(t.rel))
+                .map_or(0, |e| u64::from(e.pos));
+            while pos < segment.size {
+                let header = segment.header_at(pos)?;
+                if header.max_timestamp >= timestamp_ms && header.last_offset >= self.log_start_offset {
+                    let batch = RecordBatch::parse(segment.read_batch(pos, &header)?)?;
+                    let found = batch
+                        .records()?
+                        .into_iter()
+                        .find(|r| r.timestamp >= timestamp_ms && r.offset >= self.log_start_offset);
+                    if let Some(r) = found {
+                        return Ok(Some((r.offset, r.timestamp)));
+                    }
+                }
+                pos += header.size;
+            }
+        }
+        Ok(None)
+    }
+}

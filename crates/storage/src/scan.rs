@@ -1,0 +1,169 @@
+//! Reading batch headers from a segment file and scanning a segment batch by batch
+//! (used by recovery, index rebuilding and lookups). Never decodes records.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use vltava_record::{MAGIC, RECORD_BATCH_OVERHEAD};
+
+use crate::StorageError;
+use crate::error::IoContext;
+
+/// Bytes before the batch length's coverage starts (base offset + length).
+const LOG_OVERHEAD: usize = 12;
+/// Bytes of header needed to know a batch's offsets: up to and including lastOffsetDelta.
+pub(crate) const OFFSETS_HEADER_LEN: usize = 27;
+/// Read size used by verifying scans.
+const SCAN_CHUNK: usize = 1 << 20;
+
+/// The header fields the log needs, parsed from the first 61 bytes of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BatchHeader {
+    pub base_offset: i64,
+    /// Total size in bytes, header included.
+    pub size: u64,
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+    pub magic: i8,
+    pub crc: u32,
+    pub record_count: i32,
+    pub last_offset_delta: i32,
+}
+
+impl BatchHeader {
+    /// Parses a 61-byte header. `Err` explains what is structurally wrong.
+    pub(crate) fn parse(b: &[u8]) -> Result<BatchHeader, String> {
+        debug_assert!(b.len() >= RECORD_BATCH_OVERHEAD);
+        let i32_at = |at: usize| i32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"));
+        let i64_at = |at: usize| i64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+        let length = i32_at(8);
+        if length < (RECORD_BATCH_OVERHEAD - LOG_OVERHEAD) as i32 {
+            return Err(format!("invalid batch length {length}"));
+        }
+        let magic = b[16] as i8;
+        if magic != MAGIC {
+            return Err(format!("invalid magic {magic}"));
+        }
+        let base_offset = i64_at(0);
+        let last_offset_delta = i32_at(23);
+        let record_count = i32_at(57);
+        if last_offset_delta < 0 || base_offset < 0 {
+            return Err(format!("invalid offsets: base {base_offset}, last delta {last_offset_delta}"));
+        }
+        Ok(BatchHeader {
+            base_offset,
+            size: (LOG_OVERHEAD + length as usize) as u64,
+            last_offset: base_offset + i64::from(last_offset_delta),
+            max_timestamp: i64_at(35),
+            magic,
+            crc: i32_at(17) as u32,
+            record_count,
+            last_offset_delta,
+        })
+    }
+
+    pub(crate) fn next_offset(&self) -> i64 {
+        self.last_offset + 1
+    }
+}
+
+/// Reads and parses the header of the batch at `pos` of a file that is `file_size` long.
+pub(crate) fn read_header(file: &File, path: &Path, pos: u64, file_size: u64) -> Result<BatchHeader, StorageError> {
+    let corrupt = |reason: String| StorageError::Corrupt { path: path.to_path_buf(), position: pos, reason };
+    if file_size.saturating_sub(pos) < RECORD_BATCH_OVERHEAD as u64 {
+        return Err(corrupt("batch header extends past the end of the file".into()));
+    }
+    let mut buf = [0u8; RECORD_BATCH_OVERHEAD];
+    file.read_exact_at(&mut buf, pos).at(path)?;
+    let header = BatchHeader::parse(&buf).map_err(corrupt)?;
+    if pos + header.size > file_size {
+        return Err(corrupt(format!("batch of {} bytes extends past the end of the file", header.size)));
+    }
+    Ok(header)
+}
+
+/// How a scan ended.
+#[derive(Debug)]
+pub(crate) struct ScanEnd {
+    /// Position just after the last good batch.
+    pub valid_end: u64,
+    /// Why the scan stopped before the end of the file, if it did.
+    pub error: Option<String>,
+}
+
+/// Walks the batches in `[from, file_size)`, calling `visit(position, header)` for each good
+/// one. With `verify`, batches are read whole and their CRC-32C, record count and offset
+/// contiguity (each base offset equals the previous batch's next offset, the first equals
+/// `expected_first` when given) are checked. Stops at the first bad or torn batch.
+pub(crate) fn scan(
+    file: &File,
+    path: &Path,
+    from: u64,
+    file_size: u64,
+    verify: bool,
+    expected_first: Option<i64>,
+    mut visit: impl FnMut(u64, &BatchHeader),
+) -> Result<ScanEnd, StorageError> {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut buf_start = from;
+    let mut pos = from;
+    let mut expected = expected_first;
+    let chunk = if verify { SCAN_CHUNK } else { RECORD_BATCH_OVERHEAD };
+    // Makes `[pos, pos + n)` available in `buf`; `n` must fit in the file.
+    let ensure = |buf: &mut Vec<u8>, buf_start: &mut u64, pos: u64, n: usize| {
+        let have = *buf_start <= pos && pos + n as u64 <= *buf_start + buf.len() as u64;
+        if !have {
+            let len = (n.max(chunk) as u64).min(file_size - pos) as usize;
+            buf.resize(len, 0);
+            file.read_exact_at(buf, pos).at(path)?;
+            *buf_start = pos;
+        }
+        Ok::<usize, StorageError>((pos - *buf_start) as usize)
+    };
+    let end = |pos: u64, reason: Option<String>| ScanEnd { valid_end: pos, error: reason };
+    while pos < file_size {
+        if file_size - pos < RECORD_BATCH_OVERHEAD as u64 {
+            return Ok(end(pos, Some(format!("torn header of {} bytes", file_size - pos))));
+        }
+        let at = ensure(&mut buf, &mut buf_start, pos, RECORD_BATCH_OVERHEAD)?;
+        let header = match BatchHeader::parse(&buf[at..at + RECORD_BATCH_OVERHEAD]) {
+            Ok(h) => h,
+            Err(reason) => return Ok(end(pos, Some(reason))),
+        };
+        if pos + header.size > file_size {
+            return Ok(end(
+                pos,
+                Some(format!("torn batch: {} bytes declared, {} present", header.size, file_size - pos)),
+            ));
+        }
+        if verify {
+            if let Some(exp) = expected
+                && header.base_offset != exp
+            {
+                return Ok(end(pos, Some(format!("expected base offset {exp}, found {}", header.base_offset))));
+            }
+            if header.record_count != header.last_offset_delta + 1 {
+                return Ok(end(
+                    pos,
+                    Some(format!(
+                        "record count {} does not match last offset delta {}",
+                        header.record_count, header.last_offset_delta
+                    )),
+                ));
+            }
+            let at = ensure(&mut buf, &mut buf_start, pos, header.size as usize)?;
+            let computed = crc32c::crc32c(&buf[at + 21..at + header.size as usize]);
+            if computed != header.crc {
+                return Ok(end(
+                    pos,
+                    Some(format!("crc mismatch: stored {:#010x}, computed {computed:#010x}", header.crc)),
+                ));
+            }
+            expected = Some(header.next_offset());
+        }
+        visit(pos, &header);
+        pos += header.size;
+    }
+    Ok(end(pos, None))
+}

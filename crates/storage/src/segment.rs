@@ -1,0 +1,301 @@
+//! One segment: a `.log` file of concatenated batches plus its offset and time indexes.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::StorageError;
+use crate::error::IoContext;
+use crate::index::{OffsetEntry, OffsetIndex, TimeIndex, remove_if_exists};
+use crate::scan::{BatchHeader, OFFSETS_HEADER_LEN, read_header, scan};
+
+/// Extension of segment data files.
+pub(crate) const LOG_EXT: &str = "log";
+/// Extension of offset index files.
+pub(crate) const INDEX_EXT: &str = "index";
+/// Extension of time index files.
+pub(crate) const TIME_INDEX_EXT: &str = "timeindex";
+
+/// `dir/{base:020}.{ext}`.
+pub(crate) fn segment_path(dir: &Path, base_offset: i64, ext: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}.{ext}"))
+}
+
+/// Where one batch of an append landed, relative to the start of the appended buffer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchMeta {
+    pub buf_pos: u64,
+    pub base_offset: i64,
+    pub next_offset: i64,
+    pub size: u64,
+    pub max_timestamp: i64,
+}
+
+/// A segment of the partition log.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub(crate) base_offset: i64,
+    pub(crate) log_path: PathBuf,
+    pub(crate) file: File,
+    pub(crate) size: u64,
+    pub(crate) next_offset: i64,
+    pub(crate) offset_index: OffsetIndex,
+    pub(crate) time_index: TimeIndex,
+    pub(crate) bytes_since_index: u64,
+    /// Largest batch max timestamp in the segment, -1 if none.
+    pub(crate) max_timestamp: i64,
+    /// Base offset of the first batch that reached `max_timestamp`.
+    pub(crate) offset_of_max_timestamp: i64,
+    /// Time the segment.ms roll is measured from (first batch's timestamp or append time).
+    pub(crate) roll_base_ms: Option<i64>,
+    /// The log file has data not yet fsynced.
+    pub(crate) unsynced: bool,
+}
+
+pub(crate) fn open_log_file(path: &Path) -> Result<File, StorageError> {
+    OpenOptions::new().read(true).append(true).create(true).open(path).at(path)
+}
+
+impl Segment {
+    /// Creates a new empty segment (all three files) at `base_offset`.
+    pub(crate) fn create(dir: &Path, base_offset: i64) -> Result<Segment, StorageError> {
+        let log_path = segment_path(dir, base_offset, LOG_EXT);
+        File::create(&log_path).at(&log_path)?;
+        let file = open_log_file(&log_path)?;
+        Ok(Segment {
+            base_offset,
+            file,
+            size: 0,
+            next_offset: base_offset,
+            offset_index: OffsetIndex::create(segment_path(dir, base_offset, INDEX_EXT))?,
+            time_index: TimeIndex::create(segment_path(dir, base_offset, TIME_INDEX_EXT))?,
+            log_path,
+            bytes_since_index: 0,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+            roll_base_ms: None,
+            unsynced: true,
+        })
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    /// Offset relative to the segment base (callers guarantee it fits in a u32).
+    pub(crate) fn rel(&self, offset: i64) -> u32 {
+        u32::try_from(offset - self.base_offset).unwrap_or(u32::MAX)
+    }
+
+    /// Newest timestamp for retention: the largest batch timestamp, or the file's mtime when
+    /// no batch carries a timestamp.
+    pub(crate) fn largest_timestamp(&self) -> i64 {
+        if self.max_timestamp >= 0 {
+            return self.max_timestamp;
+        }
+        self.file
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(-1, |d| d.as_millis() as i64)
+    }
+
+    /// True if the offset index or the time index has no room for another entry.
+    pub(crate) fn index_full(&self, segment_index_bytes: u64) -> bool {
+        (self.offset_index.len() as u64 + 1) * 8 > segment_index_bytes
+            || (self.time_index.len() as u64 + 1) * 12 > segment_index_bytes
+    }
+
+    /// Appends `buf` (whole, already stamped batches described by `metas`) with one write.
+    pub(crate) fn append(
+        &mut self,
+        buf: &[u8],
+        metas: &[BatchMeta],
+        index_interval_bytes: u64,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        (&self.file).write_all(buf).at(&self.log_path)?;
+        if self.size == 0
+            && let Some(first) = metas.first()
+        {
+            self.roll_base_ms = Some(if first.max_timestamp >= 0 { first.max_timestamp } else { now_ms });
+        }
+        for m in metas {
+            self.track_batch(self.size + m.buf_pos, m.base_offset, m.size, m.max_timestamp, index_interval_bytes);
+        }
+        self.size += buf.len() as u64;
+        if let Some(last) = metas.last() {
+            self.next_offset = last.next_offset;
+        }
+        self.unsynced = true;
+        Ok(())
+    }
+
+    /// Updates the in-memory indexes and timestamp tracking for a batch at `pos`
+    /// (Kafka's rule: an index entry when more than `interval` bytes were appended since the
+    /// previous one).
+    pub(crate) fn track_batch(&mut self, pos: u64, base: i64, size: u64, max_ts: i64, interval: u64) {
+        if max_ts > self.max_timestamp {
+            self.max_timestamp = max_ts;
+            self.offset_of_max_timestamp = base;
+        }
+        if self.bytes_since_index > interval {
+            let rel = self.rel(base);
+            self.offset_index.push(OffsetEntry { rel, pos: pos as u32 });
+            let max_rel = self.rel(self.offset_of_max_timestamp);
+            self.time_index.maybe_push(self.max_timestamp, max_rel);
+            self.bytes_since_index = 0;
+        }
+        self.bytes_since_index += size;
+    }
+
+    /// Reads the header of the batch at `pos`.
+    pub(crate) fn header_at(&self, pos: u64) -> Result<BatchHeader, StorageError> {
+        read_header(&self.file, &self.log_path, pos, self.size)
+    }
+
+    /// Position and header of the batch containing `offset`; `None` if `offset` is past the
+    /// last batch of this segment.
+    pub(crate) fn find_batch(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>, StorageError> {
+        if offset >= self.next_offset {
+            return Ok(None);
+        }
+        let mut pos = self.offset_index.lookup(self.rel(offset.max(self.base_offset))).map_or(0, |e| u64::from(e.pos));
+        while pos < self.size {
+            let header = self.header_at(pos)?;
+            if header.last_offset >= offset {
+                return Ok(Some((pos, header)));
+            }
+            pos += header.size;
+        }
+        Ok(None)
+    }
+
+    /// Reads whole batches starting with the one containing `offset`: at most `max_bytes`
+    /// (but always the first batch) and only batches whose last offset is `< limit`.
+    /// `None` if `offset` is not in this segment; `Some(empty)` if the first batch is past `limit`.
+    pub(crate) fn read(&self, offset: i64, max_bytes: usize, limit: i64) -> Result<Option<(i64, Bytes)>, StorageError> {
+        let Some((start, first)) = self.find_batch(offset)? else {
+            return Ok(None);
+        };
+        if first.last_offset >= limit {
+            return Ok(Some((first.base_offset, Bytes::new())));
+        }
+        // Batches at or after the first index entry >= limit cannot qualify.
+        let upper = if limit >= self.next_offset {
+            self.size
+        } else {
+            self.offset_index.first_at_or_after(self.rel(limit)).map_or(self.size, |e| u64::from(e.pos))
+        };
+        let available = upper - start;
+        let want = (max_bytes as u64).min(available).max(first.size) as usize;
+        let mut buf = BytesMut::zeroed(want);
+        self.file.read_exact_at(&mut buf, start).at(&self.log_path)?;
+        let mut end = 0usize;
+        while end + OFFSETS_HEADER_LEN <= buf.len() {
+            let b = &buf[end..];
+            let length = i32::from_be_bytes(b[8..12].try_into().expect("4 bytes"));
+            let size = 12 + length.max(0) as usize;
+            if length < 49 || end + size > buf.len() {
+                break;
+            }
+            let base = i64::from_be_bytes(b[0..8].try_into().expect("8 bytes"));
+            let delta = i32::from_be_bytes(b[23..27].try_into().expect("4 bytes"));
+            if base + i64::from(delta) >= limit {
+                break;
+            }
+            end += size;
+        }
+        buf.truncate(end);
+        Ok(Some((first.base_offset, buf.freeze())))
+    }
+
+    /// Reads the whole batch at `pos`.
+    pub(crate) fn read_batch(&self, pos: u64, header: &BatchHeader) -> Result<Bytes, StorageError> {
+        let mut buf = BytesMut::zeroed(header.size as usize);
+        self.file.read_exact_at(&mut buf, pos).at(&self.log_path)?;
+        Ok(buf.freeze())
+    }
+
+    /// Appends the final time index entry (as Kafka does when a segment stops being active),
+    /// writes pending index entries and fsyncs everything.
+    pub(crate) fn seal(&mut self) -> Result<(), StorageError> {
+        let rel = self.rel(self.offset_of_max_timestamp);
+        self.time_index.maybe_push(self.max_timestamp, rel);
+        self.flush()
+    }
+
+    /// Writes pending index entries and fsyncs the log and both indexes.
+    pub(crate) fn flush(&mut self) -> Result<(), StorageError> {
+        if self.unsynced {
+            self.file.sync_data().at(&self.log_path)?;
+            self.unsynced = false;
+        }
+        self.offset_index.persist(true)?;
+        self.time_index.persist(true)
+    }
+
+    /// Cuts the segment at `pos` (a batch boundary) whose batch starts at `offset`, then
+    /// recomputes the timestamp and index bookkeeping from what is left.
+    pub(crate) fn truncate(&mut self, pos: u64, offset: i64) -> Result<u64, StorageError> {
+        let dropped = self.size - pos;
+        self.file.set_len(pos).at(&self.log_path)?;
+        self.size = pos;
+        self.next_offset = offset;
+        self.unsynced = true;
+        let rel = self.rel(offset);
+        self.offset_index.truncate_from(rel)?;
+        self.time_index.truncate_from(rel)?;
+        self.recompute_tail()?;
+        Ok(dropped)
+    }
+
+    /// Recomputes `max_timestamp`, `bytes_since_index` and `roll_base_ms` by scanning the
+    /// headers after the last time index entry (everything before it is summarised by it).
+    pub(crate) fn recompute_tail(&mut self) -> Result<(), StorageError> {
+        let (mut max_ts, mut max_off) = (-1, self.base_offset);
+        let mut from = 0;
+        if let Some(t) = self.time_index.last() {
+            max_ts = t.timestamp;
+            max_off = self.base_offset + i64::from(t.rel);
+            from = self.offset_index.lookup(t.rel).map_or(0, |e| u64::from(e.pos));
+        }
+        let mut next = None;
+        let end = scan(&self.file, &self.log_path, from, self.size, false, None, |_, h| {
+            if h.max_timestamp > max_ts {
+                max_ts = h.max_timestamp;
+                max_off = h.base_offset;
+            }
+            next = Some(h.next_offset());
+        })?;
+        if let Some(reason) = end.error {
+            return Err(StorageError::Corrupt { path: self.log_path.clone(), position: end.valid_end, reason });
+        }
+        if let Some(n) = next {
+            self.next_offset = n;
+        }
+        self.max_timestamp = max_ts;
+        self.offset_of_max_timestamp = max_off;
+        let last_entry = self.offset_index.last().map_or(0, |e| u64::from(e.pos));
+        self.bytes_since_index = self.size - last_entry;
+        self.roll_base_ms = if self.size == 0 {
+            None
+        } else {
+            let first = self.header_at(0)?;
+            Some(if first.max_timestamp >= 0 { first.max_timestamp } else { self.largest_timestamp() })
+        };
+        Ok(())
+    }
+
+    /// Removes the segment's files.
+    pub(crate) fn delete(self) -> Result<(), StorageError> {
+        remove_if_exists(&self.log_path)?;
+        self.offset_index.delete()?;
+        self.time_index.delete()
+    }
+}

@@ -1,0 +1,155 @@
+//! Helpers for tests that run real Vltava processes.
+//!
+//! # Layout
+//! - [`ServerProcess`]: a `vltava dev` child process bound to `127.0.0.1:0`, whose address is
+//!   read from its startup line; it can be killed with SIGKILL and restarted on the same address
+//!   and data directory. Dropping it kills the process, so a failing test leaves nothing behind.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long a server may take to start.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why a test process could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum TestkitError {
+    /// Spawning failed.
+    #[error("cannot start {bin}: {source}")]
+    Spawn {
+        /// Binary.
+        bin: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The process exited or stayed silent before announcing its address.
+    #[error("server did not start within {timeout:?}; its output:\n{output}")]
+    NotStarted {
+        /// How long we waited.
+        timeout: Duration,
+        /// What it printed.
+        output: String,
+    },
+}
+
+/// A running `vltava dev` process.
+pub struct ServerProcess {
+    bin: PathBuf,
+    data_dir: PathBuf,
+    extra_args: Vec<String>,
+    child: Option<Child>,
+    addr: SocketAddr,
+    output: Arc<Mutex<Vec<String>>>,
+}
+
+impl ServerProcess {
+    /// Starts `bin dev` on a free loopback port with `data_dir`, waiting until it serves.
+    pub fn start_dev(bin: &Path, data_dir: &Path, extra_args: &[&str]) -> Result<Self, TestkitError> {
+        let mut s = Self {
+            bin: bin.to_path_buf(),
+            data_dir: data_dir.to_path_buf(),
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            child: None,
+            addr: "127.0.0.1:0".parse().expect("literal address"),
+            output: Arc::default(),
+        };
+        s.spawn()?;
+        Ok(s)
+    }
+
+    /// The address the server serves on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `host:port` for clients.
+    pub fn server(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Everything the process wrote to stderr so far.
+    pub fn output(&self) -> String {
+        self.output.lock().map(|o| o.join("\n")).unwrap_or_default()
+    }
+
+    /// Kills the process with SIGKILL (no clean shutdown) and waits for it.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Asks the process to stop (SIGTERM) and waits up to `timeout`, then kills it.
+    pub fn stop(&mut self, timeout: Duration) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let deadline = std::time::Instant::now() + timeout;
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the process again on the same address and data directory.
+    pub fn restart(&mut self) -> Result<(), TestkitError> {
+        self.kill9();
+        self.spawn()
+    }
+
+    fn spawn(&mut self) -> Result<(), TestkitError> {
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("dev").arg("--listen").arg(self.addr.to_string()).arg("--data-dir").arg(&self.data_dir);
+        cmd.args(&self.extra_args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
+        let mut child =
+            cmd.spawn().map_err(|source| TestkitError::Spawn { bin: self.bin.display().to_string(), source })?;
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, rx) = mpsc::channel();
+        let output = self.output.clone();
+        // Drain stderr for the process's whole life so it never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("serving on ").nth(1).and_then(|r| r.split_whitespace().next()) {
+                    let _ = tx.send(addr.to_string());
+                }
+                if let Ok(mut o) = output.lock() {
+                    o.push(line);
+                }
+            }
+        });
+        match rx.recv_timeout(START_TIMEOUT).ok().and_then(|a| a.parse().ok()) {
+            Some(addr) => {
+                self.addr = addr;
+                self.child = Some(child);
+                Ok(())
+            }
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(TestkitError::NotStarted { timeout: START_TIMEOUT, output: self.output() })
+            }
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
