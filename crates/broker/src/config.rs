@@ -90,14 +90,16 @@ impl BrokerConfig {
         self.log.validate().map_err(|e| e.to_string())
     }
 
-    /// The address advertised to clients.
-    pub fn advertised(&self) -> String {
+    /// The address advertised to clients, given the address the listener is bound to (so that
+    /// port 0 advertises the real port, and an unspecified host advertises `127.0.0.1`).
+    pub fn advertised(&self, bound: std::net::SocketAddr) -> String {
         if let Some(a) = &self.advertised_address {
             return a.clone();
         }
-        match self.listen.rsplit_once(':') {
-            Some(("0.0.0.0" | "[::]" | "", port)) => format!("127.0.0.1:{port}"),
-            _ => self.listen.clone(),
+        if bound.ip().is_unspecified() {
+            format!("127.0.0.1:{}", bound.port())
+        } else {
+            bound.to_string()
         }
     }
 

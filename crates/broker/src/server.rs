@@ -44,10 +44,11 @@ pub async fn run(
     std::fs::create_dir_all(config.logs_dir()).map_err(|e| startup(&config.logs_dir().display().to_string(), &e))?;
     let offsets = RocksDbOffsetStore::open(&config.groups_dir()).map_err(|e| startup("offsets store", &e))?;
     let replicas = Arc::new(ReplicaManager::new(&config));
+    let addr = listener.local_addr().map_err(|e| startup("listener", &e))?;
     metadata
         .register_broker(BrokerRegistration {
             id: config.broker_id,
-            address: config.advertised(),
+            address: config.advertised(addr),
             rack: config.rack.clone(),
         })
         .await?;
@@ -72,7 +73,6 @@ pub async fn run(
     tasks.spawn(maintenance::every(broker.config.retention_check_interval, replicas.clone(), maintenance::retention_pass));
     tasks.spawn(maintenance::every(broker.config.flush_check_interval, replicas.clone(), maintenance::flush_pass));
 
-    let addr = listener.local_addr().map_err(|e| startup("listener", &e))?;
     tracing::info!(%addr, broker_id = broker.config.broker_id, partitions = replicas.all().len(), "broker serving");
     let limit = broker.config.max_request_bytes.max(broker.config.fetch_max_bytes) + 64 * 1024;
     let svc = Services(broker.clone());
