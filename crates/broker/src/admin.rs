@@ -9,9 +9,9 @@ use std::time::Duration;
 use vltava_common::WireError;
 use vltava_controller::{CreateTopic, MetadataError, TopicMetadata};
 use vltava_proto::v1::{
-    BrokerInfo, CreateTopicRequest, CreateTopicResponse, DeleteTopicRequest, DeleteTopicResponse,
-    DescribeTopicRequest, DescribeTopicResponse, ListTopicsResponse, MetadataRequest, MetadataResponse,
-    PartitionDescription, TopicDescription, TopicSummary,
+    BrokerInfo, CreateTopicRequest, CreateTopicResponse, DeleteTopicRequest, DeleteTopicResponse, DescribeTopicRequest,
+    DescribeTopicResponse, ListTopicsResponse, MetadataRequest, MetadataResponse, PartitionDescription,
+    TopicDescription, TopicSummary,
 };
 
 use crate::error::BrokerError;

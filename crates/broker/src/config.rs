@@ -96,11 +96,7 @@ impl BrokerConfig {
         if let Some(a) = &self.advertised_address {
             return a.clone();
         }
-        if bound.ip().is_unspecified() {
-            format!("127.0.0.1:{}", bound.port())
-        } else {
-            bound.to_string()
-        }
+        if bound.ip().is_unspecified() { format!("127.0.0.1:{}", bound.port()) } else { bound.to_string() }
     }
 
     /// Directory of partition logs.

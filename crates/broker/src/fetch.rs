@@ -37,7 +37,8 @@ pub async fn handle(broker: &Broker, req: FetchRequest) -> Result<FetchResponse,
         .collect();
     let targets = Arc::new(targets);
     // Subscribe before the first read so that no append between read and wait is missed.
-    let mut watches: Vec<_> = targets.iter().filter_map(|t| t.part.as_ref().ok()).map(|p| p.watch_high_watermark()).collect();
+    let mut watches: Vec<_> =
+        targets.iter().filter_map(|t| t.part.as_ref().ok()).map(|p| p.watch_high_watermark()).collect();
     loop {
         let t = targets.clone();
         let (partitions, bytes, failed) = tokio::task::spawn_blocking(move || read_all(&t, max_bytes))

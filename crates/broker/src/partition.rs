@@ -188,7 +188,10 @@ impl Partition {
     }
 
     /// Runs `f` on the log under the write lock (blocking), e.g. for retention and flushes.
-    pub fn with_log_mut<T>(&self, f: impl FnOnce(&mut Log) -> Result<T, vltava_storage::StorageError>) -> Result<T, BrokerError> {
+    pub fn with_log_mut<T>(
+        &self,
+        f: impl FnOnce(&mut Log) -> Result<T, vltava_storage::StorageError>,
+    ) -> Result<T, BrokerError> {
         let mut guard = self.log.write();
         let log = guard.as_mut().ok_or_else(|| self.closed())?;
         Ok(f(log)?)
@@ -216,10 +219,5 @@ impl Partition {
 }
 
 fn leader_state(state: &PartitionState, min_insync_replicas: i32) -> LeaderState {
-    LeaderState {
-        leader: state.leader,
-        isr: state.isr.clone(),
-        leader_epoch: state.leader_epoch,
-        min_insync_replicas,
-    }
+    LeaderState { leader: state.leader, isr: state.isr.clone(), leader_epoch: state.leader_epoch, min_insync_replicas }
 }

@@ -86,7 +86,8 @@ impl ReplicaManager {
                             tracing::info!(dir = %dir.display(), "log belongs to a deleted topic of the same name: removing it");
                             remove_dir(&dir)?;
                         }
-                        let part = Partition::open(&dir, &topic.name, p, &topic.id, self.broker_id, config.clone(), min_isr)?;
+                        let part =
+                            Partition::open(&dir, &topic.name, p, &topic.id, self.broker_id, config.clone(), min_isr)?;
                         write_topic_id(&dir, &topic.id)?;
                         self.partitions.write().insert(key, Arc::new(part));
                     }
@@ -115,8 +116,7 @@ impl ReplicaManager {
     /// deletions while the broker was down). Call after the first image was applied.
     pub fn remove_stray_logs(&self) -> Result<(), BrokerError> {
         let Ok(entries) = std::fs::read_dir(&self.logs_dir) else { return Ok(()) };
-        let hosted: Vec<PathBuf> =
-            self.partitions.read().keys().map(|(t, p)| self.partition_dir(t, *p)).collect();
+        let hosted: Vec<PathBuf> = self.partitions.read().keys().map(|(t, p)| self.partition_dir(t, *p)).collect();
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() && path.join(PARTITION_METADATA).exists() && !hosted.contains(&path) {
@@ -186,7 +186,8 @@ fn write_topic_id(dir: &Path, topic_id: &str) -> Result<(), BrokerError> {
         return Ok(());
     }
     let tmp = dir.join(format!("{PARTITION_METADATA}.tmp"));
-    let io = |e: std::io::Error| BrokerError::Storage(vltava_storage::StorageError::Io { path: path.clone(), source: e });
+    let io =
+        |e: std::io::Error| BrokerError::Storage(vltava_storage::StorageError::Io { path: path.clone(), source: e });
     std::fs::write(&tmp, format!("version: 0\ntopic_id: {topic_id}\n")).map_err(io)?;
     std::fs::rename(&tmp, &path).map_err(io)
 }

@@ -70,7 +70,11 @@ pub async fn run(
     });
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(follow_metadata(metadata.watch(), replicas.clone()));
-    tasks.spawn(maintenance::every(broker.config.retention_check_interval, replicas.clone(), maintenance::retention_pass));
+    tasks.spawn(maintenance::every(
+        broker.config.retention_check_interval,
+        replicas.clone(),
+        maintenance::retention_pass,
+    ));
     tasks.spawn(maintenance::every(broker.config.flush_check_interval, replicas.clone(), maintenance::flush_pass));
 
     tracing::info!(%addr, broker_id = broker.config.broker_id, partitions = replicas.all().len(), "broker serving");
@@ -81,7 +85,9 @@ pub async fn run(
         .initial_stream_window_size(Some(4 * 1024 * 1024))
         .initial_connection_window_size(Some(16 * 1024 * 1024))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .add_service(RecordServiceServer::new(svc.clone()).max_decoding_message_size(limit).max_encoding_message_size(limit))
+        .add_service(
+            RecordServiceServer::new(svc.clone()).max_decoding_message_size(limit).max_encoding_message_size(limit),
+        )
         .add_service(AdminServiceServer::new(svc.clone()))
         .add_service(GroupServiceServer::new(svc))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)

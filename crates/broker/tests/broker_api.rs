@@ -14,7 +14,12 @@ fn fetch_req(topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> Fetc
         max_wait_ms,
         min_bytes: 1,
         max_bytes: 1 << 20,
-        partitions: vec![FetchPartition { topic: topic.into(), partition, fetch_offset: offset, partition_max_bytes: 0 }],
+        partitions: vec![FetchPartition {
+            topic: topic.into(),
+            partition,
+            fetch_offset: offset,
+            partition_max_bytes: 0,
+        }],
     }
 }
 
@@ -29,7 +34,10 @@ async fn given_produced_batches_when_fetched_should_return_them_with_offsets_in_
     assert_eq!(p.error_code, ErrorCode::None as i32);
     assert_eq!(p.high_watermark, 5);
     let got: Vec<_> = values(&p.records);
-    assert_eq!(got, vec![(0, "a-0".into()), (1, "a-1".into()), (2, "a-2".into()), (3, "b-0".into()), (4, "b-1".into())]);
+    assert_eq!(
+        got,
+        vec![(0, "a-0".into()), (1, "a-1".into()), (2, "a-2".into()), (3, "b-0".into()), (4, "b-1".into())]
+    );
 }
 
 #[tokio::test]
@@ -60,7 +68,13 @@ async fn given_a_batch_larger_than_max_message_bytes_should_fail_record_too_larg
     let err = b
         .records()
         .await
-        .produce(ProduceRequest { topic: "small".into(), partition: 0, acks: 1, timeout_ms: 0, records: batch("x", 100, 1) })
+        .produce(ProduceRequest {
+            topic: "small".into(),
+            partition: 0,
+            acks: 1,
+            timeout_ms: 0,
+            records: batch("x", 100, 1),
+        })
         .await
         .unwrap_err();
     assert_eq!(code(&err), "RECORD_TOO_LARGE", "{err:?}");
@@ -88,7 +102,13 @@ async fn given_bad_requests_should_name_the_problem() {
     assert_eq!(code(&e), "INVALID_REQUIRED_ACKS");
     assert!(e.message().contains("acks must be"), "{}", e.message());
     let e = rec
-        .produce(ProduceRequest { topic: "t".into(), partition: 0, acks: 1, timeout_ms: 0, records: vec![1u8, 2, 3].into() })
+        .produce(ProduceRequest {
+            topic: "t".into(),
+            partition: 0,
+            acks: 1,
+            timeout_ms: 0,
+            records: vec![1u8, 2, 3].into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(code(&e), "CORRUPT_MESSAGE", "{e:?}");
@@ -170,7 +190,8 @@ async fn given_a_subscription_should_stream_existing_and_new_records() {
 async fn given_records_with_timestamps_list_offsets_should_find_earliest_latest_and_by_time() {
     let b = TestBroker::start(|_| {}).await;
     b.create_topic("t", 1, &[]).await;
-    let req = ProduceRequest { topic: "t".into(), partition: 0, acks: 1, timeout_ms: 0, records: batch("a", 10, 1_000) };
+    let req =
+        ProduceRequest { topic: "t".into(), partition: 0, acks: 1, timeout_ms: 0, records: batch("a", 10, 1_000) };
     b.records().await.produce(req).await.unwrap(); // timestamps 1000..1009
     let ask = |timestamp: i64| ListOffsetsPartition { topic: "t".into(), partition: 0, timestamp };
     let resp = b
@@ -190,7 +211,8 @@ async fn given_committed_offsets_should_return_them_and_reject_unknown_partition
     let b = TestBroker::start(|_| {}).await;
     b.create_topic("t", 2, &[]).await;
     let mut g = b.groups().await;
-    let commit = |partition: i32, offset: i64| OffsetCommit { topic: "t".into(), partition, offset, metadata: "m".into() };
+    let commit =
+        |partition: i32, offset: i64| OffsetCommit { topic: "t".into(), partition, offset, metadata: "m".into() };
     let resp = g
         .commit_offsets(CommitOffsetsRequest { group_id: "g1".into(), offsets: vec![commit(0, 5), commit(9, 1)] })
         .await
@@ -201,7 +223,10 @@ async fn given_committed_offsets_should_return_them_and_reject_unknown_partition
     let fetched = g
         .fetch_offsets(FetchOffsetsRequest {
             group_id: "g1".into(),
-            partitions: vec![TopicPartition { topic: "t".into(), partition: 0 }, TopicPartition { topic: "t".into(), partition: 1 }],
+            partitions: vec![
+                TopicPartition { topic: "t".into(), partition: 0 },
+                TopicPartition { topic: "t".into(), partition: 1 },
+            ],
         })
         .await
         .unwrap()

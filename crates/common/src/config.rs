@@ -29,9 +29,8 @@ pub fn load_with_prefix<T: DeserializeOwned>(file: Option<&Path>, prefix: &str) 
     if let Some(path) = file {
         builder = builder.add_source(::config::File::from(path).format(::config::FileFormat::Toml).required(true));
     }
-    builder = builder.add_source(
-        ::config::Environment::with_prefix(prefix).prefix_separator("_").separator("__").try_parsing(true),
-    );
+    builder = builder
+        .add_source(::config::Environment::with_prefix(prefix).prefix_separator("_").separator("__").try_parsing(true));
     Ok(builder.build()?.try_deserialize()?)
 }
 

@@ -56,17 +56,16 @@ impl WireError {
     /// Decodes a status produced by [`WireError::into_status`]; other statuses map to a
     /// best-effort code from the gRPC code.
     pub fn from_status(status: &Status) -> Self {
-        if let Ok(detail) = ErrorDetail::decode(status.details()) {
-            if let Ok(code) = ErrorCode::try_from(detail.code) {
-                if code != ErrorCode::None {
-                    return Self {
-                        code,
-                        message: detail.message,
-                        log_start_offset: detail.log_start_offset,
-                        high_watermark: detail.high_watermark,
-                    };
-                }
-            }
+        if let Ok(detail) = ErrorDetail::decode(status.details())
+            && let Ok(code) = ErrorCode::try_from(detail.code)
+            && code != ErrorCode::None
+        {
+            return Self {
+                code,
+                message: detail.message,
+                log_start_offset: detail.log_start_offset,
+                high_watermark: detail.high_watermark,
+            };
         }
         let code = match status.code() {
             Code::DeadlineExceeded => ErrorCode::RequestTimedOut,

@@ -7,7 +7,8 @@ pub const MAX_TOPIC_NAME_LEN: usize = 249;
 
 /// Checks a topic name: 1 to 249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<(), WireError> {
-    let invalid = |why: String| Err(WireError::new(ErrorCode::InvalidTopic, format!("invalid topic name {name:?}: {why}")));
+    let invalid =
+        |why: String| Err(WireError::new(ErrorCode::InvalidTopic, format!("invalid topic name {name:?}: {why}")));
     if name.is_empty() {
         return invalid("it is empty".into());
     }

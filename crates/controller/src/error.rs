@@ -29,7 +29,9 @@ pub enum MetadataError {
         max: i32,
     },
     /// Replication factor not satisfiable.
-    #[error("invalid replication factor {requested}: it must be at least 1 and at most the {available} registered broker(s)")]
+    #[error(
+        "invalid replication factor {requested}: it must be at least 1 and at most the {available} registered broker(s)"
+    )]
     InvalidReplicationFactor {
         /// Requested factor.
         requested: i32,

@@ -35,7 +35,12 @@ impl LocalMetadata {
         let image = store.load(|| uuid::Uuid::new_v4().simple().to_string())?;
         tracing::info!(cluster_id = %image.cluster_id, topics = image.topics.len(), version = image.version, "metadata loaded");
         let (tx, _) = watch::channel(Arc::new(image));
-        Ok(Self { store, write_lock: Mutex::new(()), tx, default_replication_factor: default_replication_factor.max(1) })
+        Ok(Self {
+            store,
+            write_lock: Mutex::new(()),
+            tx,
+            default_replication_factor: default_replication_factor.max(1),
+        })
     }
 
     /// Applies `f`'s changes to the current image under the write lock, persists them, publishes.
@@ -87,14 +92,14 @@ pub fn build_topic(
         return Err(MetadataError::InvalidReplicationFactor { requested: rf, available: brokers.len() });
     }
     topic_config::validate(&request.configs)?;
-    if let Some(min_isr) = request.configs.get("min.insync.replicas") {
-        if min_isr.parse::<i32>().unwrap_or(1) > rf {
-            return Err(MetadataError::InvalidConfig {
-                key: "min.insync.replicas".into(),
-                value: min_isr.clone(),
-                reason: format!("larger than the replication factor {rf}"),
-            });
-        }
+    if let Some(min_isr) = request.configs.get("min.insync.replicas")
+        && min_isr.parse::<i32>().unwrap_or(1) > rf
+    {
+        return Err(MetadataError::InvalidConfig {
+            key: "min.insync.replicas".into(),
+            value: min_isr.clone(),
+            reason: format!("larger than the replication factor {rf}"),
+        });
     }
     let assignment = placement::assign(&brokers, request.partitions as usize, rf as usize, image.topics.len());
     let partitions = assignment
@@ -165,13 +170,7 @@ impl MetadataService for LocalMetadata {
 
 /// Convenience for tests and tools: a create request with defaults.
 pub fn create_request(name: &str, partitions: i32) -> CreateTopic {
-    CreateTopic {
-        name: name.into(),
-        partitions,
-        replication_factor: 0,
-        configs: BTreeMap::new(),
-        validate_only: false,
-    }
+    CreateTopic { name: name.into(), partitions, replication_factor: 0, configs: BTreeMap::new(), validate_only: false }
 }
 
 #[cfg(test)]

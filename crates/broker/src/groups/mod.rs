@@ -81,7 +81,12 @@ mod scenarios {
         store.commit("h", &[po("t", 0, 2)]).unwrap();
         assert_eq!(store.fetch("g", "t", 0).unwrap().unwrap().offset, 9);
         assert_eq!(store.fetch("g", "t", 0).unwrap().unwrap().metadata, "m9");
-        let all: Vec<_> = store.fetch_group("g").unwrap().iter().map(|p| (p.topic.clone(), p.partition, p.committed.offset)).collect();
+        let all: Vec<_> = store
+            .fetch_group("g")
+            .unwrap()
+            .iter()
+            .map(|p| (p.topic.clone(), p.partition, p.committed.offset))
+            .collect();
         assert_eq!(all, vec![("t".into(), 0, 9), ("t".into(), 1, 7), ("u".into(), 0, 1)]);
         assert_eq!(store.list_groups().unwrap(), vec!["g".to_string(), "h".to_string()]);
         store.delete_topic("t").unwrap();

@@ -21,7 +21,10 @@ pub fn commit(broker: &Broker, req: CommitOffsetsRequest) -> Result<CommitOffset
     let mut results = Vec::with_capacity(req.offsets.len());
     for o in req.offsets {
         let error = if image.partition(&o.topic, o.partition).is_none() {
-            Some(WireError::from(BrokerError::UnknownTopicOrPartition { topic: o.topic.clone(), partition: o.partition }))
+            Some(WireError::from(BrokerError::UnknownTopicOrPartition {
+                topic: o.topic.clone(),
+                partition: o.partition,
+            }))
         } else if o.offset < 0 {
             Some(WireError::new(ErrorCode::InvalidRequest, format!("offset {} is negative", o.offset)))
         } else {
@@ -80,6 +83,7 @@ pub fn fetch(broker: &Broker, req: FetchOffsetsRequest) -> Result<FetchOffsetsRe
 
 /// Lists groups with committed offsets.
 pub fn list(broker: &Broker) -> Result<ListGroupsResponse, WireError> {
-    let group_ids = broker.offsets.list_groups().map_err(|e| WireError::from(BrokerError::OffsetStore(e.to_string())))?;
+    let group_ids =
+        broker.offsets.list_groups().map_err(|e| WireError::from(BrokerError::OffsetStore(e.to_string())))?;
     Ok(ListGroupsResponse { group_ids })
 }

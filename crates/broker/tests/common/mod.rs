@@ -48,8 +48,7 @@ impl TestBroker {
     /// Stops the broker cleanly and returns its data directory.
     pub async fn stop(mut self) -> tempfile::TempDir {
         self.shutdown().await;
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        dir
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
     }
 
     async fn shutdown(&mut self) {
@@ -94,7 +93,13 @@ impl TestBroker {
     /// Produces `n` records `"{prefix}-{i}"` in one batch; returns the base offset.
     /// Records carry the current time (old timestamps would roll a segment per append, by segment.ms).
     pub async fn produce(&self, topic: &str, partition: i32, prefix: &str, n: usize) -> i64 {
-        let req = ProduceRequest { topic: topic.into(), partition, acks: -1, timeout_ms: 0, records: batch(prefix, n, vltava_common::time::now_ms()) };
+        let req = ProduceRequest {
+            topic: topic.into(),
+            partition,
+            acks: -1,
+            timeout_ms: 0,
+            records: batch(prefix, n, vltava_common::time::now_ms()),
+        };
         self.records().await.produce(req).await.unwrap().into_inner().base_offset
     }
 }
