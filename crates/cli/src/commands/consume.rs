@@ -160,7 +160,15 @@ enum End {
 pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let mut config = ConsumerConfig::new(args.server.server.clone());
     config.group_id = args.group.clone();
-    config.auto_offset_reset = if args.from_beginning { OffsetReset::Earliest } else { OffsetReset::Latest };
+    // An explicit --offset outside the log is an error (OFFSET_OUT_OF_RANGE with the valid range),
+    // not a silent jump to the end.
+    config.auto_offset_reset = if args.offset.is_some() {
+        OffsetReset::None
+    } else if args.from_beginning {
+        OffsetReset::Earliest
+    } else {
+        OffsetReset::Latest
+    };
     // Offsets are committed here, after the records are printed, never ahead of them.
     config.enable_auto_commit = false;
     let mut consumer = Consumer::connect(config).await?;

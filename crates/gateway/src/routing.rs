@@ -1,0 +1,331 @@
+//! The metadata cache, one channel per broker, and the two ways of reaching a broker: the leader
+//! of a partition ([`Router::call_leader`], [`Router::scatter_gather`]) or any of them
+//! ([`Router::call_any`]).
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+use vltava_common::error::{ERROR_CODE_METADATA, WireError};
+use vltava_proto::v1::admin_service_client::AdminServiceClient;
+use vltava_proto::v1::record_service_client::RecordServiceClient;
+use vltava_proto::v1::{ErrorCode, MetadataRequest, MetadataResponse};
+
+use crate::config::GatewayConfig;
+
+/// One snapshot of the cluster, as a broker's `AdminService.Metadata` described it.
+#[derive(Debug, Default)]
+pub struct ClusterView {
+    /// Broker id → address clients connect to.
+    pub brokers: HashMap<i32, String>,
+    /// (topic, partition) → leader broker id (-1 when the partition has no leader).
+    pub leaders: HashMap<(String, i32), i32>,
+    /// Known topic names.
+    pub topics: HashSet<String>,
+    /// Bumped at every successful refresh (0: never fetched).
+    pub generation: u64,
+    fetched_at: Option<Instant>,
+}
+
+impl ClusterView {
+    fn from_response(resp: MetadataResponse, generation: u64) -> Self {
+        let brokers = resp.brokers.into_iter().map(|b| (b.id, b.address)).collect();
+        let mut leaders = HashMap::new();
+        let mut topics = HashSet::new();
+        for t in resp.topics {
+            for p in &t.partitions {
+                leaders.insert((t.name.clone(), p.partition), p.leader);
+            }
+            topics.insert(t.name);
+        }
+        Self { brokers, leaders, topics, generation, fetched_at: Some(Instant::now()) }
+    }
+
+    /// Address of the leader of a partition, when the partition and its leader are known.
+    pub fn leader_address(&self, topic: &str, partition: i32) -> Option<&str> {
+        let id = self.leaders.get(&(topic.to_string(), partition))?;
+        self.brokers.get(id).map(String::as_str)
+    }
+
+    /// Whether the partition exists in this view.
+    pub fn has_partition(&self, topic: &str, partition: i32) -> bool {
+        self.leaders.contains_key(&(topic.to_string(), partition))
+    }
+
+    /// Why a partition cannot be routed: `LEADER_NOT_AVAILABLE` for a known partition without a
+    /// reachable leader, else `UNKNOWN_TOPIC_OR_PARTITION`.
+    pub fn unroutable_code(&self, topic: &str, partition: i32) -> ErrorCode {
+        if self.has_partition(topic, partition) {
+            ErrorCode::LeaderNotAvailable
+        } else {
+            ErrorCode::UnknownTopicOrPartition
+        }
+    }
+}
+
+/// Routes calls to brokers: caches cluster metadata and keeps one lazily connected channel per
+/// broker address. Cheap to share behind an `Arc`.
+pub struct Router {
+    config: GatewayConfig,
+    view: RwLock<Arc<ClusterView>>,
+    stale: AtomicBool,
+    refreshing: tokio::sync::Mutex<()>,
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+/// Whether a failed call never reached a broker's handler (connection refused, reset, ...).
+pub fn is_transport_error(status: &Status) -> bool {
+    status.code() == Code::Unavailable && status.metadata().get(ERROR_CODE_METADATA).is_none()
+}
+
+/// The Kafka error code a broker put on a failed call, if a broker answered.
+pub fn broker_error_code(status: &Status) -> Option<ErrorCode> {
+    status.metadata().get(ERROR_CODE_METADATA).map(|_| WireError::from_status(status).code)
+}
+
+impl Router {
+    /// A router with an empty cache; the first call fetches metadata.
+    pub fn new(config: GatewayConfig) -> Self {
+        Self {
+            config,
+            view: RwLock::new(Arc::new(ClusterView::default())),
+            stale: AtomicBool::new(true),
+            refreshing: tokio::sync::Mutex::new(()),
+            channels: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &GatewayConfig {
+        &self.config
+    }
+
+    /// The (lazily connected) channel to a broker address, created on first use.
+    pub fn channel(&self, address: &str) -> Result<Channel, Status> {
+        let mut channels = self.channels.lock();
+        if let Some(c) = channels.get(address) {
+            return Ok(c.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|e| Status::invalid_argument(format!("bad broker address {address:?}: {e}")))?
+            .connect_timeout(self.config.request_timeout)
+            .timeout(self.config.request_timeout)
+            .tcp_nodelay(true)
+            .initial_stream_window_size(Some(4 * 1024 * 1024))
+            .initial_connection_window_size(Some(16 * 1024 * 1024))
+            .http2_keep_alive_interval(Duration::from_secs(30));
+        let channel = endpoint.connect_lazy();
+        channels.insert(address.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    /// A `RecordService` client on `channel` with the gateway's message size limits.
+    pub fn records(&self, channel: Channel) -> RecordServiceClient<Channel> {
+        let limit = self.config.grpc_message_limit();
+        RecordServiceClient::new(channel).max_decoding_message_size(limit).max_encoding_message_size(limit)
+    }
+
+    /// Marks the cached metadata out of date; the next use refreshes it.
+    pub fn invalidate(&self) {
+        self.stale.store(true, Ordering::Release);
+    }
+
+    /// The cached view, refreshed first when older than `metadata_max_age` or invalidated. If the
+    /// refresh fails the old view is returned (callers then fall back to a bootstrap broker).
+    pub async fn view(&self) -> Arc<ClusterView> {
+        let current = self.view.read().clone();
+        let young = current.fetched_at.is_some_and(|t| t.elapsed() < self.config.metadata_max_age);
+        if young && !self.stale.load(Ordering::Acquire) {
+            return current;
+        }
+        match self.refresh().await {
+            Ok(view) => view,
+            Err(e) => {
+                tracing::warn!(error = %e, "metadata refresh failed; using the cached view");
+                current
+            }
+        }
+    }
+
+    /// Fetches metadata from a broker now. Concurrent callers share one fetch.
+    pub async fn refresh(&self) -> Result<Arc<ClusterView>, Status> {
+        let seen = self.view.read().generation;
+        let _guard = self.refreshing.lock().await;
+        let current = self.view.read().clone();
+        if current.generation != seen {
+            return Ok(current);
+        }
+        self.stale.store(false, Ordering::Release);
+        let fetched = self
+            .call_any(|ch| async move {
+                AdminServiceClient::new(ch).metadata(MetadataRequest::default()).await.map(|r| r.into_inner())
+            })
+            .await;
+        match fetched {
+            Ok(resp) => {
+                let view = Arc::new(ClusterView::from_response(resp, seen + 1));
+                tracing::debug!(brokers = view.brokers.len(), partitions = view.leaders.len(), "metadata refreshed");
+                *self.view.write() = view.clone();
+                Ok(view)
+            }
+            Err(e) => {
+                self.stale.store(true, Ordering::Release);
+                Err(e)
+            }
+        }
+    }
+
+    /// Bootstrap addresses first, then every other known broker.
+    fn any_addresses(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.config.bootstrap.iter().filter(|a| !a.trim().is_empty()).cloned().collect();
+        let view = self.view.read().clone();
+        let mut known: Vec<&String> = view.brokers.values().filter(|a| !out.contains(a)).collect();
+        known.sort();
+        out.extend(known.into_iter().cloned());
+        out
+    }
+
+    /// Runs `call` against a bootstrap broker, trying the next one on transport errors. Any answer
+    /// from a broker (success or error status) is returned as is.
+    pub async fn call_any<T, F, Fut>(&self, mut call: F) -> Result<T, Status>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let mut last = Status::unavailable("no broker address configured");
+        for address in self.any_addresses() {
+            match call(self.channel(&address)?).await {
+                Err(status) if is_transport_error(&status) => {
+                    tracing::debug!(%address, error = %status, "broker unreachable; trying the next");
+                    last = status;
+                }
+                other => return other,
+            }
+        }
+        Err(last)
+    }
+
+    /// Runs `call` against the leader of a partition. Retriable failures (transport errors,
+    /// `NOT_LEADER_OR_FOLLOWER`, `LEADER_NOT_AVAILABLE`, and `UNKNOWN_TOPIC_OR_PARTITION` for a
+    /// partition fresh metadata does know) are retried up to `retries` times after a metadata
+    /// refresh and a backoff; every other failure is the broker's status, unchanged. A partition
+    /// with no known leader is sent to a bootstrap broker, so that a broker gives the answer.
+    pub async fn call_leader<T, F, Fut>(&self, topic: &str, partition: i32, mut call: F) -> Result<T, Status>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let mut attempt: u32 = 0;
+        loop {
+            let view = self.view().await;
+            let address = match view.leader_address(topic, partition) {
+                Some(a) => a.to_string(),
+                None => {
+                    let any = self.any_addresses();
+                    any.get(attempt as usize % any.len().max(1)).cloned().unwrap_or_default()
+                }
+            };
+            let status = match call(self.channel(&address)?).await {
+                Ok(v) => return Ok(v),
+                Err(status) => status,
+            };
+            if attempt >= self.config.retries || !self.worth_retrying(&status, topic, partition).await {
+                return Err(status);
+            }
+            attempt += 1;
+            tracing::debug!(topic, partition, %address, attempt, error = %status, "retrying on the partition leader");
+            self.invalidate();
+            tokio::time::sleep(self.config.retry_backoff * attempt).await;
+        }
+    }
+
+    async fn worth_retrying(&self, status: &Status, topic: &str, partition: i32) -> bool {
+        if is_transport_error(status) {
+            return true;
+        }
+        match broker_error_code(status) {
+            Some(ErrorCode::NotLeaderOrFollower | ErrorCode::LeaderNotAvailable) => true,
+            // Right after a creation the broker may not have applied the topic yet.
+            Some(ErrorCode::UnknownTopicOrPartition) => {
+                self.refresh().await.is_ok_and(|v| v.has_partition(topic, partition))
+            }
+            _ => false,
+        }
+    }
+
+    /// Sends `parts` to their partition leaders, one `call` per leader, concurrently, and returns
+    /// one result per part in the order of `parts`. Parts without a leader get
+    /// `fail(part, code, message)`, and so do all parts of a leader whose call failed (with the
+    /// broker's code). Per-partition leadership errors invalidate the cached metadata.
+    pub async fn scatter_gather<P, R, K, E, C, F, Fut>(
+        &self,
+        parts: &[P],
+        key: K,
+        fail: E,
+        error_of: C,
+        call: F,
+    ) -> Vec<R>
+    where
+        P: Clone,
+        R: Default,
+        K: Fn(&P) -> (&str, i32),
+        E: Fn(&P, ErrorCode, String) -> R,
+        C: Fn(&R) -> i32,
+        F: Fn(Channel, Vec<P>) -> Fut,
+        Fut: Future<Output = Result<Vec<R>, Status>>,
+    {
+        let mut view = self.view().await;
+        if parts.iter().any(|p| {
+            let (t, i) = key(p);
+            view.leader_address(t, i).is_none()
+        }) {
+            view = self.refresh().await.unwrap_or(view);
+        }
+        let mut out: Vec<R> = parts.iter().map(|_| R::default()).collect();
+        let mut by_leader: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, p) in parts.iter().enumerate() {
+            let (topic, partition) = key(p);
+            match view.leader_address(topic, partition) {
+                Some(address) => by_leader.entry(address).or_default().push(i),
+                None => {
+                    let code = view.unroutable_code(topic, partition);
+                    out[i] = fail(p, code, format!("no leader known for {topic}-{partition}"));
+                }
+            }
+        }
+        let calls = by_leader.into_iter().map(|(address, idxs)| {
+            let sub: Vec<P> = idxs.iter().map(|&i| parts[i].clone()).collect();
+            let sent = self.channel(address).map(|ch| call(ch, sub));
+            async move {
+                let result = match sent {
+                    Ok(fut) => fut.await,
+                    Err(e) => Err(e),
+                };
+                (idxs, result)
+            }
+        });
+        for (idxs, result) in futures::future::join_all(calls).await {
+            match result {
+                Ok(rs) if rs.len() == idxs.len() => idxs.into_iter().zip(rs).for_each(|(i, r)| out[i] = r),
+                Ok(rs) => {
+                    let msg = format!("broker answered {} partitions for {}", rs.len(), idxs.len());
+                    idxs.into_iter().for_each(|i| out[i] = fail(&parts[i], ErrorCode::UnknownServerError, msg.clone()));
+                }
+                Err(status) => {
+                    let e = WireError::from_status(&status);
+                    idxs.into_iter().for_each(|i| out[i] = fail(&parts[i], e.code, e.message.clone()));
+                }
+            }
+        }
+        let leadership = [ErrorCode::NotLeaderOrFollower, ErrorCode::LeaderNotAvailable];
+        if out.iter().any(|r| leadership.iter().any(|c| *c as i32 == error_of(r))) {
+            self.invalidate();
+        }
+        out
+    }
+}

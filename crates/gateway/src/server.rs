@@ -1,0 +1,121 @@
+//! The gateway's gRPC edge: [`run`] serves the three public services until `shutdown`.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{Request, Response, Status};
+use vltava_proto::v1::admin_service_server::{AdminService, AdminServiceServer};
+use vltava_proto::v1::group_service_server::{GroupService, GroupServiceServer};
+use vltava_proto::v1::record_service_server::{RecordService, RecordServiceServer};
+use vltava_proto::v1::*;
+
+use crate::config::GatewayConfig;
+use crate::error::GatewayError;
+use crate::forward::{self, RecordStream};
+use crate::routing::Router;
+use crate::{fetch, produce};
+
+/// Serves `AdminService`, `RecordService` and `GroupService` on `listener`, routing every call to
+/// the brokers named by `config.bootstrap`, until `shutdown` resolves. Brokers need not be up at
+/// start: metadata is fetched on first use.
+pub async fn run(
+    config: GatewayConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), GatewayError> {
+    config.validate().map_err(GatewayError::Config)?;
+    let addr = listener.local_addr()?;
+    let limit = config.grpc_message_limit();
+    let router = Arc::new(Router::new(config));
+    if let Err(e) = router.refresh().await {
+        tracing::warn!(error = %e, "no broker answered at start; will retry on first use");
+    }
+    tracing::info!(%addr, bootstrap = ?router.config().bootstrap, "gateway serving");
+    let svc = Services(router);
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .initial_stream_window_size(Some(4 * 1024 * 1024))
+        .initial_connection_window_size(Some(16 * 1024 * 1024))
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .add_service(
+            RecordServiceServer::new(svc.clone()).max_decoding_message_size(limit).max_encoding_message_size(limit),
+        )
+        .add_service(AdminServiceServer::new(svc.clone()))
+        .add_service(GroupServiceServer::new(svc))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    tracing::info!("gateway stopped");
+    Ok(())
+}
+
+/// The tonic service implementations; each method is one call into its handler file.
+#[derive(Clone)]
+struct Services(Arc<Router>);
+
+type Reply<T> = Result<Response<T>, Status>;
+
+fn reply<T>(r: Result<T, Status>) -> Reply<T> {
+    r.map(Response::new)
+}
+
+#[tonic::async_trait]
+impl RecordService for Services {
+    async fn produce(&self, request: Request<ProduceRequest>) -> Reply<ProduceResponse> {
+        reply(produce::handle(&self.0, request.into_inner()).await)
+    }
+
+    async fn fetch(&self, request: Request<FetchRequest>) -> Reply<FetchResponse> {
+        reply(fetch::handle(&self.0, request.into_inner()).await)
+    }
+
+    type SubscribeStream = RecordStream;
+
+    async fn subscribe(&self, request: Request<SubscribeRequest>) -> Reply<Self::SubscribeStream> {
+        reply(forward::subscribe(&self.0, request.into_inner()).await)
+    }
+
+    async fn list_offsets(&self, request: Request<ListOffsetsRequest>) -> Reply<ListOffsetsResponse> {
+        reply(forward::list_offsets(&self.0, request.into_inner()).await)
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for Services {
+    async fn create_topic(&self, request: Request<CreateTopicRequest>) -> Reply<CreateTopicResponse> {
+        reply(forward::create_topic(&self.0, request.into_inner()).await)
+    }
+
+    async fn delete_topic(&self, request: Request<DeleteTopicRequest>) -> Reply<DeleteTopicResponse> {
+        reply(forward::delete_topic(&self.0, request.into_inner()).await)
+    }
+
+    async fn list_topics(&self, request: Request<ListTopicsRequest>) -> Reply<ListTopicsResponse> {
+        reply(forward::list_topics(&self.0, request.into_inner()).await)
+    }
+
+    async fn describe_topic(&self, request: Request<DescribeTopicRequest>) -> Reply<DescribeTopicResponse> {
+        reply(forward::describe_topic(&self.0, request.into_inner()).await)
+    }
+
+    async fn metadata(&self, request: Request<MetadataRequest>) -> Reply<MetadataResponse> {
+        reply(forward::metadata(&self.0, request.into_inner()).await)
+    }
+}
+
+#[tonic::async_trait]
+impl GroupService for Services {
+    async fn commit_offsets(&self, request: Request<CommitOffsetsRequest>) -> Reply<CommitOffsetsResponse> {
+        reply(forward::commit_offsets(&self.0, request.into_inner()).await)
+    }
+
+    async fn fetch_offsets(&self, request: Request<FetchOffsetsRequest>) -> Reply<FetchOffsetsResponse> {
+        reply(forward::fetch_offsets(&self.0, request.into_inner()).await)
+    }
+
+    async fn list_groups(&self, request: Request<ListGroupsRequest>) -> Reply<ListGroupsResponse> {
+        reply(forward::list_groups(&self.0, request.into_inner()).await)
+    }
+}
