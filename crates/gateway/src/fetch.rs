@@ -10,6 +10,7 @@ use crate::routing::Router;
 /// (or whose leader's call failed) gets a per-partition `error_code` rather than failing the call.
 pub async fn handle(router: &Router, request: FetchRequest) -> Result<FetchResponse, Status> {
     let FetchRequest { max_wait_ms, min_bytes, max_bytes, partitions } = request;
+    let max_wait_ms = max_wait_ms.clamp(0, crate::routing::MAX_FETCH_WAIT.as_millis() as i32);
     let partitions = router
         .scatter_gather(
             &partitions,

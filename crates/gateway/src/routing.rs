@@ -18,6 +18,9 @@ use vltava_proto::v1::{ErrorCode, MetadataRequest, MetadataResponse};
 
 use crate::config::GatewayConfig;
 
+/// Longest long-poll the gateway passes on to a broker (the broker's default `fetch_max_wait`).
+pub const MAX_FETCH_WAIT: Duration = Duration::from_secs(30);
+
 /// One snapshot of the cluster, as a broker's `AdminService.Metadata` described it.
 #[derive(Debug, Default)]
 pub struct ClusterView {
@@ -114,7 +117,8 @@ impl Router {
         let endpoint = Endpoint::from_shared(format!("http://{address}"))
             .map_err(|e| Status::invalid_argument(format!("bad broker address {address:?}: {e}")))?
             .connect_timeout(self.config.request_timeout)
-            .timeout(self.config.request_timeout)
+            // A fetch may long-poll for up to MAX_FETCH_WAIT before the broker answers.
+            .timeout(self.config.request_timeout + MAX_FETCH_WAIT)
             .tcp_nodelay(true)
             .initial_stream_window_size(Some(4 * 1024 * 1024))
             .initial_connection_window_size(Some(16 * 1024 * 1024))
