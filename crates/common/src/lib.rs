@@ -5,10 +5,12 @@
 //! - [`config`]: typed configuration loaded from TOML plus `VLTAVA_*` environment overrides.
 //! - [`telemetry`]: `tracing` subscriber set-up (human or JSON logs, `RUST_LOG` filters).
 //! - [`time`]: wall-clock helpers.
+//! - [`grpc`]: the tonic server settings every service shares.
 //! - [`names`]: validation of topic and group names (Kafka's rules).
 
 pub mod config;
 pub mod error;
+pub mod grpc;
 pub mod names;
 pub mod telemetry;
 pub mod time;

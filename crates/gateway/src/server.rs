@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -35,11 +34,7 @@ pub async fn run(
     }
     tracing::info!(%addr, bootstrap = ?router.config().bootstrap, "gateway serving");
     let svc = Services(router);
-    tonic::transport::Server::builder()
-        .tcp_nodelay(true)
-        .initial_stream_window_size(Some(4 * 1024 * 1024))
-        .initial_connection_window_size(Some(16 * 1024 * 1024))
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+    vltava_common::grpc::server_builder()
         .add_service(
             RecordServiceServer::new(svc.clone()).max_decoding_message_size(limit).max_encoding_message_size(limit),
         )
