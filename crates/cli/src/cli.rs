@@ -26,6 +26,8 @@ pub struct Cli {
 pub enum Command {
     /// Runs a single-node server (metadata service and broker) for development.
     Dev(DevArgs),
+    /// Runs the stateless client-facing gateway in front of the brokers.
+    Gateway(crate::gateway::GatewayArgs),
     /// Creates, lists, describes and deletes topics.
     #[command(subcommand)]
     Topic(TopicCommand),
@@ -44,7 +46,7 @@ pub enum Command {
 impl Command {
     /// Whether this is a client command (as opposed to the `dev` server).
     pub fn is_client(&self) -> bool {
-        !matches!(self, Command::Dev(_))
+        !matches!(self, Command::Dev(_) | Command::Gateway(_))
     }
 }
 
@@ -52,6 +54,7 @@ impl Command {
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Dev(args) => crate::dev::run(args).await,
+        Command::Gateway(args) => crate::gateway::run(args).await,
         Command::Topic(c) => crate::commands::topic::run(c).await,
         Command::Produce(args) => crate::commands::produce::run(args).await,
         Command::Consume(args) => crate::commands::consume::run(args).await,
@@ -174,10 +177,7 @@ mod tests {
             panic!("not topic create")
         };
         assert_eq!(a.replication_factor, Some(3));
-        assert_eq!(
-            a.configs,
-            vec![("retention.ms".into(), "1000".into()), ("cleanup.policy".into(), "delete".into())]
-        );
+        assert_eq!(a.configs, vec![("retention.ms".into(), "1000".into()), ("cleanup.policy".into(), "delete".into())]);
         assert_eq!(a.server, server("10.0.0.1:9000"));
     }
 
@@ -201,7 +201,11 @@ mod tests {
         );
         assert_eq!(
             topic_cmd(&["topic", "describe", "t", "--json"]),
-            TopicCommand::Describe(topic::DescribeArgs { name: "t".into(), json: true, server: server(&default_server()) })
+            TopicCommand::Describe(topic::DescribeArgs {
+                name: "t".into(),
+                json: true,
+                server: server(&default_server())
+            })
         );
         assert_eq!(
             topic_cmd(&["topic", "delete", "t"]),
@@ -287,8 +291,10 @@ mod tests {
     #[test]
     fn consume_offset_needs_a_partition_and_excludes_from_beginning() {
         assert!(parse_err(&["consume", "t", "--offset", "5"]).contains("--partition"));
-        assert!(parse_err(&["consume", "t", "--partition", "0", "--offset", "5", "--from-beginning"])
-            .contains("cannot be used with"));
+        assert!(
+            parse_err(&["consume", "t", "--partition", "0", "--offset", "5", "--from-beginning"])
+                .contains("cannot be used with")
+        );
         assert!(parse_err(&["consume", "t", "--partition", "0", "--offset", "x"]).contains("invalid offset"));
         assert!(!parse_err(&["consume", "t", "--max-messages", "-1"]).is_empty());
     }
@@ -346,9 +352,18 @@ mod tests {
         assert_eq!((a.acks, a.throughput, a.batch_size, a.linger_ms), (Acks::None, -1.0, Some(65536), Some(20)));
         assert_eq!(a.compression, Compression::Lz4);
         assert!(a.json);
-        let Command::Perf(PerfCommand::Produce(a)) =
-            parse(&["perf", "produce", "--topic", "t", "--num-records", "5", "--record-size", "1", "--throughput", "500"])
-        else {
+        let Command::Perf(PerfCommand::Produce(a)) = parse(&[
+            "perf",
+            "produce",
+            "--topic",
+            "t",
+            "--num-records",
+            "5",
+            "--record-size",
+            "1",
+            "--throughput",
+            "500",
+        ]) else {
             panic!("not perf produce")
         };
         assert_eq!(a.throughput, 500.0);

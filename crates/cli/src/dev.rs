@@ -56,22 +56,28 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     eprintln!("vltava dev: serving on {addr} (data in {})", args.data_dir.display());
-    vltava_broker::run(config.broker, Arc::new(metadata), listener, shutdown_signal()).await?;
+    vltava_broker::run(config.broker, Arc::new(metadata), listener, async {
+        crate::commands::interrupted().await;
+        tracing::info!("shutting down");
+    })
+    .await?;
     Ok(())
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_annotated_example_config_parses_and_states_the_defaults() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/config/dev.toml");
+        let c: DevConfig = vltava_common::config::load_with_prefix(Some(&path), "VLTAVA_DEV_EXAMPLE_TEST").unwrap();
+        let d = BrokerConfig::default();
+        assert_eq!(c.broker.retention_check_interval, d.retention_check_interval);
+        assert_eq!(c.broker.max_request_bytes, d.max_request_bytes);
+        assert_eq!(c.broker.log.segment_bytes, d.log.segment_bytes);
+        assert_eq!(c.broker.log.retention_ms, d.log.retention_ms);
+        assert_eq!(c.broker.log.max_message_bytes, d.log.max_message_bytes);
+        assert_eq!(c.broker.log.flush_messages, None);
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutting down");
 }

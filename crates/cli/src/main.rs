@@ -7,6 +7,7 @@
 mod cli;
 mod commands;
 mod dev;
+mod gateway;
 mod output;
 
 use std::process::ExitCode;

@@ -140,20 +140,14 @@ mod tests {
         let mut t = Table::new(["NAME", "PARTITIONS"]);
         t.row(["orders", "3"]);
         t.row(["a-much-longer-name", "12"]);
-        assert_eq!(
-            t.render(),
-            "NAME                PARTITIONS\norders              3\na-much-longer-name  12\n"
-        );
+        assert_eq!(t.render(), "NAME                PARTITIONS\norders              3\na-much-longer-name  12\n");
         let empty = Table::new(["A", "B"]);
         assert_eq!(empty.render(), "A  B\n");
     }
 
     #[test]
     fn server_errors_print_once_as_code_and_message() {
-        let e = ClientError::Server(WireError::new(
-            ErrorCode::UnknownTopicOrPartition,
-            "topic \"x\" does not exist",
-        ));
+        let e = ClientError::Server(WireError::new(ErrorCode::UnknownTopicOrPartition, "topic \"x\" does not exist"));
         let e = anyhow::Error::new(e);
         assert_eq!(format_error(&e), "error: UNKNOWN_TOPIC_OR_PARTITION: topic \"x\" does not exist");
     }

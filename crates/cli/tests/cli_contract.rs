@@ -49,7 +49,8 @@ fn given_a_dev_server_the_cli_creates_describes_produces_consumes_and_reports_er
     assert!(list.to_string().contains("\"events\""), "{list}");
 
     // Keyed lines: the text before the first ':' is the key; a line without ':' has no key.
-    let produced = run(&server, &["produce", "events", "--key-separator", ":", "--acks", "all"], "a:1\nb:2\na:3:x\nnokey\n");
+    let produced =
+        run(&server, &["produce", "events", "--key-separator", ":", "--acks", "all"], "a:1\nb:2\na:3:x\nnokey\n");
     assert!(produced.status.success(), "{}", String::from_utf8_lossy(&produced.stderr));
     assert!(String::from_utf8_lossy(&produced.stderr).contains("4"), "reports the acknowledged count");
 
@@ -85,7 +86,11 @@ fn given_a_dev_server_the_cli_creates_describes_produces_consumes_and_reports_er
 
     // An explicit partition and offset; --print-offset puts `partition<TAB>offset<TAB>` in front.
     ok(&server, &["produce", "events", "--partition", "2"], "p2-a\np2-b\n");
-    let out = ok(&server, &["consume", "events", "--partition", "2", "--offset", "0", "--print-offset", "--timeout-ms", "1500"], "");
+    let out = ok(
+        &server,
+        &["consume", "events", "--partition", "2", "--offset", "0", "--print-offset", "--timeout-ms", "1500"],
+        "",
+    );
     assert!(out.lines().any(|l| l.starts_with("2\t") && l.ends_with("\tp2-b")), "{out}");
 
     // A group resumes where it committed.
@@ -102,13 +107,22 @@ fn given_a_dev_server_the_cli_creates_describes_produces_consumes_and_reports_er
     fails_with(&server, &["topic", "create", "events", "--partitions", "1"], "TOPIC_ALREADY_EXISTS");
     fails_with(&server, &["topic", "create", "bad/name", "--partitions", "1"], "INVALID_TOPIC");
     fails_with(&server, &["topic", "create", "zero", "--partitions", "0"], "INVALID_PARTITIONS");
-    fails_with(&server, &["topic", "create", "cfg", "--partitions", "1", "--config", "retention.ms=soon"], "INVALID_CONFIG");
+    fails_with(
+        &server,
+        &["topic", "create", "cfg", "--partitions", "1", "--config", "retention.ms=soon"],
+        "INVALID_CONFIG",
+    );
     fails_with(&server, &["topic", "describe", "missing"], "UNKNOWN_TOPIC_OR_PARTITION");
     fails_with(&server, &["produce", "missing"], "UNKNOWN_TOPIC_OR_PARTITION");
-    fails_with(&server, &["consume", "events", "--partition", "0", "--offset", "999", "--max-messages", "1"], "OFFSET_OUT_OF_RANGE");
+    fails_with(
+        &server,
+        &["consume", "events", "--partition", "0", "--offset", "999", "--max-messages", "1"],
+        "OFFSET_OUT_OF_RANGE",
+    );
     let after: serde_json::Value =
         serde_json::from_str(&ok(&server, &["topic", "describe", "events", "--json"], "")).unwrap();
-    let total: i64 = after["partitions"].as_array().unwrap().iter().map(|p| p["log_end_offset"].as_i64().unwrap()).sum();
+    let total: i64 =
+        after["partitions"].as_array().unwrap().iter().map(|p| p["log_end_offset"].as_i64().unwrap()).sum();
     assert_eq!(total, 6);
 
     ok(&server, &["topic", "delete", "events"], "");
@@ -122,4 +136,17 @@ fn given_no_server_the_cli_says_it_cannot_connect() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("127.0.0.1:1"), "names the address: {stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+}
+
+#[test]
+fn given_a_gateway_in_front_of_the_server_the_cli_works_through_it() {
+    let data = tempfile::tempdir().unwrap();
+    let broker = ServerProcess::start_dev(&vltava(), data.path(), &[]).unwrap();
+    let gateway = ServerProcess::start_gateway(&vltava(), &broker.server()).unwrap();
+    ok(&gateway, &["topic", "create", "via-gw", "--partitions", "2"], "");
+    let produced = run(&gateway, &["produce", "via-gw", "--key-separator", "="], "k=v1\nk=v2\n");
+    assert!(produced.status.success(), "{}", String::from_utf8_lossy(&produced.stderr));
+    let out = ok(&gateway, &["consume", "via-gw", "--from-beginning", "--max-messages", "2", "--print-key"], "");
+    assert_eq!(out.lines().collect::<Vec<_>>(), vec!["k\tv1", "k\tv2"]);
+    fails_with(&gateway, &["produce", "nowhere"], "UNKNOWN_TOPIC_OR_PARTITION");
 }

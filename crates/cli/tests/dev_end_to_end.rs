@@ -63,7 +63,8 @@ fn check_complete_and_ordered(records: &[ConsumerRecord]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn given_100k_keyed_records_when_the_server_is_killed_and_restarted_should_keep_every_record_and_committed_offset() {
+async fn given_100k_keyed_records_when_the_server_is_killed_and_restarted_should_keep_every_record_and_committed_offset()
+ {
     let data = tempfile::tempdir().unwrap();
     let mut server = ServerProcess::start_dev(&vltava(), data.path(), &[]).unwrap();
     let addr = server.server();
@@ -94,9 +95,10 @@ async fn given_100k_keyed_records_when_the_server_is_killed_and_restarted_should
     // A group commits a position in the middle of each partition.
     let committed: HashMap<TopicPartition, i64> =
         end_offsets.iter().map(|(p, end)| (TopicPartition::new(TOPIC, *p), end / 2 + *p as i64)).collect();
-    let mut group = Consumer::connect(ConsumerConfig { group_id: Some("auditors".into()), ..ConsumerConfig::new(&addr) })
-        .await
-        .unwrap();
+    let mut group =
+        Consumer::connect(ConsumerConfig { group_id: Some("auditors".into()), ..ConsumerConfig::new(&addr) })
+            .await
+            .unwrap();
     group.commit_offsets(committed.clone()).await.unwrap();
 
     // kill -9: no clean shutdown, no flush (flush.messages is unset: the OS holds the tail).
@@ -186,7 +188,11 @@ async fn given_acks_1_when_the_server_is_killed_mid_stream_should_keep_every_ack
         }
     }
     for (partition, offset, value) in &acked {
-        assert_eq!(stored.get(&(*partition, *offset)), Some(value), "acknowledged record {partition}/{offset} was lost");
+        assert_eq!(
+            stored.get(&(*partition, *offset)),
+            Some(value),
+            "acknowledged record {partition}/{offset} was lost"
+        );
     }
     assert!(acked.len() >= 20_000);
 }

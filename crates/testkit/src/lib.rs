@@ -1,7 +1,7 @@
 //! Helpers for tests that run real Vltava processes.
 //!
 //! # Layout
-//! - [`ServerProcess`]: a `vltava dev` child process bound to `127.0.0.1:0`, whose address is
+//! - [`ServerProcess`]: a `vltava dev` (or `vltava gateway`) child process bound to `127.0.0.1:0`, whose address is
 //!   read from its startup line; it can be killed with SIGKILL and restarted on the same address
 //!   and data directory. Dropping it kills the process, so a failing test leaves nothing behind.
 
@@ -37,10 +37,11 @@ pub enum TestkitError {
     },
 }
 
-/// A running `vltava dev` process.
+/// A running `vltava` server process (`dev` or `gateway`).
 pub struct ServerProcess {
     bin: PathBuf,
     data_dir: PathBuf,
+    subcommand: &'static str,
     extra_args: Vec<String>,
     child: Option<Child>,
     addr: SocketAddr,
@@ -50,9 +51,19 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `bin dev` on a free loopback port with `data_dir`, waiting until it serves.
     pub fn start_dev(bin: &Path, data_dir: &Path, extra_args: &[&str]) -> Result<Self, TestkitError> {
+        Self::start(bin, "dev", data_dir, extra_args)
+    }
+
+    /// Starts `bin gateway --bootstrap BROKER` on a free loopback port.
+    pub fn start_gateway(bin: &Path, broker: &str) -> Result<Self, TestkitError> {
+        Self::start(bin, "gateway", Path::new(""), &["--bootstrap", broker])
+    }
+
+    fn start(bin: &Path, subcommand: &'static str, data_dir: &Path, extra_args: &[&str]) -> Result<Self, TestkitError> {
         let mut s = Self {
             bin: bin.to_path_buf(),
             data_dir: data_dir.to_path_buf(),
+            subcommand,
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             child: None,
             addr: "127.0.0.1:0".parse().expect("literal address"),
@@ -114,7 +125,10 @@ impl ServerProcess {
 
     fn spawn(&mut self) -> Result<(), TestkitError> {
         let mut cmd = Command::new(&self.bin);
-        cmd.arg("dev").arg("--listen").arg(self.addr.to_string()).arg("--data-dir").arg(&self.data_dir);
+        cmd.arg(self.subcommand).arg("--listen").arg(self.addr.to_string());
+        if self.subcommand == "dev" {
+            cmd.arg("--data-dir").arg(&self.data_dir);
+        }
         cmd.args(&self.extra_args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         cmd.env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
         let mut child =

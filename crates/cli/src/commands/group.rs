@@ -102,7 +102,14 @@ impl GroupPartition {
             (Some(c), Some(e)) => Some((e - c).max(0)),
             _ => None,
         };
-        GroupPartition { topic: tp.topic.clone(), partition: tp.partition, committed_offset, log_end_offset, lag, error }
+        GroupPartition {
+            topic: tp.topic.clone(),
+            partition: tp.partition,
+            committed_offset,
+            log_end_offset,
+            lag,
+            error,
+        }
     }
 }
 

@@ -29,8 +29,7 @@ pub fn parse_acks(s: &str) -> Result<Acks, String> {
 
 /// Parses `--compression`: `none`, `gzip`, `snappy`, `lz4` or `zstd`.
 pub fn parse_compression(s: &str) -> Result<Compression, String> {
-    s.parse::<Compression>()
-        .map_err(|_| format!("invalid compression {s:?}: expected none, gzip, snappy, lz4 or zstd"))
+    s.parse::<Compression>().map_err(|_| format!("invalid compression {s:?}: expected none, gzip, snappy, lz4 or zstd"))
 }
 
 /// The name `--acks` values print as (`all`, `1`, `0`).

@@ -71,7 +71,14 @@ pub struct ConsumeReport {
 
 impl ConsumeReport {
     /// Builds the report from raw measurements.
-    pub fn new(records: u64, bytes: u64, elapsed: Duration, first: Option<Duration>, polls: u64, h: &Histogram<u64>) -> Self {
+    pub fn new(
+        records: u64,
+        bytes: u64,
+        elapsed: Duration,
+        first: Option<Duration>,
+        polls: u64,
+        h: &Histogram<u64>,
+    ) -> Self {
         let seconds = elapsed.as_secs_f64();
         let first = first.unwrap_or(elapsed);
         let fetch_seconds = elapsed.saturating_sub(first).as_secs_f64();
@@ -166,7 +173,10 @@ pub async fn run(args: PerfConsumeArgs) -> anyhow::Result<()> {
         }
         if window_start.elapsed() >= REPORT_INTERVAL {
             let latency = LatencyMs::from_histogram(&window);
-            eprintln!("{}", progress_line(window_records, window_bytes, window_start.elapsed().as_secs_f64(), &latency));
+            eprintln!(
+                "{}",
+                progress_line(window_records, window_bytes, window_start.elapsed().as_secs_f64(), &latency)
+            );
             window.reset();
             (window_records, window_bytes) = (0, 0);
             window_start = Instant::now();
@@ -195,14 +205,7 @@ mod tests {
     fn report_rates_and_json() {
         let mut h = new_histogram();
         record_latency(&mut h, Duration::from_millis(4));
-        let r = ConsumeReport::new(
-            1000,
-            2 * 1024 * 1024,
-            Duration::from_secs(2),
-            Some(Duration::from_secs(1)),
-            10,
-            &h,
-        );
+        let r = ConsumeReport::new(1000, 2 * 1024 * 1024, Duration::from_secs(2), Some(Duration::from_secs(1)), 10, &h);
         assert_eq!(r.records_per_sec, 500.0);
         assert_eq!(r.mb_per_sec, 1.0);
         assert_eq!(r.time_to_first_record_ms, 1000.0);

@@ -219,7 +219,8 @@ pub async fn run(args: PerfProduceArgs) -> anyhow::Result<()> {
                 let line = {
                     let mut s = lock(&stats);
                     let latency = LatencyMs::from_histogram(&s.window);
-                    let line = progress_line(s.window_records, record_size, s.window_start.elapsed().as_secs_f64(), &latency);
+                    let line =
+                        progress_line(s.window_records, record_size, s.window_start.elapsed().as_secs_f64(), &latency);
                     s.window.reset();
                     s.window_records = 0;
                     s.window_start = Instant::now();

@@ -370,12 +370,8 @@ mod tests {
 
     #[test]
     fn list_json_and_table() {
-        let topics = vec![TopicSummary {
-            name: "t".into(),
-            topic_id: "u".into(),
-            partitions: 3,
-            replication_factor: 1,
-        }];
+        let topics =
+            vec![TopicSummary { name: "t".into(), topic_id: "u".into(), partitions: 3, replication_factor: 1 }];
         let json: Vec<TopicSummaryJson<'_>> = topics.iter().map(TopicSummaryJson::from).collect();
         assert_eq!(
             serde_json::to_string(&json).unwrap(),
