@@ -7,6 +7,9 @@ pub const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
 /// HTTP/2 connection window, shared by all streams of a connection.
 pub const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
 
+/// Largest HTTP/2 frame accepted: record batches travel in few large frames.
+pub const MAX_FRAME_SIZE: u32 = 1024 * 1024;
+
 /// A tonic server builder with Vltava's transport settings: no Nagle delay, large HTTP/2 windows
 /// for record batches, and keepalives that notice dead peers.
 pub fn server_builder() -> tonic::transport::Server {
@@ -15,4 +18,6 @@ pub fn server_builder() -> tonic::transport::Server {
         .initial_stream_window_size(Some(STREAM_WINDOW))
         .initial_connection_window_size(Some(CONNECTION_WINDOW))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        // Produce requests carry megabytes of batches: accept 1 MiB frames, not 16 KiB ones.
+        .max_frame_size(Some(MAX_FRAME_SIZE))
 }
