@@ -150,3 +150,26 @@ fn given_a_gateway_in_front_of_the_server_the_cli_works_through_it() {
     assert_eq!(out.lines().collect::<Vec<_>>(), vec!["k\tv1", "k\tv2"]);
     fails_with(&gateway, &["produce", "nowhere"], "UNKNOWN_TOPIC_OR_PARTITION");
 }
+
+#[test]
+fn given_vltava_env_overrides_dev_should_auto_create_topics_with_the_configured_partitions() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start_dev_with_env(
+        &vltava(),
+        data.path(),
+        &[("VLTAVA_BROKER__AUTO_CREATE_TOPICS_ENABLE", "true"), ("VLTAVA_BROKER__NUM_PARTITIONS", "4")],
+    )
+    .unwrap();
+    ok(&server, &["produce", "created-on-use"], "hello\n");
+    let describe: serde_json::Value =
+        serde_json::from_str(&ok(&server, &["topic", "describe", "created-on-use", "--json"], "")).unwrap();
+    assert_eq!(describe["partitions"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn given_defaults_dev_should_refuse_unknown_topics() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start_dev(&vltava(), data.path(), &[]).unwrap();
+    fails_with(&server, &["produce", "never-created"], "UNKNOWN_TOPIC_OR_PARTITION");
+    fails_with(&server, &["topic", "describe", "never-created"], "UNKNOWN_TOPIC_OR_PARTITION");
+}

@@ -43,6 +43,7 @@ pub struct ServerProcess {
     data_dir: PathBuf,
     subcommand: &'static str,
     extra_args: Vec<String>,
+    envs: Vec<(String, String)>,
     child: Option<Child>,
     addr: SocketAddr,
     output: Arc<Mutex<Vec<String>>>,
@@ -51,20 +52,32 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `bin dev` on a free loopback port with `data_dir`, waiting until it serves.
     pub fn start_dev(bin: &Path, data_dir: &Path, extra_args: &[&str]) -> Result<Self, TestkitError> {
-        Self::start(bin, "dev", data_dir, extra_args)
+        Self::start(bin, "dev", data_dir, extra_args, &[])
+    }
+
+    /// Like [`ServerProcess::start_dev`] with extra environment variables (e.g. `VLTAVA_*` overrides).
+    pub fn start_dev_with_env(bin: &Path, data_dir: &Path, envs: &[(&str, &str)]) -> Result<Self, TestkitError> {
+        Self::start(bin, "dev", data_dir, &[], envs)
     }
 
     /// Starts `bin gateway --bootstrap BROKER` on a free loopback port.
     pub fn start_gateway(bin: &Path, broker: &str) -> Result<Self, TestkitError> {
-        Self::start(bin, "gateway", Path::new(""), &["--bootstrap", broker])
+        Self::start(bin, "gateway", Path::new(""), &["--bootstrap", broker], &[])
     }
 
-    fn start(bin: &Path, subcommand: &'static str, data_dir: &Path, extra_args: &[&str]) -> Result<Self, TestkitError> {
+    fn start(
+        bin: &Path,
+        subcommand: &'static str,
+        data_dir: &Path,
+        extra_args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Result<Self, TestkitError> {
         let mut s = Self {
             bin: bin.to_path_buf(),
             data_dir: data_dir.to_path_buf(),
             subcommand,
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            envs: envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             child: None,
             addr: "127.0.0.1:0".parse().expect("literal address"),
             output: Arc::default(),
@@ -130,6 +143,7 @@ impl ServerProcess {
             cmd.arg("--data-dir").arg(&self.data_dir);
         }
         cmd.args(&self.extra_args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.envs(self.envs.iter().map(|(k, v)| (k, v)));
         cmd.env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
         let mut child =
             cmd.spawn().map_err(|source| TestkitError::Spawn { bin: self.bin.display().to_string(), source })?;

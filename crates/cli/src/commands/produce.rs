@@ -65,7 +65,8 @@ pub fn record_for_line(topic: &str, line: &[u8], separator: Option<&[u8]>, parti
 
 /// The summary line printed on stderr at the end.
 pub fn summary(acknowledged: u64, failed: u64) -> String {
-    format!("{acknowledged} records acknowledged, {failed} failed")
+    let noun = if acknowledged == 1 { "record" } else { "records" };
+    format!("{acknowledged} {noun} acknowledged, {failed} failed")
 }
 
 /// Delivery outcomes, updated from the producer's callbacks.
@@ -198,6 +199,7 @@ mod tests {
         assert_eq!(r.key, None);
         assert_eq!(r.partition, None);
         assert_eq!(summary(100, 0), "100 records acknowledged, 0 failed");
+        assert_eq!(summary(1, 2), "1 record acknowledged, 2 failed");
     }
 
     #[test]
