@@ -49,6 +49,8 @@ pub struct FakeState {
     pub produce_calls: Mutex<Vec<ProduceCall>>,
     pub metadata_calls: AtomicUsize,
     pub fetch_calls: AtomicUsize,
+    /// Every fetch offset received, in arrival order.
+    pub fetch_offsets: Mutex<Vec<i64>>,
     /// Errors returned by the next produce calls, in order.
     pub produce_failures: Mutex<VecDeque<WireError>>,
     /// When set, every produce call waits for one permit first.
@@ -251,6 +253,7 @@ impl RecordService for Svc {
     async fn fetch(&self, r: Request<FetchRequest>) -> Result<Response<FetchResponse>, Status> {
         self.0.fetch_calls.fetch_add(1, Ordering::SeqCst);
         let r = r.into_inner();
+        self.0.fetch_offsets.lock().extend(r.partitions.iter().map(|p| p.fetch_offset));
         let deadline = Instant::now() + Duration::from_millis(r.max_wait_ms.clamp(0, 200) as u64);
         loop {
             let mut any = false;
