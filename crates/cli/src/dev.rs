@@ -51,11 +51,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     let metadata = LocalMetadata::open(&args.data_dir.join("metadata"), config.broker.default_replication_factor)
         .context("opening the metadata store")?;
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let addr = listener.local_addr()?;
-    eprintln!("vltava dev: serving on {addr} (data in {})", args.data_dir.display());
+    let detail = format!("data in {}", args.data_dir.display());
+    let listener = crate::commands::bind_and_announce("dev", &args.listen, &detail).await?;
     vltava_broker::run(config.broker, Arc::new(metadata), listener, async {
         crate::commands::interrupted().await;
         tracing::info!("shutting down");

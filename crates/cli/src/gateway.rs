@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
 use serde::Deserialize;
 use vltava_common::telemetry::{LogFormat, init_logging};
@@ -44,10 +43,8 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     if !args.bootstrap.is_empty() {
         file.gateway.bootstrap = args.bootstrap;
     }
-    let listener = tokio::net::TcpListener::bind(&file.gateway.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", file.gateway.listen))?;
-    eprintln!("vltava gateway: serving on {} (brokers: {})", listener.local_addr()?, file.gateway.bootstrap.join(","));
+    let detail = format!("brokers: {}", file.gateway.bootstrap.join(","));
+    let listener = crate::commands::bind_and_announce("gateway", &file.gateway.listen, &detail).await?;
     vltava_gateway::run(file.gateway, listener, crate::commands::interrupted()).await?;
     Ok(())
 }

@@ -41,6 +41,15 @@ pub fn acks_name(acks: Acks) -> &'static str {
     }
 }
 
+/// Binds a server's listener and announces it on stderr as `vltava ROLE: serving on ADDR (DETAIL)`.
+/// Tests and scripts read the bound address (port 0 picks a free one) from that line.
+pub async fn bind_and_announce(role: &str, listen: &str, detail: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    use anyhow::Context;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    eprintln!("vltava {role}: serving on {} ({detail})", listener.local_addr()?);
+    Ok(listener)
+}
+
 /// A future that resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM; pending forever if the
 /// handlers cannot be installed.
 pub async fn interrupted() {
