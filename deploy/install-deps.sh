@@ -4,8 +4,11 @@
 set -euo pipefail
 have_libclang() {
   # Any one of these locations is enough (ls fails when a pattern matches nothing, so count lines).
+  # Only libclang itself counts: libclang-cpp (installed on its own by some images) is not what
+  # bindgen loads.
   [ -n "${LIBCLANG_PATH:-}" ] && return 0
-  [ "$(ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/*-linux-gnu/libclang*.so* 2>/dev/null | wc -l)" -gt 0 ]
+  [ "$(ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/llvm-*/lib/libclang-[0-9]*.so* \
+    /usr/lib/*-linux-gnu/libclang.so* /usr/lib/*-linux-gnu/libclang-[0-9]*.so* 2>/dev/null | wc -l)" -gt 0 ]
 }
 if have_libclang; then
   exit 0
