@@ -4,8 +4,13 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files =
-        ["vltava/v1/common.proto", "vltava/v1/admin.proto", "vltava/v1/records.proto", "vltava/v1/groups.proto"];
+    let files = [
+        "vltava/v1/common.proto",
+        "vltava/v1/admin.proto",
+        "vltava/v1/records.proto",
+        "vltava/v1/groups.proto",
+        "vltava/v1/controller.proto",
+    ];
     let paths: Vec<PathBuf> = files.iter().map(|f| root.join(f)).collect();
     for p in &paths {
         println!("cargo:rerun-if-changed={}", p.display());

@@ -9,9 +9,10 @@ use std::time::Duration;
 use vltava_common::WireError;
 use vltava_controller::{CreateTopic, MetadataError, TopicMetadata};
 use vltava_proto::v1::{
-    BrokerInfo, CreateTopicRequest, CreateTopicResponse, DeleteTopicRequest, DeleteTopicResponse, DescribeTopicRequest,
-    DescribeTopicResponse, ListTopicsResponse, MetadataRequest, MetadataResponse, PartitionDescription,
-    TopicDescription, TopicSummary,
+    AlterConfigsRequest, AlterConfigsResponse, BrokerInfo, CreatePartitionsRequest, CreatePartitionsResponse,
+    CreateTopicRequest, CreateTopicResponse, DeleteTopicRequest, DeleteTopicResponse, DescribeClusterRequest,
+    DescribeClusterResponse, DescribeTopicRequest, DescribeTopicResponse, ListTopicsResponse, MetadataRequest,
+    MetadataResponse, PartitionDescription, TopicDescription, TopicSummary,
 };
 
 use crate::error::BrokerError;
@@ -50,9 +51,52 @@ pub async fn auto_create(broker: &Broker, topic: &str) -> Result<(), BrokerError
             topic_applied(broker, version).await;
             Ok(())
         }
-        Err(MetadataError::TopicAlreadyExists { .. }) => Ok(()),
-        Err(e) => Err(e.into()),
+        Err(e) => {
+            let wire = WireError::from(BrokerError::from(e));
+            if wire.code == vltava_common::ErrorCode::TopicAlreadyExists {
+                Ok(())
+            } else {
+                Err(BrokerError::Metadata(MetadataError::Remote(wire)))
+            }
+        }
     }
+}
+
+/// Grows a topic's partition count.
+pub async fn create_partitions(
+    broker: &Broker,
+    req: CreatePartitionsRequest,
+) -> Result<CreatePartitionsResponse, WireError> {
+    let (topic, version) = broker
+        .metadata
+        .create_partitions(&req.topic, req.total_count, req.validate_only)
+        .await
+        .map_err(BrokerError::from)?;
+    if !req.validate_only {
+        topic_applied(broker, version).await;
+    }
+    Ok(CreatePartitionsResponse { topic: Some(describe(broker, &topic)) })
+}
+
+/// Sets or removes per-topic configuration.
+pub async fn alter_configs(broker: &Broker, req: AlterConfigsRequest) -> Result<AlterConfigsResponse, WireError> {
+    let (topic, version) = broker
+        .metadata
+        .alter_configs(&req.topic, req.set.into_iter().collect(), req.delete, req.validate_only)
+        .await
+        .map_err(BrokerError::from)?;
+    if !req.validate_only {
+        topic_applied(broker, version).await;
+    }
+    Ok(AlterConfigsResponse { topic: Some(describe(broker, &topic)) })
+}
+
+/// Describes the controller quorum and the brokers.
+pub async fn describe_cluster(
+    broker: &Broker,
+    _req: DescribeClusterRequest,
+) -> Result<DescribeClusterResponse, WireError> {
+    Ok(broker.metadata.describe_cluster().await.map_err(BrokerError::from)?)
 }
 
 async fn topic_applied(broker: &Broker, version: u64) -> bool {
@@ -116,8 +160,7 @@ pub async fn metadata(broker: &Broker, req: MetadataRequest) -> Result<MetadataR
     };
     Ok(MetadataResponse {
         brokers: image
-            .brokers
-            .values()
+            .live_brokers()
             .map(|b| BrokerInfo { id: b.id, address: b.address.clone(), rack: b.rack.clone().unwrap_or_default() })
             .collect(),
         topics,

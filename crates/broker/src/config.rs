@@ -47,6 +47,17 @@ pub struct BrokerConfig {
     /// Default time a produce with `acks=all` waits for replication.
     #[serde(with = "humantime_serde")]
     pub produce_timeout: Duration,
+    /// Controller addresses, `host:port` separated by commas (`vltava broker` only; `vltava dev`
+    /// runs its controller in process).
+    pub controllers: String,
+    /// The cluster id; registration with a controller of another cluster fails. Empty accepts any.
+    pub cluster_id: String,
+    /// Time between two heartbeats to the controller (`broker.heartbeat.interval.ms`).
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// How long a stopping broker waits for the controller to move its leaderships away.
+    #[serde(with = "humantime_serde")]
+    pub controlled_shutdown_timeout: Duration,
 }
 
 impl Default for BrokerConfig {
@@ -68,6 +79,10 @@ impl Default for BrokerConfig {
             fetch_max_bytes: 50 * 1024 * 1024,
             fetch_max_wait: Duration::from_secs(30),
             produce_timeout: Duration::from_secs(30),
+            controllers: String::new(),
+            cluster_id: String::new(),
+            heartbeat_interval: Duration::from_millis(250),
+            controlled_shutdown_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -84,6 +99,9 @@ impl BrokerConfig {
         if self.default_replication_factor < 1 || self.min_insync_replicas < 1 {
             return Err("default_replication_factor and min_insync_replicas must be >= 1".into());
         }
+        if self.heartbeat_interval.is_zero() {
+            return Err("heartbeat_interval must be positive".into());
+        }
         if self.max_request_bytes < 1024 {
             return Err(format!("max_request_bytes is too small: {}", self.max_request_bytes));
         }
@@ -97,6 +115,11 @@ impl BrokerConfig {
             return a.clone();
         }
         if bound.ip().is_unspecified() { format!("127.0.0.1:{}", bound.port()) } else { bound.to_string() }
+    }
+
+    /// The controller addresses.
+    pub fn controller_addresses(&self) -> Vec<String> {
+        self.controllers.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
     }
 
     /// Directory of partition logs.

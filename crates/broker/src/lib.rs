@@ -14,6 +14,7 @@
 //! - [`produce`], [`fetch`], [`subscribe`], [`list_offsets`]: the record RPC handlers.
 //! - [`admin`]: topic administration and the cluster metadata clients route by.
 //! - [`groups`]: committed consumer-group offsets ([`groups::OffsetStore`] and its RocksDB store).
+//! - [`lifecycle`]: registration with the controller, heartbeats and controlled shutdown.
 //! - [`maintenance`]: retention and timed flushes.
 //! - [`error`]: [`BrokerError`] and its one mapping to wire errors.
 
@@ -22,6 +23,7 @@ pub mod config;
 pub mod error;
 pub mod fetch;
 pub mod groups;
+pub mod lifecycle;
 pub mod list_offsets;
 pub mod log_config;
 pub mod maintenance;

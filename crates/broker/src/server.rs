@@ -15,6 +15,7 @@ use vltava_proto::v1::*;
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
 use crate::groups::{OffsetStore, RocksDbOffsetStore};
+use crate::lifecycle::Membership;
 use crate::replica_manager::ReplicaManager;
 use crate::subscribe::SubscribeStream;
 use crate::{admin, fetch, groups, list_offsets, maintenance, produce, subscribe};
@@ -31,6 +32,9 @@ pub struct Broker {
     pub offsets: Arc<dyn OffsetStore>,
 }
 
+/// How long a starting broker keeps trying to register.
+const REGISTRATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Runs a broker on `listener` until `shutdown` resolves, then closes every log cleanly.
 pub async fn run(
     config: BrokerConfig,
@@ -44,13 +48,14 @@ pub async fn run(
     let offsets = RocksDbOffsetStore::open(&config.groups_dir()).map_err(|e| startup("offsets store", &e))?;
     let replicas = Arc::new(ReplicaManager::new(&config));
     let addr = listener.local_addr().map_err(|e| startup("listener", &e))?;
-    metadata
-        .register_broker(BrokerRegistration {
-            id: config.broker_id,
-            address: config.advertised(addr),
-            rack: config.rack.clone(),
-        })
-        .await?;
+    let registration = BrokerRegistration::new(config.broker_id, config.advertised(addr), config.rack.clone());
+    let (membership, registered) = Membership::register(metadata.clone(), registration, REGISTRATION_TIMEOUT).await?;
+    // Serve only once this broker's view includes its own registration.
+    let mut images = metadata.watch();
+    let caught_up = tokio::time::timeout(REGISTRATION_TIMEOUT, images.wait_for(|i| i.version >= registered.version));
+    if !matches!(caught_up.await, Ok(Ok(_))) {
+        return Err(BrokerError::Startup("the controller's metadata did not arrive in time".into()));
+    }
 
     let first = metadata.image();
     let r = replicas.clone();
@@ -69,6 +74,7 @@ pub async fn run(
     });
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(follow_metadata(metadata.watch(), replicas.clone()));
+    tasks.spawn(membership.clone().heartbeat_loop(broker.config.heartbeat_interval));
     tasks.spawn(maintenance::every(
         broker.config.retention_check_interval,
         replicas.clone(),
@@ -77,6 +83,7 @@ pub async fn run(
     tasks.spawn(maintenance::every(broker.config.flush_check_interval, replicas.clone(), maintenance::flush_pass));
 
     tracing::info!(%addr, broker_id = broker.config.broker_id, partitions = replicas.all().len(), "broker serving");
+    let controlled_shutdown_timeout = broker.config.controlled_shutdown_timeout;
     let limit = broker.config.max_request_bytes.max(broker.config.fetch_max_bytes) + 64 * 1024;
     let svc = Services(broker.clone());
     let result = vltava_common::grpc::server_builder()
@@ -85,7 +92,12 @@ pub async fn run(
         )
         .add_service(AdminServiceServer::new(svc.clone()))
         .add_service(GroupServiceServer::new(svc))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            shutdown.await;
+            // Leaderships move while this broker still answers, so clients are redirected rather
+            // than left waiting for a session timeout.
+            membership.controlled_shutdown(controlled_shutdown_timeout).await;
+        })
         .await;
 
     tasks.shutdown().await;
@@ -161,6 +173,18 @@ impl AdminService for Services {
 
     async fn metadata(&self, request: Request<MetadataRequest>) -> Reply<MetadataResponse> {
         reply(admin::metadata(&self.0, request.into_inner()).await)
+    }
+
+    async fn create_partitions(&self, request: Request<CreatePartitionsRequest>) -> Reply<CreatePartitionsResponse> {
+        reply(admin::create_partitions(&self.0, request.into_inner()).await)
+    }
+
+    async fn alter_configs(&self, request: Request<AlterConfigsRequest>) -> Reply<AlterConfigsResponse> {
+        reply(admin::alter_configs(&self.0, request.into_inner()).await)
+    }
+
+    async fn describe_cluster(&self, request: Request<DescribeClusterRequest>) -> Reply<DescribeClusterResponse> {
+        reply(admin::describe_cluster(&self.0, request.into_inner()).await)
     }
 }
 

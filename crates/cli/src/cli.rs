@@ -28,6 +28,15 @@ pub enum Command {
     Dev(DevArgs),
     /// Runs the stateless client-facing gateway in front of the brokers.
     Gateway(crate::gateway::GatewayArgs),
+    /// Runs one controller of the quorum, or adds/removes a voter.
+    Controller(crate::controller::ControllerArgs),
+    /// Runs one broker of a cluster.
+    Broker(crate::broker::BrokerArgs),
+    /// Runs a whole cluster (controllers, brokers, gateway) as local processes.
+    LocalCluster(crate::local_cluster::LocalClusterArgs),
+    /// Describes the controller quorum and the brokers.
+    #[command(subcommand)]
+    Cluster(crate::commands::cluster::ClusterCommand),
     /// Creates, lists, describes and deletes topics.
     #[command(subcommand)]
     Topic(TopicCommand),
@@ -46,7 +55,11 @@ pub enum Command {
 impl Command {
     /// Whether this is a client command (as opposed to the `dev` server).
     pub fn is_client(&self) -> bool {
-        !matches!(self, Command::Dev(_) | Command::Gateway(_))
+        match self {
+            Command::Dev(_) | Command::Gateway(_) | Command::Broker(_) | Command::LocalCluster(_) => false,
+            Command::Controller(args) => args.action.is_some(),
+            _ => true,
+        }
     }
 }
 
@@ -55,6 +68,10 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Dev(args) => crate::dev::run(args).await,
         Command::Gateway(args) => crate::gateway::run(args).await,
+        Command::Controller(args) => crate::controller::run(args).await,
+        Command::Broker(args) => crate::broker::run(args).await,
+        Command::LocalCluster(args) => crate::local_cluster::run(args).await,
+        Command::Cluster(c) => crate::commands::cluster::run(c).await,
         Command::Topic(c) => crate::commands::topic::run(c).await,
         Command::Produce(args) => crate::commands::produce::run(args).await,
         Command::Consume(args) => crate::commands::consume::run(args).await,

@@ -1,6 +1,7 @@
 //! `vltava dev`: the whole system in one process on one port, for a laptop.
 //!
-//! It runs a single-node metadata service (RocksDB under `DATA_DIR/metadata`) and one broker
+//! It runs a single-voter controller quorum in process (Raft log and metadata in RocksDB under
+//! `DATA_DIR/metadata`) and one broker
 //! (id 1, logs under `DATA_DIR/broker/logs`, group offsets under `DATA_DIR/broker/groups`),
 //! serving the client API on `--listen`. Configuration: `--config FILE` (TOML, same shape as
 //! `deploy/config/dev.toml`) plus `VLTAVA_*` environment overrides; `--listen` and
@@ -14,7 +15,7 @@ use clap::Args;
 use serde::Deserialize;
 use vltava_broker::BrokerConfig;
 use vltava_common::telemetry::{LogFormat, init_logging};
-use vltava_controller::LocalMetadata;
+use vltava_controller::{Controller, MetadataService};
 
 /// Arguments of `vltava dev`.
 #[derive(Debug, Clone, Args)]
@@ -49,15 +50,19 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     config.broker.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
 
-    let metadata = LocalMetadata::open(&args.data_dir.join("metadata"), config.broker.default_replication_factor)
-        .context("opening the metadata store")?;
+    let controller =
+        Controller::start_single(args.data_dir.join("metadata"), config.broker.default_replication_factor, None)
+            .context("opening the metadata store")?;
     let detail = format!("data in {}", args.data_dir.display());
     let listener = crate::commands::bind_and_announce("dev", &args.listen, &detail).await?;
-    vltava_broker::run(config.broker, Arc::new(metadata), listener, async {
+    let metadata: Arc<dyn MetadataService> = controller.clone();
+    let result = vltava_broker::run(config.broker, metadata, listener, async {
         crate::commands::interrupted().await;
         tracing::info!("shutting down");
     })
-    .await?;
+    .await;
+    controller.stop().await;
+    result?;
     Ok(())
 }
 

@@ -1,13 +1,17 @@
-//! The `vltava` command: the `dev` server, topic and group administration, a console producer
-//! and consumer, and perf tests.
+//! The `vltava` command: the `dev` server, the cluster processes (`controller`, `broker`,
+//! `gateway`, `local-cluster`), topic, group and cluster administration, a console producer and
+//! consumer, and perf tests.
 //!
 //! Exit status: 0 on success (also when stdout is closed early, e.g. `| head`), 1 on any error,
 //! including invalid arguments. Errors are one line on stderr: `error: CODE: message`.
 
+mod broker;
 mod cli;
 mod commands;
+mod controller;
 mod dev;
 mod gateway;
+mod local_cluster;
 mod output;
 
 use std::process::ExitCode;

@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use vltava_proto::v1::{
-    CreateTopicRequest, DeleteTopicRequest, DescribeTopicRequest, ErrorCode, ListTopicsRequest, MetadataResponse,
-    TopicDescription, TopicSummary,
+    AlterConfigsRequest, CreatePartitionsRequest, CreateTopicRequest, DeleteTopicRequest, DescribeClusterRequest,
+    DescribeClusterResponse, DescribeTopicRequest, ErrorCode, ListTopicsRequest, MetadataResponse, TopicDescription,
+    TopicSummary,
 };
 
 use crate::cluster::Cluster;
@@ -82,6 +83,43 @@ impl Admin {
         })
         .await?;
         response.into_inner().topic.ok_or_else(|| crate::cluster::unknown_topic(name))
+    }
+
+    /// Grows a topic to `total` partitions (Kafka's `kafka-topics --alter --partitions`).
+    pub async fn create_partitions(&self, name: &str, total: i32) -> Result<TopicDescription, ClientError> {
+        let request = CreatePartitionsRequest { topic: name.to_string(), total_count: total, validate_only: false };
+        let response = on_any_node(&self.cluster, |node| {
+            let request = timed(request.clone());
+            async move { node.admin().create_partitions(request).await }
+        })
+        .await?;
+        response.into_inner().topic.ok_or_else(|| crate::cluster::unknown_topic(name))
+    }
+
+    /// Sets (`set`) and removes (`delete`) per-topic configuration keys.
+    pub async fn alter_configs(
+        &self,
+        name: &str,
+        set: std::collections::HashMap<String, String>,
+        delete: Vec<String>,
+    ) -> Result<TopicDescription, ClientError> {
+        let request = AlterConfigsRequest { topic: name.to_string(), set, delete, validate_only: false };
+        let response = on_any_node(&self.cluster, |node| {
+            let request = timed(request.clone());
+            async move { node.admin().alter_configs(request).await }
+        })
+        .await?;
+        response.into_inner().topic.ok_or_else(|| crate::cluster::unknown_topic(name))
+    }
+
+    /// The controller quorum (leader, term, applied index) and the brokers (alive or fenced).
+    pub async fn describe_cluster(&self) -> Result<DescribeClusterResponse, ClientError> {
+        let response = on_any_node(&self.cluster, |node| {
+            let request = timed(DescribeClusterRequest {});
+            async move { node.admin().describe_cluster(request).await }
+        })
+        .await?;
+        Ok(response.into_inner())
     }
 
     /// Brokers and partition leaders of every topic.

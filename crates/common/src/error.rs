@@ -117,6 +117,7 @@ pub fn is_retriable(code: ErrorCode) -> bool {
             | ErrorCode::NotController
             | ErrorCode::FencedLeaderEpoch
             | ErrorCode::UnknownTopicOrPartition
+            | ErrorCode::BrokerNotAvailable
     )
 }
 
@@ -137,7 +138,12 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | ErrorCode::InvalidReplicationFactor
         | ErrorCode::InvalidConfig
         | ErrorCode::InvalidRequest
-        | ErrorCode::UnsupportedCompressionType => Code::InvalidArgument,
+        | ErrorCode::UnsupportedCompressionType
+        | ErrorCode::InvalidVoterChange => Code::InvalidArgument,
+        ErrorCode::StaleBrokerEpoch | ErrorCode::DuplicateBrokerRegistration | ErrorCode::InconsistentClusterId => {
+            Code::FailedPrecondition
+        }
+        ErrorCode::BrokerNotAvailable => Code::Unavailable,
         ErrorCode::LeaderNotAvailable
         | ErrorCode::NotLeaderOrFollower
         | ErrorCode::NotController

@@ -51,6 +51,68 @@ pub enum MetadataError {
     /// The metadata store failed.
     #[error("metadata store error: {0}")]
     Store(String),
+    /// No such broker is registered.
+    #[error("broker {id} is not registered")]
+    BrokerNotRegistered {
+        /// Broker id.
+        id: i32,
+    },
+    /// The broker's epoch is not the registered one: it must register again.
+    #[error("stale broker epoch for broker {id}: the registered epoch is {expected}, the request has {got}")]
+    StaleBrokerEpoch {
+        /// Broker id.
+        id: i32,
+        /// Registered epoch.
+        expected: i64,
+        /// Epoch in the request.
+        got: i64,
+    },
+    /// Another live process holds this broker id.
+    #[error(
+        "broker {id} is registered by another live process (incarnation {incarnation}); retry after its session expires"
+    )]
+    DuplicateBrokerRegistration {
+        /// Broker id.
+        id: i32,
+        /// The live registration's incarnation.
+        incarnation: String,
+    },
+    /// A partition count may only grow.
+    #[error("topic {topic:?} has {current} partitions; the new count {requested} must be larger (and at most 100000)")]
+    PartitionsMustGrow {
+        /// Topic.
+        topic: String,
+        /// Current count.
+        current: i32,
+        /// Requested count.
+        requested: i32,
+    },
+    /// This controller is not the leader and cannot forward.
+    #[error("not the active controller{}", leader.as_ref().map(|(id, a)| format!("; the leader is controller {id} at {a}")).unwrap_or_else(|| "; no leader is known yet".into()))]
+    NotController {
+        /// The leader's node id and address, when known.
+        leader: Option<(u64, String)>,
+    },
+    /// The quorum did not commit in time (no majority reachable, or leadership changed).
+    #[error("the controller quorum did not answer in time: {0}")]
+    Timeout(String),
+    /// The request belongs to another cluster.
+    #[error("cluster id mismatch: this cluster is {ours:?}, the request is for {theirs:?}")]
+    InconsistentClusterId {
+        /// Our cluster id.
+        ours: String,
+        /// The request's.
+        theirs: String,
+    },
+    /// A voter change that is not allowed.
+    #[error("invalid voter change: {0}")]
+    InvalidVoterChange(String),
+    /// An error answered by a remote controller, passed on unchanged.
+    #[error("{}", .0.message)]
+    Remote(WireError),
+    /// Raft failed internally.
+    #[error("raft: {0}")]
+    Raft(String),
 }
 
 impl From<MetadataError> for WireError {
@@ -58,13 +120,34 @@ impl From<MetadataError> for WireError {
         let code = match &e {
             MetadataError::TopicAlreadyExists { .. } => ErrorCode::TopicAlreadyExists,
             MetadataError::UnknownTopic { .. } => ErrorCode::UnknownTopicOrPartition,
-            MetadataError::InvalidTopic(w) => return w.clone(),
+            MetadataError::InvalidTopic(w) | MetadataError::Remote(w) => return w.clone(),
             MetadataError::InvalidPartitions { .. } => ErrorCode::InvalidPartitions,
             MetadataError::InvalidReplicationFactor { .. } => ErrorCode::InvalidReplicationFactor,
             MetadataError::InvalidConfig { .. } => ErrorCode::InvalidConfig,
-            MetadataError::Store(_) => ErrorCode::UnknownServerError,
+            MetadataError::Store(_) | MetadataError::Raft(_) => ErrorCode::UnknownServerError,
+            MetadataError::BrokerNotRegistered { .. } => ErrorCode::BrokerNotAvailable,
+            MetadataError::StaleBrokerEpoch { .. } => ErrorCode::StaleBrokerEpoch,
+            MetadataError::DuplicateBrokerRegistration { .. } => ErrorCode::DuplicateBrokerRegistration,
+            MetadataError::PartitionsMustGrow { .. } => ErrorCode::InvalidPartitions,
+            MetadataError::NotController { .. } => ErrorCode::NotController,
+            MetadataError::Timeout(_) => ErrorCode::RequestTimedOut,
+            MetadataError::InconsistentClusterId { .. } => ErrorCode::InconsistentClusterId,
+            MetadataError::InvalidVoterChange(_) => ErrorCode::InvalidVoterChange,
         };
         WireError::new(code, e.to_string())
+    }
+}
+
+impl From<WireError> for MetadataError {
+    /// Carries an error answered by a remote controller, code and message unchanged.
+    fn from(w: WireError) -> Self {
+        MetadataError::Remote(w)
+    }
+}
+
+impl From<raft::Error> for MetadataError {
+    fn from(e: raft::Error) -> Self {
+        MetadataError::Raft(e.to_string())
     }
 }
 

@@ -1,24 +1,45 @@
-//! Vltava's cluster metadata: what topics exist, where their partitions live and who leads them.
+//! Vltava's controller quorum: cluster metadata agreed on through Raft (raft-rs), kept in RocksDB.
 //!
 //! # Layout
 //! - [`model`]: the metadata types (brokers, topics, partitions) and the versioned [`model::ClusterImage`].
 //! - [`service`]: the [`MetadataService`] trait brokers and admin handlers program against.
-//! - [`topic_config`]: validation of per-topic configuration keys (Kafka's names).
-//! - [`placement`]: replica placement over brokers.
-//! - [`store`]: the RocksDB-backed store of the metadata state.
-//! - [`local`]: [`LocalMetadata`], a single-node implementation used by `vltava dev`. The Raft
-//!   quorum replaces it behind the same trait.
+//! - [`command`], [`state`], [`election`]: the replicated state machine: commands, their pure,
+//!   deterministic application, and partition leader election.
+//! - [`topics`], [`placement`], [`topic_config`]: planning topic changes on the active controller.
+//! - [`raft_store`], [`state_store`]: the Raft log and the state machine in one RocksDB database.
+//! - [`node`]: the task driving a raft-rs `RawNode`; [`transport`]: Raft messages over gRPC.
+//! - [`quorum`]: [`Controller`], one quorum member as a [`MetadataService`]; [`liveness`]: broker
+//!   sessions and fencing.
+//! - [`grpc`]: the controller's gRPC services; [`remote`]: [`RemoteMetadata`], the client side
+//!   used by brokers and gateways.
+//! - [`config`]: the `vltava controller` configuration file.
 //! - [`error`]: [`MetadataError`] and its mapping to wire errors.
 
+pub mod command;
+pub mod config;
+pub mod convert;
+pub mod deltas;
+pub mod election;
 pub mod error;
-pub mod local;
+pub mod grpc;
+pub mod liveness;
 pub mod model;
+pub mod node;
 pub mod placement;
+pub mod quorum;
+pub mod raft_store;
+pub mod remote;
 pub mod service;
-pub mod store;
+mod slog_bridge;
+pub mod state;
+pub mod state_store;
 pub mod topic_config;
+pub mod topics;
+pub mod transport;
 
 pub use error::MetadataError;
-pub use local::LocalMetadata;
 pub use model::{BrokerId, BrokerRegistration, ClusterImage, CreateTopic, PartitionState, TopicMetadata};
-pub use service::MetadataService;
+pub use quorum::{Controller, ControllerSettings};
+pub use remote::RemoteMetadata;
+pub use service::{MetadataService, Registered};
+pub use topics::create_request;

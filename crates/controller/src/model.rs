@@ -17,6 +17,23 @@ pub struct BrokerRegistration {
     pub address: String,
     /// Rack, for rack-aware placement.
     pub rack: Option<String>,
+    /// Unique per process start: tells a restarted broker from a live duplicate.
+    #[serde(default)]
+    pub incarnation: String,
+    /// Registration epoch, assigned by the controller (the Raft index of the registration).
+    #[serde(default)]
+    pub epoch: i64,
+    /// Fenced: the session expired or the broker shut down. A fenced broker leads nothing and
+    /// must register again.
+    #[serde(default)]
+    pub fenced: bool,
+}
+
+impl BrokerRegistration {
+    /// A registration request for broker `id` at `address` (epoch and fencing are the controller's).
+    pub fn new(id: BrokerId, address: impl Into<String>, rack: Option<String>) -> Self {
+        Self { id, address: address.into(), rack, incarnation: String::new(), epoch: 0, fenced: false }
+    }
 }
 
 /// One partition's placement and leadership.
@@ -86,6 +103,11 @@ pub struct ClusterImage {
 }
 
 impl ClusterImage {
+    /// Brokers that are registered and not fenced.
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers.values().filter(|b| !b.fenced)
+    }
+
     /// The topic called `name`.
     pub fn topic(&self, name: &str) -> Option<&Arc<TopicMetadata>> {
         self.topics.get(name)

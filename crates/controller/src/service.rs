@@ -1,14 +1,25 @@
 //! The metadata service as brokers and admin handlers see it.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::watch;
+use vltava_proto::v1::DescribeClusterResponse;
 
 use crate::error::MetadataError;
-use crate::model::{BrokerRegistration, ClusterImage, CreateTopic, TopicMetadata};
+use crate::model::{BrokerId, BrokerRegistration, ClusterImage, CreateTopic, TopicMetadata};
+
+/// A broker's registration as the controller confirmed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Registered {
+    /// The broker epoch to send with heartbeats.
+    pub epoch: i64,
+    /// The metadata version containing the registration.
+    pub version: u64,
+}
 
 /// Cluster metadata: reads come from the latest [`ClusterImage`], writes are agreed on by the
-/// implementation (a local store for `vltava dev`, the Raft quorum in a cluster).
+/// controller quorum (in process for `vltava dev`, over gRPC for a broker of a cluster).
 #[async_trait::async_trait]
 pub trait MetadataService: Send + Sync + 'static {
     /// Creates a topic, placing its replicas and choosing leaders. Returns the topic and the
@@ -18,8 +29,34 @@ pub trait MetadataService: Send + Sync + 'static {
     /// Deletes a topic. Returns the version of the image without it.
     async fn delete_topic(&self, name: &str) -> Result<u64, MetadataError>;
 
-    /// Registers (or re-registers) a broker. Returns the image version that contains it.
-    async fn register_broker(&self, registration: BrokerRegistration) -> Result<u64, MetadataError>;
+    /// Grows a topic to `total` partitions.
+    async fn create_partitions(
+        &self,
+        topic: &str,
+        total: i32,
+        validate_only: bool,
+    ) -> Result<(Arc<TopicMetadata>, u64), MetadataError>;
+
+    /// Sets and removes per-topic configuration keys.
+    async fn alter_configs(
+        &self,
+        topic: &str,
+        set: BTreeMap<String, String>,
+        delete: Vec<String>,
+        validate_only: bool,
+    ) -> Result<(Arc<TopicMetadata>, u64), MetadataError>;
+
+    /// Registers (or re-registers) a broker.
+    async fn register_broker(&self, registration: BrokerRegistration) -> Result<Registered, MetadataError>;
+
+    /// Renews a broker's session. Returns whether the broker is fenced (and must register again).
+    async fn heartbeat(&self, broker: BrokerId, epoch: i64) -> Result<bool, MetadataError>;
+
+    /// Moves a stopping broker's leaderships away and fences it. Returns the version without them.
+    async fn controlled_shutdown(&self, broker: BrokerId, epoch: i64) -> Result<u64, MetadataError>;
+
+    /// Describes the quorum and the brokers.
+    async fn describe_cluster(&self) -> Result<DescribeClusterResponse, MetadataError>;
 
     /// The latest image.
     fn image(&self) -> Arc<ClusterImage>;

@@ -110,6 +110,29 @@ pub async fn metadata(router: &Router, request: MetadataRequest) -> Result<Metad
     forward_admin!(router, metadata, request)
 }
 
+/// `AdminService.CreatePartitions` on a bootstrap broker; invalidates the cached metadata.
+pub async fn create_partitions(
+    router: &Router,
+    request: CreatePartitionsRequest,
+) -> Result<CreatePartitionsResponse, Status> {
+    let result = forward_admin!(router, create_partitions, request);
+    router.invalidate();
+    result
+}
+
+/// `AdminService.AlterConfigs` on a bootstrap broker.
+pub async fn alter_configs(router: &Router, request: AlterConfigsRequest) -> Result<AlterConfigsResponse, Status> {
+    forward_admin!(router, alter_configs, request)
+}
+
+/// `AdminService.DescribeCluster` on a bootstrap broker.
+pub async fn describe_cluster(
+    router: &Router,
+    request: DescribeClusterRequest,
+) -> Result<DescribeClusterResponse, Status> {
+    forward_admin!(router, describe_cluster, request)
+}
+
 /// `GroupService.CommitOffsets` on a bootstrap broker.
 pub async fn commit_offsets(router: &Router, request: CommitOffsetsRequest) -> Result<CommitOffsetsResponse, Status> {
     forward_group!(router, commit_offsets, request)

@@ -98,6 +98,18 @@ impl AdminService for Services {
     async fn metadata(&self, request: Request<MetadataRequest>) -> Reply<MetadataResponse> {
         reply(forward::metadata(&self.0, request.into_inner()).await)
     }
+
+    async fn create_partitions(&self, request: Request<CreatePartitionsRequest>) -> Reply<CreatePartitionsResponse> {
+        reply(forward::create_partitions(&self.0, request.into_inner()).await)
+    }
+
+    async fn alter_configs(&self, request: Request<AlterConfigsRequest>) -> Reply<AlterConfigsResponse> {
+        reply(forward::alter_configs(&self.0, request.into_inner()).await)
+    }
+
+    async fn describe_cluster(&self, request: Request<DescribeClusterRequest>) -> Reply<DescribeClusterResponse> {
+        reply(forward::describe_cluster(&self.0, request.into_inner()).await)
+    }
 }
 
 #[tonic::async_trait]

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 use vltava_broker::BrokerConfig;
-use vltava_controller::LocalMetadata;
+use vltava_controller::Controller;
 use vltava_gateway::GatewayConfig;
 use vltava_proto::v1::admin_service_client::AdminServiceClient;
 use vltava_proto::v1::group_service_client::GroupServiceClient;
@@ -60,14 +60,17 @@ impl Cluster {
         let broker_addr = listener.local_addr().unwrap().to_string();
         let config =
             BrokerConfig { data_dir: dir.path().join("broker"), listen: broker_addr.clone(), ..Default::default() };
-        let metadata = Arc::new(LocalMetadata::open(&dir.path().join("metadata"), 1).unwrap());
+        let controller = Controller::start_single(dir.path().join("metadata"), 1, None).unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
+            let metadata: Arc<dyn vltava_controller::MetadataService> = controller.clone();
             vltava_broker::run(config, metadata, listener, async move {
                 let _ = rx.await;
             })
             .await
             .unwrap();
+            // Close the metadata store so the same directory can be opened again.
+            controller.stop().await;
         });
         let broker = Running { addr: broker_addr.clone(), stop: Some(tx), task: Some(task) };
 

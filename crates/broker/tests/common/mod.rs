@@ -8,7 +8,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 use vltava_broker::BrokerConfig;
-use vltava_controller::LocalMetadata;
+use vltava_controller::Controller;
 use vltava_proto::v1::admin_service_client::AdminServiceClient;
 use vltava_proto::v1::group_service_client::GroupServiceClient;
 use vltava_proto::v1::record_service_client::RecordServiceClient;
@@ -33,14 +33,17 @@ impl TestBroker {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         config.listen = addr.clone();
-        let metadata = Arc::new(LocalMetadata::open(&dir.path().join("metadata"), 1).unwrap());
+        let controller = Controller::start_single(dir.path().join("metadata"), 1, None).unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
+            let metadata: Arc<dyn vltava_controller::MetadataService> = controller.clone();
             vltava_broker::run(config, metadata, listener, async move {
                 let _ = rx.await;
             })
             .await
             .unwrap();
+            // Close the metadata store so the same directory can be opened again.
+            controller.stop().await;
         });
         Self { addr, dir, stop: Some(tx), task: Some(task) }
     }

@@ -1,5 +1,6 @@
 //! The client commands, one per file, and the arguments they share.
 
+pub mod cluster;
 pub mod consume;
 pub mod group;
 pub mod perf;

@@ -218,6 +218,24 @@ impl AdminService for Svc {
         let brokers = vec![BrokerInfo { id: 1, address: self.0.address.lock().clone(), rack: String::new() }];
         Ok(Response::new(MetadataResponse { brokers, topics, cluster_id: "fake".into() }))
     }
+
+    async fn create_partitions(
+        &self,
+        _: Request<CreatePartitionsRequest>,
+    ) -> Result<Response<CreatePartitionsResponse>, Status> {
+        Err(Status::unimplemented("not in the fake server"))
+    }
+
+    async fn alter_configs(&self, _: Request<AlterConfigsRequest>) -> Result<Response<AlterConfigsResponse>, Status> {
+        Err(Status::unimplemented("not in the fake server"))
+    }
+
+    async fn describe_cluster(
+        &self,
+        _: Request<DescribeClusterRequest>,
+    ) -> Result<Response<DescribeClusterResponse>, Status> {
+        Err(Status::unimplemented("not in the fake server"))
+    }
 }
 
 type Stream = Pin<Box<dyn tokio_stream::Stream<Item = Result<PartitionRecords, Status>> + Send>>;

@@ -1,0 +1,53 @@
+//! `vltava broker`: one broker of a cluster (`--config FILE`, see `deploy/config/broker.toml`),
+//! following the controller quorum named by `broker.controllers`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use serde::Deserialize;
+use vltava_broker::BrokerConfig;
+use vltava_common::telemetry::{LogFormat, init_logging};
+use vltava_controller::RemoteMetadata;
+
+/// Arguments of `vltava broker`.
+#[derive(Debug, Clone, Args)]
+pub struct BrokerArgs {
+    /// TOML configuration file (see deploy/config/broker.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// The `vltava broker` configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct BrokerFile {
+    /// Log format: "text" or "json".
+    pub log_format: LogFormat,
+    /// The broker's settings.
+    pub broker: BrokerConfig,
+}
+
+/// Runs the broker until Ctrl-C or SIGTERM (then a controlled shutdown).
+pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
+    let file: BrokerFile = vltava_common::config::load(args.config.as_deref())?;
+    init_logging(file.log_format, "info");
+    let config = file.broker;
+    config.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    let controllers = config.controller_addresses();
+    if controllers.is_empty() {
+        anyhow::bail!("invalid configuration: broker.controllers is empty (list the controllers as host:port,...)");
+    }
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let metadata = RemoteMetadata::connect(&controllers, &config.cluster_id, Duration::from_secs(15))
+        .context("connecting to the controllers")?;
+    let detail = format!("broker {}, controllers {}", config.broker_id, controllers.join(","));
+    let listener = crate::commands::bind_and_announce("broker", &config.listen, &detail).await?;
+    vltava_broker::run(config, metadata, listener, async {
+        crate::commands::interrupted().await;
+        tracing::info!("shutting down");
+    })
+    .await?;
+    Ok(())
+}

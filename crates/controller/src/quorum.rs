@@ -1,0 +1,408 @@
+//! [`Controller`]: one member of the controller quorum, as a [`MetadataService`].
+//!
+//! Writes are planned here on the active controller (validation, topic ids, placement) and
+//! proposed as [`Command`]s; the state machine re-checks them at apply. A follower answers writes
+//! with `NOT_CONTROLLER` naming the leader, which the gRPC layer turns into a forward.
+//! Broker sessions live in the active controller's memory: heartbeats renew them without touching
+//! the Raft log, and a broker whose session expires is fenced through the log (see
+//! [`crate::liveness`]).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use raft::prelude::{ConfChange, ConfChangeType};
+use rocksdb::WriteBatch;
+use tokio::sync::watch;
+use vltava_proto::v1::{BrokerState, ControllerInfo, DescribeClusterResponse};
+
+use crate::command::Command;
+use crate::error::MetadataError;
+use crate::liveness::Sessions;
+use crate::model::{BrokerId, BrokerRegistration, ClusterImage, CreateTopic, TopicMetadata};
+use crate::node::{NodeHandle, NodeSettings, QuorumStatus};
+use crate::raft_store::RaftStore;
+use crate::service::{MetadataService, Registered};
+use crate::state::Outcome;
+use crate::transport::Transport;
+use crate::{state_store, topics};
+
+/// Everything a controller needs to start.
+#[derive(Debug, Clone)]
+pub struct ControllerSettings {
+    /// Raft settings (node id, ticks, snapshots, timeouts).
+    pub node: NodeSettings,
+    /// The cluster id; a data directory of another cluster is refused.
+    pub cluster_id: String,
+    /// The initial voters (node id to address); used the first time the data directory is created.
+    pub voters: BTreeMap<u64, String>,
+    /// Start as a new, non-voting member that waits to be added (`vltava controller add`).
+    pub join: bool,
+    /// Data directory (RocksDB).
+    pub data_dir: PathBuf,
+    /// Replication factor of topics created without one.
+    pub default_replication_factor: i32,
+    /// A broker without a heartbeat for this long is fenced.
+    pub session_timeout: Duration,
+}
+
+/// One controller of the quorum.
+pub struct Controller {
+    node: NodeHandle,
+    stop: watch::Sender<bool>,
+    task: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    cluster_id: String,
+    default_replication_factor: i32,
+    sessions: Arc<Sessions>,
+}
+
+impl Controller {
+    /// Opens the data directory and starts the Raft node and the session checker. Raft messages
+    /// from peers must be fed to [`Controller::raft_inbox`] (the gRPC server does).
+    pub fn start(settings: ControllerSettings) -> Result<Arc<Self>, MetadataError> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .map_err(|e| MetadataError::Store(format!("{}: {e}", settings.data_dir.display())))?;
+        let store = RaftStore::open(&settings.data_dir)?;
+        bootstrap(&store, &settings)?;
+        let (transport, feedback) = Transport::new(settings.cluster_id.clone());
+        let (stop, stop_rx) = watch::channel(false);
+        let (node, task) = crate::node::start(
+            settings.node.clone(),
+            store,
+            transport,
+            feedback,
+            crate::slog_bridge::logger(),
+            stop_rx.clone(),
+        )?;
+        let sessions = Arc::new(Sessions::new(settings.session_timeout));
+        let controller = Arc::new(Self {
+            node,
+            stop,
+            task: parking_lot::Mutex::new(Some(task)),
+            cluster_id: settings.cluster_id.clone(),
+            default_replication_factor: settings.default_replication_factor.max(1),
+            sessions: sessions.clone(),
+        });
+        tokio::spawn(crate::liveness::fence_expired(controller.node.clone(), sessions, settings.node.tick, stop_rx));
+        Ok(controller)
+    }
+
+    /// Stops the Raft node and waits until its storage is closed (so the data directory can be
+    /// opened again in this process).
+    pub async fn stop(&self) {
+        self.stop.send_replace(true);
+        let task = self.task.lock().take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+
+    /// A single-voter quorum in process, for `vltava dev` and tests: node id 1, no network.
+    pub fn start_single(
+        data_dir: PathBuf,
+        default_replication_factor: i32,
+        cluster_id: Option<String>,
+    ) -> Result<Arc<Self>, MetadataError> {
+        let cluster_id = match cluster_id {
+            Some(c) => c,
+            None => existing_cluster_id(&data_dir)?.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
+        };
+        Self::start(ControllerSettings {
+            node: NodeSettings {
+                id: 1,
+                tick: Duration::from_millis(100),
+                election_ticks: 10,
+                heartbeat_ticks: 2,
+                snapshot_entries: 10_000,
+                request_timeout: Duration::from_secs(10),
+            },
+            cluster_id,
+            voters: BTreeMap::from([(1, "in-process".to_string())]),
+            join: false,
+            data_dir,
+            default_replication_factor,
+            session_timeout: Duration::from_secs(3600 * 24 * 365),
+        })
+    }
+
+    /// Where peers' Raft messages go.
+    pub fn raft_inbox(&self) -> &tokio::sync::mpsc::Sender<Vec<raft::prelude::Message>> {
+        &self.node.raft_inbox
+    }
+
+    /// The cluster id.
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    /// The latest Raft status.
+    pub fn status(&self) -> QuorumStatus {
+        self.node.status.borrow().clone()
+    }
+
+    /// A watch on the Raft status.
+    pub fn status_watch(&self) -> watch::Receiver<QuorumStatus> {
+        self.node.status.clone()
+    }
+
+    /// Recent deltas, for metadata watchers.
+    pub fn deltas(&self) -> &Arc<crate::deltas::DeltaLog> {
+        &self.node.deltas
+    }
+
+    /// Fails with NOT_CONTROLLER (naming the leader when known) unless this node leads.
+    fn require_leader(&self) -> Result<(), MetadataError> {
+        let status = self.status();
+        if status.is_leader {
+            return Ok(());
+        }
+        let leader = status.controllers.get(&status.leader_id).map(|a| (status.leader_id, a.clone()));
+        Err(MetadataError::NotController { leader })
+    }
+
+    async fn propose_topic(&self, command: Command) -> Result<(Arc<TopicMetadata>, u64), MetadataError> {
+        match self.node.propose(command).await? {
+            Outcome::Topic(t) => Ok((t, self.image().version)),
+            other => Err(MetadataError::Raft(format!("unexpected outcome {other:?}"))),
+        }
+    }
+
+    /// Adds a voter (one configuration change at a time).
+    pub async fn add_voter(&self, id: u64, address: String) -> Result<u64, MetadataError> {
+        self.require_leader()?;
+        if id == 0 || address.is_empty() {
+            return Err(MetadataError::InvalidVoterChange("a voter needs a non-zero id and an address".into()));
+        }
+        if self.status().voters.contains(&id) {
+            return Err(MetadataError::InvalidVoterChange(format!("controller {id} is already a voter")));
+        }
+        let mut cc = ConfChange::default();
+        cc.set_change_type(ConfChangeType::AddNode);
+        cc.node_id = id;
+        self.node.change_conf(cc, Some(address)).await?;
+        Ok(self.status().applied)
+    }
+
+    /// Removes a voter (one configuration change at a time; never the last one).
+    pub async fn remove_voter(&self, id: u64) -> Result<u64, MetadataError> {
+        self.require_leader()?;
+        let voters = self.status().voters;
+        if !voters.contains(&id) {
+            return Err(MetadataError::InvalidVoterChange(format!("controller {id} is not a voter")));
+        }
+        if voters.len() == 1 {
+            return Err(MetadataError::InvalidVoterChange("the last voter cannot be removed".into()));
+        }
+        let mut cc = ConfChange::default();
+        cc.set_change_type(ConfChangeType::RemoveNode);
+        cc.node_id = id;
+        self.node.change_conf(cc, None).await?;
+        Ok(self.status().applied)
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}
+
+/// The cluster id stored in `data_dir`, if it holds a controller's data.
+pub fn existing_cluster_id(data_dir: &std::path::Path) -> Result<Option<String>, MetadataError> {
+    if !data_dir.join("CURRENT").exists() {
+        return Ok(None);
+    }
+    let store = RaftStore::open(data_dir)?;
+    let id = store.applied().read().state.image.cluster_id.clone();
+    Ok(Some(id).filter(|s| !s.is_empty()))
+}
+
+/// First start: records the cluster id and the initial voters. Later starts: checks the cluster id.
+fn bootstrap(store: &RaftStore, settings: &ControllerSettings) -> Result<(), MetadataError> {
+    let stored = store.applied().read().state.image.cluster_id.clone();
+    if !stored.is_empty() {
+        if stored != settings.cluster_id {
+            return Err(MetadataError::InconsistentClusterId { ours: stored, theirs: settings.cluster_id.clone() });
+        }
+        return Ok(());
+    }
+    if !store.is_empty() {
+        return Err(MetadataError::Store("the data directory has Raft state but no cluster id".into()));
+    }
+    if !settings.join && !settings.voters.contains_key(&settings.node.id) {
+        return Err(MetadataError::InvalidVoterChange(format!(
+            "node {} is not among the initial voters {:?}; start it with join = true to add it later",
+            settings.node.id,
+            settings.voters.keys().collect::<Vec<_>>()
+        )));
+    }
+    let mut batch = WriteBatch::default();
+    state_store::put_cluster_id(store.db(), &mut batch, &settings.cluster_id);
+    for (id, address) in &settings.voters {
+        state_store::put_controller(store.db(), &mut batch, *id, Some(address));
+    }
+    store.db().write(batch)?;
+    {
+        let mut applied = store.applied().write();
+        applied.state.image.cluster_id = settings.cluster_id.clone();
+        applied.state.controllers = settings.voters.clone();
+    }
+    if !settings.join {
+        let voters: Vec<u64> = settings.voters.keys().copied().collect();
+        store.initialize(&voters)?;
+    }
+    tracing::info!(cluster_id = %settings.cluster_id, node = settings.node.id, join = settings.join, "controller data directory initialized");
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl MetadataService for Controller {
+    async fn create_topic(&self, request: CreateTopic) -> Result<(Arc<TopicMetadata>, u64), MetadataError> {
+        self.require_leader()?;
+        let image = self.image();
+        let topic = topics::build_topic(&image, &request, self.default_replication_factor)?;
+        if request.validate_only {
+            return Ok((Arc::new(topic), image.version));
+        }
+        let result = self.propose_topic(Command::CreateTopic(topic)).await?;
+        tracing::info!(topic = %request.name, partitions = request.partitions, "topic created");
+        Ok(result)
+    }
+
+    async fn delete_topic(&self, name: &str) -> Result<u64, MetadataError> {
+        self.require_leader()?;
+        if self.image().topic(name).is_none() {
+            return Err(MetadataError::UnknownTopic { name: name.to_string() });
+        }
+        self.node.propose(Command::DeleteTopic { name: name.to_string() }).await?;
+        tracing::info!(topic = %name, "topic deleted");
+        Ok(self.image().version)
+    }
+
+    async fn create_partitions(
+        &self,
+        topic: &str,
+        total: i32,
+        validate_only: bool,
+    ) -> Result<(Arc<TopicMetadata>, u64), MetadataError> {
+        self.require_leader()?;
+        let image = self.image();
+        let (current, partitions) = topics::plan_partitions(&image, topic, total)?;
+        if validate_only {
+            let mut t = current.clone();
+            t.partitions.extend(partitions);
+            return Ok((Arc::new(t), image.version));
+        }
+        self.propose_topic(Command::CreatePartitions { topic: topic.to_string(), topic_id: current.id, partitions })
+            .await
+    }
+
+    async fn alter_configs(
+        &self,
+        topic: &str,
+        set: BTreeMap<String, String>,
+        delete: Vec<String>,
+        validate_only: bool,
+    ) -> Result<(Arc<TopicMetadata>, u64), MetadataError> {
+        self.require_leader()?;
+        let image = self.image();
+        let current = image.topic(topic).ok_or_else(|| MetadataError::UnknownTopic { name: topic.to_string() })?;
+        let mut configs = current.configs.clone();
+        for key in &delete {
+            configs.remove(key);
+        }
+        configs.extend(set.clone());
+        crate::topic_config::validate(&configs)?;
+        topics::check_min_isr(&configs, current.replication_factor() as i32)?;
+        if validate_only {
+            let mut t = current.as_ref().clone();
+            t.configs = configs;
+            return Ok((Arc::new(t), image.version));
+        }
+        self.propose_topic(Command::AlterConfigs { topic: topic.to_string(), set, delete }).await
+    }
+
+    async fn register_broker(&self, registration: BrokerRegistration) -> Result<Registered, MetadataError> {
+        self.require_leader()?;
+        if let Some(existing) = self.image().brokers.get(&registration.id)
+            && !existing.fenced
+            && existing.incarnation != registration.incarnation
+            && self.sessions.is_alive(registration.id, existing.epoch)
+        {
+            return Err(MetadataError::DuplicateBrokerRegistration {
+                id: registration.id,
+                incarnation: existing.incarnation.clone(),
+            });
+        }
+        let id = registration.id;
+        match self.node.propose(Command::RegisterBroker(registration)).await? {
+            Outcome::Registered { epoch } => {
+                self.sessions.renew(id, epoch);
+                tracing::info!(broker = id, epoch, "broker registered");
+                Ok(Registered { epoch, version: self.image().version })
+            }
+            other => Err(MetadataError::Raft(format!("unexpected outcome {other:?}"))),
+        }
+    }
+
+    async fn heartbeat(&self, broker: BrokerId, epoch: i64) -> Result<bool, MetadataError> {
+        self.require_leader()?;
+        let image = self.image();
+        let registered = image.brokers.get(&broker).ok_or(MetadataError::BrokerNotRegistered { id: broker })?;
+        if registered.epoch != epoch {
+            return Err(MetadataError::StaleBrokerEpoch { id: broker, expected: registered.epoch, got: epoch });
+        }
+        if registered.fenced {
+            return Ok(true);
+        }
+        self.sessions.renew(broker, epoch);
+        Ok(false)
+    }
+
+    async fn controlled_shutdown(&self, broker: BrokerId, epoch: i64) -> Result<u64, MetadataError> {
+        self.require_leader()?;
+        self.node.propose(Command::ControlledShutdown { id: broker, epoch }).await?;
+        self.sessions.remove(broker);
+        tracing::info!(broker, "controlled shutdown: leaderships moved");
+        Ok(self.image().version)
+    }
+
+    async fn describe_cluster(&self) -> Result<DescribeClusterResponse, MetadataError> {
+        let status = self.status();
+        let image = self.image();
+        let mut ids: Vec<u64> = status.controllers.keys().copied().collect();
+        ids.extend(status.voters.iter().chain(&status.learners).filter(|id| !status.controllers.contains_key(id)));
+        ids.sort_unstable();
+        ids.dedup();
+        let controllers = ids
+            .into_iter()
+            .map(|id| ControllerInfo {
+                id,
+                address: status.controllers.get(&id).cloned().unwrap_or_default(),
+                leader: id == status.leader_id,
+                match_index: status.matched.get(&id).copied().unwrap_or(0),
+                voter: status.voters.contains(&id),
+            })
+            .collect();
+        Ok(DescribeClusterResponse {
+            cluster_id: self.cluster_id.clone(),
+            answered_by: status.id,
+            leader_id: status.leader_id,
+            term: status.term,
+            commit_index: status.commit,
+            applied_index: status.applied,
+            metadata_version: image.version,
+            controllers,
+            brokers: image.brokers.values().map(crate::convert::broker_to_proto).collect::<Vec<BrokerState>>(),
+        })
+    }
+
+    fn image(&self) -> Arc<ClusterImage> {
+        self.node.image.borrow().clone()
+    }
+
+    fn watch(&self) -> watch::Receiver<Arc<ClusterImage>> {
+        self.node.image.clone()
+    }
+}

@@ -1,0 +1,402 @@
+//! The metadata state machine: a pure function from (state, committed command) to the next state.
+//!
+//! It does no I/O and reads no clock: the Raft node persists each [`Delta`] it returns, and the
+//! same committed log always yields the same [`ClusterImage`] on every controller. A command that
+//! is no longer valid when it is applied (a topic created twice by racing requests, say) is
+//! rejected deterministically and changes nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::Command;
+use crate::election;
+use crate::error::MetadataError;
+use crate::model::{BrokerId, BrokerRegistration, ClusterImage, TopicMetadata};
+use crate::topic_config;
+
+/// What a command changed, to persist and to stream to watchers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Delta {
+    /// The image version after this change.
+    pub version: u64,
+    /// Brokers added or changed.
+    pub brokers: Vec<BrokerRegistration>,
+    /// Topics added or changed.
+    pub topics: Vec<Arc<TopicMetadata>>,
+    /// Topics deleted.
+    pub deleted_topics: Vec<String>,
+}
+
+impl Delta {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.brokers.is_empty() && self.topics.is_empty() && self.deleted_topics.is_empty()
+    }
+
+    /// Applies this delta to an image (what watchers do).
+    pub fn apply_to(&self, image: &mut ClusterImage) {
+        image.version = self.version;
+        for b in &self.brokers {
+            image.brokers.insert(b.id, b.clone());
+        }
+        for t in &self.topics {
+            image.topics.insert(t.name.clone(), t.clone());
+        }
+        for name in &self.deleted_topics {
+            image.topics.remove(name);
+        }
+    }
+}
+
+/// What applying a command produced, for the caller that proposed it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A broker registered with this epoch.
+    Registered {
+        /// The new broker epoch.
+        epoch: i64,
+    },
+    /// A topic was created or changed.
+    Topic(Arc<TopicMetadata>),
+    /// Applied; nothing to report.
+    Done,
+}
+
+/// The whole replicated state: the image plus the controllers' address book.
+#[derive(Debug, Clone, Default)]
+pub struct MetadataState {
+    /// The current image; its version is the Raft index of the last command that changed it.
+    pub image: ClusterImage,
+    /// Addresses of the controllers, by node id (from the initial voters and configuration changes).
+    pub controllers: BTreeMap<u64, String>,
+}
+
+/// The serialized form of a [`MetadataState`], used for Raft snapshots.
+#[derive(Debug, Serialize, Deserialize)]
+struct SnapshotData {
+    version: u64,
+    cluster_id: String,
+    brokers: Vec<BrokerRegistration>,
+    topics: Vec<TopicMetadata>,
+    controllers: BTreeMap<u64, String>,
+}
+
+impl MetadataState {
+    /// Encodes the state for a Raft snapshot.
+    pub fn encode(&self) -> Vec<u8> {
+        let data = SnapshotData {
+            version: self.image.version,
+            cluster_id: self.image.cluster_id.clone(),
+            brokers: self.image.brokers.values().cloned().collect(),
+            topics: self.image.topics.values().map(|t| t.as_ref().clone()).collect(),
+            controllers: self.controllers.clone(),
+        };
+        serde_json::to_vec(&data).expect("metadata always serializes")
+    }
+
+    /// Decodes a Raft snapshot.
+    pub fn decode(bytes: &[u8]) -> Result<Self, MetadataError> {
+        let d: SnapshotData =
+            serde_json::from_slice(bytes).map_err(|e| MetadataError::Store(format!("corrupt snapshot: {e}")))?;
+        Ok(Self {
+            image: ClusterImage {
+                version: d.version,
+                cluster_id: d.cluster_id,
+                brokers: d.brokers.into_iter().map(|b| (b.id, b)).collect(),
+                topics: d.topics.into_iter().map(|t| (t.name.clone(), Arc::new(t))).collect(),
+            },
+            controllers: d.controllers,
+        })
+    }
+
+    /// Applies the command committed at Raft `index`. On error nothing changed.
+    pub fn apply(&mut self, index: u64, command: &Command) -> Result<(Outcome, Delta), MetadataError> {
+        let mut delta = Delta { version: index, ..Delta::default() };
+        let outcome = match command {
+            Command::RegisterBroker(reg) => {
+                let mut b = reg.clone();
+                b.epoch = index as i64;
+                b.fenced = false;
+                delta.brokers.push(b.clone());
+                self.image.brokers.insert(b.id, b);
+                self.each_partition(&mut delta, |topic, p| {
+                    election::on_broker_back(p, reg.id, election::unclean_allowed(topic))
+                });
+                Outcome::Registered { epoch: index as i64 }
+            }
+            Command::FenceBroker { id, epoch } | Command::ControlledShutdown { id, epoch } => {
+                let Some(b) = self.image.brokers.get(id) else {
+                    return Err(MetadataError::BrokerNotRegistered { id: *id });
+                };
+                if b.epoch != *epoch {
+                    return Err(MetadataError::StaleBrokerEpoch { id: *id, expected: b.epoch, got: *epoch });
+                }
+                let mut b = b.clone();
+                if !b.fenced {
+                    b.fenced = true;
+                    delta.brokers.push(b.clone());
+                    self.image.brokers.insert(b.id, b);
+                }
+                let alive: BTreeSet<BrokerId> = self.image.live_brokers().map(|b| b.id).collect();
+                let gone = *id;
+                self.each_partition(&mut delta, |topic, p| {
+                    election::on_broker_gone(p, gone, &|x| alive.contains(&x), election::unclean_allowed(topic))
+                });
+                Outcome::Done
+            }
+            Command::CreateTopic(topic) => {
+                if self.image.topics.contains_key(&topic.name) {
+                    return Err(MetadataError::TopicAlreadyExists { name: topic.name.clone() });
+                }
+                self.check_replicas(topic.partitions.iter().flat_map(|p| p.replicas.iter()))?;
+                let mut topic = topic.clone();
+                self.lead_by_live_brokers(&mut topic.partitions);
+                let t = Arc::new(topic);
+                delta.topics.push(t.clone());
+                self.image.topics.insert(t.name.clone(), t.clone());
+                Outcome::Topic(t)
+            }
+            Command::DeleteTopic { name } => {
+                if self.image.topics.remove(name).is_none() {
+                    return Err(MetadataError::UnknownTopic { name: name.clone() });
+                }
+                delta.deleted_topics.push(name.clone());
+                Outcome::Done
+            }
+            Command::CreatePartitions { topic, topic_id, partitions } => {
+                let current = self.topic(topic)?;
+                if &current.id != topic_id {
+                    return Err(MetadataError::UnknownTopic { name: topic.clone() });
+                }
+                let expected_first = current.partitions.len() as i32;
+                if partitions.first().map(|p| p.partition) != Some(expected_first) {
+                    return Err(MetadataError::InvalidPartitions {
+                        count: expected_first + partitions.len() as i32,
+                        max: crate::topics::MAX_PARTITIONS,
+                    });
+                }
+                self.check_replicas(partitions.iter().flat_map(|p| p.replicas.iter()))?;
+                let mut t = current.as_ref().clone();
+                let mut partitions = partitions.clone();
+                self.lead_by_live_brokers(&mut partitions);
+                t.partitions.extend(partitions);
+                let t = Arc::new(t);
+                delta.topics.push(t.clone());
+                self.image.topics.insert(t.name.clone(), t.clone());
+                Outcome::Topic(t)
+            }
+            Command::AlterConfigs { topic, set, delete } => {
+                let current = self.topic(topic)?;
+                let mut t = current.as_ref().clone();
+                for key in delete {
+                    t.configs.remove(key);
+                }
+                t.configs.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+                topic_config::validate(&t.configs)?;
+                crate::topics::check_min_isr(&t.configs, t.replication_factor() as i32)?;
+                let t = Arc::new(t);
+                delta.topics.push(t.clone());
+                self.image.topics.insert(t.name.clone(), t.clone());
+                Outcome::Topic(t)
+            }
+        };
+        self.image.version = index;
+        Ok((outcome, delta))
+    }
+
+    /// New partitions planned with a broker that was fenced before the plan committed: the first
+    /// live replica leads instead (none: no leader until one registers).
+    fn lead_by_live_brokers(&self, partitions: &mut [crate::model::PartitionState]) {
+        let live = |b: &BrokerId| self.image.brokers.get(b).is_some_and(|r| !r.fenced);
+        for p in partitions {
+            if !live(&p.leader) {
+                p.leader = p.replicas.iter().copied().find(|b| live(b)).unwrap_or(-1);
+            }
+        }
+    }
+
+    fn topic(&self, name: &str) -> Result<Arc<TopicMetadata>, MetadataError> {
+        self.image.topics.get(name).cloned().ok_or_else(|| MetadataError::UnknownTopic { name: name.to_string() })
+    }
+
+    fn check_replicas<'a>(&self, mut replicas: impl Iterator<Item = &'a BrokerId>) -> Result<(), MetadataError> {
+        match replicas.find(|b| !self.image.brokers.contains_key(b)) {
+            Some(b) => Err(MetadataError::BrokerNotRegistered { id: *b }),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `f` over every partition; topics with a changed partition go into `delta`.
+    fn each_partition(
+        &mut self,
+        delta: &mut Delta,
+        mut f: impl FnMut(&TopicMetadata, &mut crate::model::PartitionState) -> bool,
+    ) {
+        let mut changed = Vec::new();
+        for topic in self.image.topics.values() {
+            let mut t = topic.as_ref().clone();
+            let mut any = false;
+            for i in 0..t.partitions.len() {
+                let mut p = t.partitions[i].clone();
+                if f(topic, &mut p) {
+                    t.partitions[i] = p;
+                    any = true;
+                }
+            }
+            if any {
+                changed.push(Arc::new(t));
+            }
+        }
+        for t in changed {
+            self.image.topics.insert(t.name.clone(), t.clone());
+            delta.topics.push(t);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::PartitionState;
+
+    fn broker(id: i32) -> BrokerRegistration {
+        BrokerRegistration::new(id, format!("127.0.0.1:{}", 9000 + id), None)
+    }
+
+    fn topic(name: &str, replicas: &[&[i32]]) -> TopicMetadata {
+        TopicMetadata {
+            name: name.into(),
+            id: format!("id-{name}"),
+            partitions: replicas
+                .iter()
+                .enumerate()
+                .map(|(i, r)| PartitionState {
+                    partition: i as i32,
+                    replicas: r.to_vec(),
+                    isr: r.to_vec(),
+                    leader: r[0],
+                    leader_epoch: 0,
+                    partition_epoch: 0,
+                })
+                .collect(),
+            configs: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn fencing_a_leader_elects_from_the_isr_and_registration_brings_leaderless_partitions_back() {
+        let mut s = MetadataState::default();
+        for (i, id) in [1, 2, 3].into_iter().enumerate() {
+            s.apply(i as u64 + 1, &Command::RegisterBroker(broker(id))).unwrap();
+        }
+        s.apply(4, &Command::CreateTopic(topic("t", &[&[1, 2, 3], &[2, 3, 1], &[1]]))).unwrap();
+        let (_, delta) = s.apply(5, &Command::FenceBroker { id: 1, epoch: 1 }).unwrap();
+        assert_eq!(delta.version, 5);
+        let t = s.image.topic("t").unwrap();
+        assert_eq!((t.partitions[0].leader, t.partitions[0].leader_epoch), (2, 1));
+        assert_eq!(t.partitions[0].isr, vec![2, 3]);
+        assert_eq!((t.partitions[1].leader, t.partitions[1].leader_epoch), (2, 0), "a follower left");
+        assert_eq!((t.partitions[2].leader, t.partitions[2].isr.clone()), (-1, vec![1]));
+        assert!(s.image.brokers[&1].fenced);
+
+        let stale = s.apply(6, &Command::FenceBroker { id: 2, epoch: 99 });
+        assert!(matches!(stale, Err(MetadataError::StaleBrokerEpoch { .. })));
+
+        let (outcome, _) = s.apply(7, &Command::RegisterBroker(broker(1))).unwrap();
+        assert_eq!(outcome, Outcome::Registered { epoch: 7 });
+        let t = s.image.topic("t").unwrap();
+        assert_eq!((t.partitions[2].leader, t.partitions[2].leader_epoch), (1, 2));
+        assert!(!s.image.brokers[&1].fenced);
+        assert_eq!(s.image.version, 7);
+    }
+
+    #[test]
+    fn invalid_commands_change_nothing() {
+        let mut s = MetadataState::default();
+        s.apply(1, &Command::RegisterBroker(broker(1))).unwrap();
+        s.apply(2, &Command::CreateTopic(topic("t", &[&[1]]))).unwrap();
+        let before = s.encode();
+        assert!(s.apply(3, &Command::CreateTopic(topic("t", &[&[1]]))).is_err());
+        assert!(s.apply(4, &Command::CreateTopic(topic("u", &[&[5]]))).is_err());
+        assert!(s.apply(5, &Command::DeleteTopic { name: "nope".into() }).is_err());
+        let bad = [("retention.ms".to_string(), "soon".to_string())].into();
+        assert!(s.apply(6, &Command::AlterConfigs { topic: "t".into(), set: bad, delete: vec![] }).is_err());
+        assert_eq!(s.encode(), before);
+    }
+
+    #[test]
+    fn snapshots_round_trip() {
+        let mut s = MetadataState::default();
+        s.image.cluster_id = "c".into();
+        s.controllers.insert(1, "127.0.0.1:1".into());
+        s.apply(1, &Command::RegisterBroker(broker(1))).unwrap();
+        s.apply(2, &Command::CreateTopic(topic("t", &[&[1], &[1]]))).unwrap();
+        let back = MetadataState::decode(&s.encode()).unwrap();
+        assert_eq!(back.encode(), s.encode());
+        assert_eq!(back.image.version, 2);
+    }
+
+    mod determinism {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn command() -> impl Strategy<Value = Command> {
+            let name = prop::sample::select(vec!["a", "b", "c"]);
+            prop_oneof![
+                (1..5i32).prop_map(|id| Command::RegisterBroker(broker(id))),
+                (1..5i32, 0..12i64).prop_map(|(id, epoch)| Command::FenceBroker { id, epoch }),
+                (1..5i32, 0..12i64).prop_map(|(id, epoch)| Command::ControlledShutdown { id, epoch }),
+                (name.clone(), prop::collection::vec(prop::sample::subsequence(vec![1, 2, 3, 4], 1..4), 1..4))
+                    .prop_map(|(n, parts)| {
+                        let refs: Vec<&[i32]> = parts.iter().map(|p| p.as_slice()).collect();
+                        Command::CreateTopic(topic(n, &refs))
+                    }),
+                name.clone().prop_map(|n| Command::DeleteTopic { name: n.into() }),
+                (name.clone(), prop::sample::select(vec!["1", "2", "x"])).prop_map(|(n, v)| Command::AlterConfigs {
+                    topic: n.into(),
+                    set: [("min.insync.replicas".to_string(), v.to_string())].into(),
+                    delete: vec![],
+                }),
+            ]
+        }
+
+        proptest! {
+            /// The same committed log yields the same state, and a snapshot taken half-way then
+            /// continued yields it too (a follower catching up from a snapshot).
+            #[test]
+            fn applying_the_same_log_always_yields_the_same_state(commands in prop::collection::vec(command(), 1..60)) {
+                let run = |cmds: &[Command], start: MetadataState, first_index: u64| {
+                    let mut s = start;
+                    let results: Vec<bool> = cmds
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| s.apply(first_index + i as u64, c).is_ok())
+                        .collect();
+                    (s, results)
+                };
+                let (a, ra) = run(&commands, MetadataState::default(), 1);
+                let (b, rb) = run(&commands, MetadataState::default(), 1);
+                prop_assert_eq!(a.encode(), b.encode());
+                prop_assert_eq!(ra, rb);
+                let half = commands.len() / 2;
+                let (first, _) = run(&commands[..half], MetadataState::default(), 1);
+                let restored = MetadataState::decode(&first.encode()).unwrap();
+                let (c, _) = run(&commands[half..], restored, 1 + half as u64);
+                prop_assert_eq!(c.encode(), a.encode());
+                // Invariants: every leader is a replica in the ISR and alive, or -1.
+                for t in a.image.topics.values() {
+                    for p in &t.partitions {
+                        prop_assert!(!p.isr.is_empty());
+                        if p.leader != -1 {
+                            prop_assert!(p.isr.contains(&p.leader) && p.replicas.contains(&p.leader));
+                            prop_assert!(!a.image.brokers[&p.leader].fenced);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
