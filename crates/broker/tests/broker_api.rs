@@ -295,3 +295,68 @@ async fn given_a_clean_restart_should_keep_topics_records_and_offsets() {
     assert_eq!(seen.len(), 10);
     assert_eq!(seen[9], (9, "r4-1".to_string()));
 }
+
+#[tokio::test]
+async fn partitions_grow_configs_change_and_bad_changes_are_refused_without_effect() {
+    let b = TestBroker::start(|_| {}).await;
+    b.create_topic("t", 2, &[("retention.ms", "60000")]).await;
+    b.produce("t", 1, "kept", 3).await;
+    let mut admin = b.admin().await;
+    let grown = admin
+        .create_partitions(CreatePartitionsRequest { topic: "t".into(), total_count: 5, validate_only: false })
+        .await
+        .unwrap()
+        .into_inner()
+        .topic
+        .unwrap();
+    assert_eq!(grown.partitions.len(), 5);
+    // The new partitions are writable at once; the old ones kept their records.
+    assert_eq!(b.produce("t", 4, "new", 2).await, 0);
+    assert_eq!(b.produce("t", 1, "more", 1).await, 3);
+
+    let e = admin
+        .create_partitions(CreatePartitionsRequest { topic: "t".into(), total_count: 3, validate_only: false })
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "INVALID_PARTITIONS");
+    let e = admin
+        .create_partitions(CreatePartitionsRequest { topic: "nope".into(), total_count: 3, validate_only: false })
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "UNKNOWN_TOPIC_OR_PARTITION");
+
+    let altered = admin
+        .alter_configs(AlterConfigsRequest {
+            topic: "t".into(),
+            set: [("cleanup.policy".to_string(), "delete".to_string())].into(),
+            delete: vec!["retention.ms".into()],
+            validate_only: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .topic
+        .unwrap();
+    assert_eq!(altered.configs.get("cleanup.policy").map(String::as_str), Some("delete"));
+    assert!(!altered.configs.contains_key("retention.ms"));
+    for (key, value) in [("retention.ms", "soon"), ("no.such.key", "1"), ("min.insync.replicas", "2")] {
+        let e = admin
+            .alter_configs(AlterConfigsRequest {
+                topic: "t".into(),
+                set: [(key.to_string(), value.to_string())].into(),
+                delete: vec![],
+                validate_only: false,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), "INVALID_CONFIG", "{key}={value}");
+    }
+    let described = admin.describe_topic(DescribeTopicRequest { name: "t".into() }).await.unwrap().into_inner();
+    let configs = described.topic.unwrap().configs;
+    assert_eq!(configs.len(), 1, "refused changes left the configuration alone: {configs:?}");
+
+    let cluster = admin.describe_cluster(DescribeClusterRequest {}).await.unwrap().into_inner();
+    assert_eq!((cluster.leader_id, cluster.controllers.len()), (1, 1));
+    assert_eq!(cluster.brokers.len(), 1);
+    assert!(!cluster.brokers[0].fenced);
+}

@@ -51,3 +51,19 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_annotated_example_config_parses_and_states_the_defaults() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/config/broker.toml");
+        let f: BrokerFile = vltava_common::config::load_with_prefix(Some(&path), "VLTAVA_BROKER_EXAMPLE_TEST").unwrap();
+        let d = BrokerConfig::default();
+        assert_eq!(f.broker.heartbeat_interval, d.heartbeat_interval);
+        assert_eq!(f.broker.controlled_shutdown_timeout, d.controlled_shutdown_timeout);
+        assert_eq!(f.broker.controller_addresses(), vec!["127.0.0.1:9093".to_string()]);
+        assert!(f.broker.validate().is_ok());
+    }
+}

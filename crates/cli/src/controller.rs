@@ -117,3 +117,25 @@ async fn change_voters(action: VoterCommand) -> anyhow::Result<()> {
     println!("quorum changed (raft index {})", done.into_inner().version);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_annotated_example_config_parses_and_states_the_defaults() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/config/controller.toml");
+        let f: ControllerFile =
+            vltava_common::config::load_with_prefix(Some(&path), "VLTAVA_CONTROLLER_EXAMPLE_TEST").unwrap();
+        let d = ControllerConfig::default();
+        let c = &f.controller;
+        assert_eq!(
+            (c.node_id, c.listen.as_str(), c.voters.as_str()),
+            (d.node_id, d.listen.as_str(), d.voters.as_str())
+        );
+        assert_eq!(c.broker_session_timeout, d.broker_session_timeout);
+        assert_eq!((c.tick, c.election_ticks, c.heartbeat_ticks), (d.tick, d.election_ticks, d.heartbeat_ticks));
+        assert_eq!((c.snapshot_entries, c.request_timeout), (d.snapshot_entries, d.request_timeout));
+        assert!(c.validate().is_ok(), "the example is a valid one-voter quorum");
+    }
+}

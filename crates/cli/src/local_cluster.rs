@@ -128,7 +128,7 @@ fn spawn(
 /// Runs the cluster until interrupted.
 pub async fn run(args: LocalClusterArgs) -> anyhow::Result<()> {
     vltava_common::telemetry::init_logging(vltava_common::telemetry::LogFormat::Text, "info");
-    if args.controllers == 0 || args.controllers % 2 == 0 {
+    if args.controllers == 0 || args.controllers.is_multiple_of(2) {
         bail!("--controllers must be odd (1, 3, 5...): a quorum of {} cannot outvote a split", args.controllers);
     }
     if args.brokers == 0 {

@@ -29,6 +29,9 @@ use crate::model::{BrokerRegistration, CreateTopic};
 use crate::quorum::Controller;
 use crate::service::MetadataService;
 
+/// How long a new metadata watch waits to confirm this controller is current.
+const WATCH_BARRIER_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Marks a forwarded call, so it is never forwarded twice.
 const FORWARDED: &str = "vltava-forwarded";
 
@@ -163,7 +166,7 @@ impl ControllerService for ControllerGrpc {
         &self,
         request: Request<BrokerHeartbeatRequest>,
     ) -> Result<Response<BrokerHeartbeatResponse>, Status> {
-        let r = request.get_ref().clone();
+        let r = *request.get_ref();
         let local = async {
             Ok(BrokerHeartbeatResponse { fenced: self.controller.heartbeat(r.broker_id, r.broker_epoch).await? })
         };
@@ -174,7 +177,7 @@ impl ControllerService for ControllerGrpc {
         &self,
         request: Request<ControlledShutdownRequest>,
     ) -> Result<Response<ControlledShutdownResponse>, Status> {
-        let r = request.get_ref().clone();
+        let r = *request.get_ref();
         let local = async {
             Ok(ControlledShutdownResponse {
                 version: self.controller.controlled_shutdown(r.broker_id, r.broker_epoch).await?,
@@ -189,6 +192,18 @@ impl ControllerService for ControllerGrpc {
         &self,
         request: Request<WatchMetadataRequest>,
     ) -> Result<Response<Self::WatchMetadataStream>, Status> {
+        // A new watcher must not start from state older than what was committed when it asked:
+        // confirm the commit index with the leader (read index) before serving from this node.
+        // A controller cut off from the quorum refuses, and the watcher moves to another one.
+        let barrier = tokio::time::timeout(WATCH_BARRIER_TIMEOUT, self.controller.read_barrier()).await;
+        match barrier {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(WireError::from(e).into_status()),
+            Err(_) => {
+                let e = MetadataError::Timeout("this controller cannot confirm it is current".into());
+                return Err(WireError::from(e).into_status());
+            }
+        }
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(stream_updates(self.controller.clone(), request.into_inner().from_version, tx));
         Ok(Response::new(ReceiverStream::new(rx)))

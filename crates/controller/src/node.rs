@@ -130,6 +130,8 @@ impl NodeHandle {
     }
 }
 
+type ReadReply = oneshot::Sender<Result<(), MetadataError>>;
+
 type Pending = HashMap<u64, (oneshot::Sender<Result<Outcome, MetadataError>>, Instant)>;
 
 struct Node {
@@ -142,9 +144,9 @@ struct Node {
     deltas: Arc<DeltaLog>,
     next_request: u64,
     pending: Pending,
-    reads: HashMap<Vec<u8>, (oneshot::Sender<Result<(), MetadataError>>, Instant)>,
+    reads: HashMap<Vec<u8>, (ReadReply, Instant)>,
     /// Reads whose index is known, waiting for it to be applied.
-    ready_reads: Vec<(u64, oneshot::Sender<Result<(), MetadataError>>)>,
+    ready_reads: Vec<(u64, ReadReply)>,
 }
 
 /// Starts the node's task. `store` must be initialized (or joining: empty, waiting for the leader).

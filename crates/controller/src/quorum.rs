@@ -55,6 +55,8 @@ pub struct Controller {
     cluster_id: String,
     default_replication_factor: i32,
     sessions: Arc<Sessions>,
+    /// How long a request waits for an election to finish (two election timeouts).
+    leader_wait: Duration,
 }
 
 impl Controller {
@@ -83,6 +85,7 @@ impl Controller {
             cluster_id: settings.cluster_id.clone(),
             default_replication_factor: settings.default_replication_factor.max(1),
             sessions: sessions.clone(),
+            leader_wait: settings.node.tick * (settings.node.election_ticks as u32) * 4,
         });
         tokio::spawn(crate::liveness::fence_expired(controller.node.clone(), sessions, settings.node.tick, stop_rx));
         Ok(controller)
@@ -151,9 +154,15 @@ impl Controller {
         &self.node.deltas
     }
 
-    /// Fails with NOT_CONTROLLER (naming the leader when known) unless this node leads.
-    fn require_leader(&self) -> Result<(), MetadataError> {
-        let status = self.status();
+    /// Fails with NOT_CONTROLLER (naming the leader when known) unless this node leads. While no
+    /// leader is known (an election is running) it waits for one, up to `leader_wait`.
+    async fn require_leader(&self) -> Result<(), MetadataError> {
+        let mut rx = self.node.status.clone();
+        let known = tokio::time::timeout(self.leader_wait, rx.wait_for(|s| s.leader_id != 0)).await;
+        let status = match known {
+            Ok(Ok(s)) => s.clone(),
+            _ => self.status(),
+        };
         if status.is_leader {
             return Ok(());
         }
@@ -168,9 +177,15 @@ impl Controller {
         }
     }
 
+    /// Waits until this controller has applied everything the quorum had committed when called
+    /// (Raft read index, confirmed by a majority).
+    pub async fn read_barrier(&self) -> Result<(), MetadataError> {
+        self.node.read_barrier().await
+    }
+
     /// Adds a voter (one configuration change at a time).
     pub async fn add_voter(&self, id: u64, address: String) -> Result<u64, MetadataError> {
-        self.require_leader()?;
+        self.require_leader().await?;
         if id == 0 || address.is_empty() {
             return Err(MetadataError::InvalidVoterChange("a voter needs a non-zero id and an address".into()));
         }
@@ -186,7 +201,7 @@ impl Controller {
 
     /// Removes a voter (one configuration change at a time; never the last one).
     pub async fn remove_voter(&self, id: u64) -> Result<u64, MetadataError> {
-        self.require_leader()?;
+        self.require_leader().await?;
         let voters = self.status().voters;
         if !voters.contains(&id) {
             return Err(MetadataError::InvalidVoterChange(format!("controller {id} is not a voter")));
@@ -259,7 +274,7 @@ fn bootstrap(store: &RaftStore, settings: &ControllerSettings) -> Result<(), Met
 #[async_trait::async_trait]
 impl MetadataService for Controller {
     async fn create_topic(&self, request: CreateTopic) -> Result<(Arc<TopicMetadata>, u64), MetadataError> {
-        self.require_leader()?;
+        self.require_leader().await?;
         let image = self.image();
         let topic = topics::build_topic(&image, &request, self.default_replication_factor)?;
         if request.validate_only {
@@ -271,7 +286,7 @@ impl MetadataService for Controller {
     }
 
     async fn delete_topic(&self, name: &str) -> Result<u64, MetadataError> {
-        self.require_leader()?;
+        self.require_leader().await?;
         if self.image().topic(name).is_none() {
             return Err(MetadataError::UnknownTopic { name: name.to_string() });
         }
@@ -286,7 +301,7 @@ impl MetadataService for Controller {
         total: i32,
         validate_only: bool,
     ) -> Result<(Arc<TopicMetadata>, u64), MetadataError> {
-        self.require_leader()?;
+        self.require_leader().await?;
         let image = self.image();
         let (current, partitions) = topics::plan_partitions(&image, topic, total)?;
         if validate_only {
@@ -305,7 +320,7 @@ impl MetadataService for Controller {
         delete: Vec<String>,
         validate_only: bool,
     ) -> Result<(Arc<TopicMetadata>, u64), MetadataError> {
-        self.require_leader()?;
+        self.require_leader().await?;
         let image = self.image();
         let current = image.topic(topic).ok_or_else(|| MetadataError::UnknownTopic { name: topic.to_string() })?;
         let mut configs = current.configs.clone();
@@ -324,7 +339,7 @@ impl MetadataService for Controller {
     }
 
     async fn register_broker(&self, registration: BrokerRegistration) -> Result<Registered, MetadataError> {
-        self.require_leader()?;
+        self.require_leader().await?;
         if let Some(existing) = self.image().brokers.get(&registration.id)
             && !existing.fenced
             && existing.incarnation != registration.incarnation
@@ -347,7 +362,7 @@ impl MetadataService for Controller {
     }
 
     async fn heartbeat(&self, broker: BrokerId, epoch: i64) -> Result<bool, MetadataError> {
-        self.require_leader()?;
+        self.require_leader().await?;
         let image = self.image();
         let registered = image.brokers.get(&broker).ok_or(MetadataError::BrokerNotRegistered { id: broker })?;
         if registered.epoch != epoch {
@@ -361,7 +376,7 @@ impl MetadataService for Controller {
     }
 
     async fn controlled_shutdown(&self, broker: BrokerId, epoch: i64) -> Result<u64, MetadataError> {
-        self.require_leader()?;
+        self.require_leader().await?;
         self.node.propose(Command::ControlledShutdown { id: broker, epoch }).await?;
         self.sessions.remove(broker);
         tracing::info!(broker, "controlled shutdown: leaderships moved");

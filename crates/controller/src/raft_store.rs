@@ -357,8 +357,7 @@ impl Storage for RaftStore {
         if applied.index == 0 || applied.index < request_index {
             return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
         }
-        let mut snapshot = Snapshot::default();
-        snapshot.data = applied.state.encode().into();
+        let mut snapshot = Snapshot { data: applied.state.encode().into(), ..Default::default() };
         let meta = snapshot.mut_metadata();
         meta.index = applied.index;
         meta.term = self.term(applied.index)?;
@@ -372,11 +371,7 @@ mod tests {
     use super::*;
 
     fn entry(index: u64, term: u64) -> Entry {
-        let mut e = Entry::default();
-        e.index = index;
-        e.term = term;
-        e.data = format!("e{index}").into_bytes().into();
-        e
+        Entry { index, term, data: format!("e{index}").into_bytes().into(), ..Default::default() }
     }
 
     #[test]
@@ -386,10 +381,7 @@ mod tests {
             let s = RaftStore::open(dir.path()).unwrap();
             assert!(s.is_empty());
             s.initialize(&[1, 2, 3]).unwrap();
-            let mut hs = HardState::default();
-            hs.term = 2;
-            hs.vote = 1;
-            hs.commit = 2;
+            let hs = HardState { term: 2, vote: 1, commit: 2, ..Default::default() };
             s.append(&(1..=5).map(|i| entry(i, 1)).collect::<Vec<_>>(), Some(&hs)).unwrap();
             // A new leader overwrites the uncommitted suffix.
             s.append(&[entry(4, 2)], None).unwrap();

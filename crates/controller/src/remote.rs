@@ -254,23 +254,13 @@ impl MetadataService for RemoteMetadata {
 
     async fn heartbeat(&self, broker: BrokerId, epoch: i64) -> Result<bool, MetadataError> {
         let req = BrokerHeartbeatRequest { broker_id: broker, broker_epoch: epoch };
-        let r = self
-            .call(|mut c| {
-                let req = req.clone();
-                async move { c.broker_heartbeat(req).await }
-            })
-            .await?;
+        let r = self.call(|mut c| async move { c.broker_heartbeat(req).await }).await?;
         Ok(r.fenced)
     }
 
     async fn controlled_shutdown(&self, broker: BrokerId, epoch: i64) -> Result<u64, MetadataError> {
         let req = ControlledShutdownRequest { broker_id: broker, broker_epoch: epoch };
-        let r = self
-            .call(|mut c| {
-                let req = req.clone();
-                async move { c.controlled_shutdown(req).await }
-            })
-            .await?;
+        let r = self.call(|mut c| async move { c.controlled_shutdown(req).await }).await?;
         Ok(r.version)
     }
 

@@ -20,6 +20,26 @@ pub enum TopicCommand {
     Describe(DescribeArgs),
     /// Deletes a topic and all of its data.
     Delete(DeleteArgs),
+    /// Adds partitions and changes per-topic configuration.
+    Alter(AlterArgs),
+}
+
+/// Arguments of `vltava topic alter`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct AlterArgs {
+    /// Topic name.
+    pub name: String,
+    /// The new partition count (it can only grow; keyed records may map to other partitions after).
+    #[arg(long, value_name = "N")]
+    pub partitions: Option<i32>,
+    /// Sets a configuration key by Kafka's name (e.g. `retention.ms=60000`); repeatable.
+    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_config_pair)]
+    pub configs: Vec<(String, String)>,
+    /// Removes a configuration key (back to the broker default); repeatable.
+    #[arg(long = "delete-config", value_name = "KEY")]
+    pub delete_configs: Vec<String>,
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 /// Arguments of `vltava topic create`.
@@ -101,7 +121,32 @@ pub async fn run(command: TopicCommand) -> anyhow::Result<()> {
         TopicCommand::List(args) => list(args).await,
         TopicCommand::Describe(args) => describe(args).await,
         TopicCommand::Delete(args) => delete(args).await,
+        TopicCommand::Alter(args) => alter(args).await,
     }
+}
+
+async fn alter(args: AlterArgs) -> anyhow::Result<()> {
+    if args.partitions.is_none() && args.configs.is_empty() && args.delete_configs.is_empty() {
+        anyhow::bail!("nothing to alter: give --partitions, --config or --delete-config");
+    }
+    let set = configs_to_map(&args.configs)?;
+    let admin = Admin::connect(&args.server.server).await?;
+    let mut out = String::new();
+    if let Some(total) = args.partitions {
+        let t = admin.create_partitions(&args.name, total).await?;
+        out.push_str(&format!("Topic {} now has {} partitions.\n", t.name, t.partitions.len()));
+    }
+    if !set.is_empty() || !args.delete_configs.is_empty() {
+        let t = admin.alter_configs(&args.name, set.into_iter().collect(), args.delete_configs.clone()).await?;
+        let configs: BTreeMap<_, _> = t.configs.iter().collect();
+        let shown: Vec<String> = configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        out.push_str(&format!(
+            "Topic {} configuration: {}.\n",
+            t.name,
+            if shown.is_empty() { "defaults".into() } else { shown.join(", ") }
+        ));
+    }
+    print_text(&out)
 }
 
 async fn create(args: CreateArgs) -> anyhow::Result<()> {
