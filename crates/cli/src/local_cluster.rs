@@ -191,7 +191,10 @@ pub async fn run(args: LocalClusterArgs) -> anyhow::Result<()> {
         }
         let dir = data_dir.join("gateway");
         let bootstrap = brokers.iter().map(|(_, a)| format!("\"{a}\"")).collect::<Vec<_>>().join(", ");
-        let config = format!("[gateway]\nlisten = \"{gateway_addr}\"\nbootstrap = [{bootstrap}]\n");
+        let controllers_toml = controllers.iter().map(|(_, a)| format!("\"{a}\"")).collect::<Vec<_>>().join(", ");
+        let config = format!(
+            "[gateway]\nlisten = \"{gateway_addr}\"\nbootstrap = [{bootstrap}]\ncontrollers = [{controllers_toml}]\n"
+        );
         let (child, info) = spawn(&exe, "gateway", 0, &gateway_addr, &dir, &config)?;
         children.push(child);
         infos.push(info);

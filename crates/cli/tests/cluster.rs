@@ -268,6 +268,21 @@ async fn killing_a_leading_broker_moves_its_partitions_to_isr_members() {
             assert!(p.leader_epoch > old.leader_epoch, "partition {}: leader epoch must grow", p.partition);
         }
     }
+    // The gateway routes by the new leaders: a produce to every partition succeeds.
+    for partition in 0..6 {
+        let mut child = std::process::Command::new(BIN)
+            .args(["produce", "orders", "--acks", "1", "--partition", &partition.to_string()])
+            .args(["--server", cluster.client_address()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(b"after-failover\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "produce to partition {partition}: {}", String::from_utf8_lossy(&out.stderr));
+    }
     // `vltava topic describe` shows the same.
     let out = std::process::Command::new(BIN)
         .args(["topic", "describe", "orders", "--json", "--server", cluster.client_address()])

@@ -12,6 +12,9 @@ pub struct GatewayConfig {
     pub listen: String,
     /// Broker addresses (`host:port`) used to discover the cluster and to serve admin and group calls.
     pub bootstrap: Vec<String>,
+    /// Controller addresses (`host:port`). When set, the gateway follows the controllers' metadata
+    /// stream and routes by every change as it is committed, instead of polling a broker.
+    pub controllers: Vec<String>,
     /// Cached cluster metadata older than this is refreshed before use (`metadata.max.age.ms`).
     #[serde(with = "humantime_serde")]
     pub metadata_max_age: Duration,
@@ -32,6 +35,7 @@ impl Default for GatewayConfig {
         Self {
             listen: "127.0.0.1:7071".into(),
             bootstrap: vec!["127.0.0.1:7070".into()],
+            controllers: Vec::new(),
             metadata_max_age: Duration::from_secs(30),
             request_timeout: Duration::from_secs(30),
             retries: 5,

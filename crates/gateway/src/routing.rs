@@ -49,6 +49,20 @@ impl ClusterView {
         Self { brokers, leaders, topics, generation, fetched_at: Some(Instant::now()) }
     }
 
+    /// A view of a cluster image streamed from the controllers (live brokers only).
+    pub fn from_image(image: &vltava_controller::ClusterImage, generation: u64) -> Self {
+        let brokers = image.live_brokers().map(|b| (b.id, b.address.clone())).collect();
+        let mut leaders = HashMap::new();
+        let mut topics = HashSet::new();
+        for t in image.topics.values() {
+            for p in &t.partitions {
+                leaders.insert((t.name.clone(), p.partition), p.leader);
+            }
+            topics.insert(t.name.clone());
+        }
+        Self { brokers, leaders, topics, generation, fetched_at: Some(Instant::now()) }
+    }
+
     /// Address of the leader of a partition, when the partition and its leader are known.
     pub fn leader_address(&self, topic: &str, partition: i32) -> Option<&str> {
         let id = self.leaders.get(&(topic.to_string(), partition))?;
@@ -77,6 +91,8 @@ pub struct Router {
     config: GatewayConfig,
     view: RwLock<Arc<ClusterView>>,
     stale: AtomicBool,
+    /// Set while the controllers' metadata stream feeds the view (no polling needed).
+    streamed: AtomicBool,
     refreshing: tokio::sync::Mutex<()>,
     channels: Mutex<HashMap<String, Channel>>,
 }
@@ -98,6 +114,7 @@ impl Router {
             config,
             view: RwLock::new(Arc::new(ClusterView::default())),
             stale: AtomicBool::new(true),
+            streamed: AtomicBool::new(false),
             refreshing: tokio::sync::Mutex::new(()),
             channels: Mutex::new(HashMap::new()),
         }
@@ -134,6 +151,14 @@ impl Router {
         RecordServiceClient::new(channel).max_decoding_message_size(limit).max_encoding_message_size(limit)
     }
 
+    /// Installs a view pushed by the controllers' metadata stream.
+    pub fn install_image(&self, image: &vltava_controller::ClusterImage) {
+        let mut view = self.view.write();
+        *view = Arc::new(ClusterView::from_image(image, view.generation + 1));
+        self.streamed.store(true, Ordering::Release);
+        self.stale.store(false, Ordering::Release);
+    }
+
     /// Marks the cached metadata out of date; the next use refreshes it.
     pub fn invalidate(&self) {
         self.stale.store(true, Ordering::Release);
@@ -143,7 +168,8 @@ impl Router {
     /// refresh fails the old view is returned (callers then fall back to a bootstrap broker).
     pub async fn view(&self) -> Arc<ClusterView> {
         let current = self.view.read().clone();
-        let young = current.fetched_at.is_some_and(|t| t.elapsed() < self.config.metadata_max_age);
+        let young = self.streamed.load(Ordering::Acquire)
+            || current.fetched_at.is_some_and(|t| t.elapsed() < self.config.metadata_max_age);
         if young && !self.stale.load(Ordering::Acquire) {
             return current;
         }

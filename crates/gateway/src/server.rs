@@ -29,6 +29,15 @@ pub async fn run(
     let addr = listener.local_addr()?;
     let limit = config.grpc_message_limit();
     let router = Arc::new(Router::new(config));
+    if !router.config().controllers.is_empty() {
+        let metadata = vltava_controller::RemoteMetadata::connect(
+            &router.config().controllers,
+            "",
+            router.config().request_timeout,
+        )
+        .map_err(|e| GatewayError::Config(e.to_string()))?;
+        tokio::spawn(follow_controllers(metadata, Arc::downgrade(&router)));
+    }
     if let Err(e) = router.refresh().await {
         tracing::warn!(error = %e, "no broker answered at start; will retry on first use");
     }
@@ -44,6 +53,19 @@ pub async fn run(
         .await?;
     tracing::info!("gateway stopped");
     Ok(())
+}
+
+/// Routes by every metadata change the controllers commit, for as long as the router lives.
+async fn follow_controllers(metadata: Arc<vltava_controller::RemoteMetadata>, router: std::sync::Weak<Router>) {
+    use vltava_controller::MetadataService;
+    let mut rx = metadata.watch();
+    while rx.changed().await.is_ok() {
+        let image = rx.borrow_and_update().clone();
+        let Some(router) = router.upgrade() else { return };
+        if image.version > 0 {
+            router.install_image(&image);
+        }
+    }
 }
 
 /// The tonic service implementations; each method is one call into its handler file.
