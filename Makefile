@@ -8,7 +8,7 @@ CARGO ?= cargo
 LISTEN ?= 127.0.0.1:7070
 DATA_DIR ?= ./data/dev
 
-.PHONY: dev test lint fmt deps build release bench perf clean-data
+.PHONY: dev test lint fmt deps build release bench perf clean-data docker cluster-up cluster-down
 
 ## Install the system packages the build needs (libclang for RocksDB's bindgen).
 deps:
@@ -47,3 +47,19 @@ perf: release
 
 clean-data:
 	rm -rf ./data
+
+## Docker: `make docker` builds vltava:latest FROM scratch (the release binary and the shared
+## libraries ldd names); `make cluster-up` / `cluster-down` run docker-compose.yml (3 controllers,
+## 3 brokers, gateway on 127.0.0.1:7070) as compose project $(COMPOSE_PROJECT).
+## deploy/docker/smoke.sh tests it end to end.
+COMPOSE ?= docker-compose
+COMPOSE_PROJECT ?= vltava
+
+docker: release
+	VLTAVA_BIN=$(CARGO_TARGET_DIR)/release/vltava ./deploy/docker/build-image.sh
+
+cluster-up:
+	$(COMPOSE) -p $(COMPOSE_PROJECT) up -d
+
+cluster-down:
+	$(COMPOSE) -p $(COMPOSE_PROJECT) down

@@ -50,10 +50,13 @@ pub async fn run(
     let addr = listener.local_addr().map_err(|e| startup("listener", &e))?;
     let registration = BrokerRegistration::new(config.broker_id, config.advertised(addr), config.rack.clone());
     let (membership, registered) = Membership::register(metadata.clone(), registration, REGISTRATION_TIMEOUT).await?;
+    // Heartbeat from now on, so the session never lapses while the metadata catches up.
+    let heartbeats = tokio::spawn(membership.clone().heartbeat_loop(config.heartbeat_interval));
     // Serve only once this broker's view includes its own registration.
     let mut images = metadata.watch();
     let caught_up = tokio::time::timeout(REGISTRATION_TIMEOUT, images.wait_for(|i| i.version >= registered.version));
     if !matches!(caught_up.await, Ok(Ok(_))) {
+        heartbeats.abort();
         return Err(BrokerError::Startup("the controller's metadata did not arrive in time".into()));
     }
 
@@ -74,7 +77,6 @@ pub async fn run(
     });
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(follow_metadata(metadata.watch(), replicas.clone()));
-    tasks.spawn(membership.clone().heartbeat_loop(broker.config.heartbeat_interval));
     tasks.spawn(maintenance::every(
         broker.config.retention_check_interval,
         replicas.clone(),
@@ -100,6 +102,7 @@ pub async fn run(
         })
         .await;
 
+    heartbeats.abort();
     tasks.shutdown().await;
     tokio::task::spawn_blocking(move || replicas.close_all_blocking()).await.ok();
     tracing::info!("broker stopped");

@@ -195,13 +195,19 @@ impl ControllerService for ControllerGrpc {
         // A new watcher must not start from state older than what was committed when it asked:
         // confirm the commit index with the leader (read index) before serving from this node.
         // A controller cut off from the quorum refuses, and the watcher moves to another one.
-        let barrier = tokio::time::timeout(WATCH_BARRIER_TIMEOUT, self.controller.read_barrier()).await;
-        match barrier {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(WireError::from(e).into_status()),
-            Err(_) => {
-                let e = MetadataError::Timeout("this controller cannot confirm it is current".into());
-                return Err(WireError::from(e).into_status());
+        // raft-rs drops a read index asked while no leader is known: wait for the election first.
+        self.controller.wait_for_leader(WATCH_BARRIER_TIMEOUT).await;
+        // A leader that has not yet committed an entry of its term also drops it: ask again.
+        let deadline = tokio::time::Instant::now() + WATCH_BARRIER_TIMEOUT;
+        loop {
+            match tokio::time::timeout(Duration::from_millis(500), self.controller.read_barrier()).await {
+                Ok(Ok(())) => break,
+                Ok(Err(e)) if tokio::time::Instant::now() >= deadline => return Err(WireError::from(e).into_status()),
+                _ if tokio::time::Instant::now() >= deadline => {
+                    let e = MetadataError::Timeout("this controller cannot confirm it is current".into());
+                    return Err(WireError::from(e).into_status());
+                }
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
         let (tx, rx) = mpsc::channel(64);

@@ -177,6 +177,12 @@ impl Controller {
         }
     }
 
+    /// Waits (at most `limit`) until some controller is known to lead; returns whether one is.
+    pub async fn wait_for_leader(&self, limit: Duration) -> bool {
+        let mut rx = self.node.status.clone();
+        matches!(tokio::time::timeout(limit, rx.wait_for(|s| s.leader_id != 0)).await, Ok(Ok(_)))
+    }
+
     /// Waits until this controller has applied everything the quorum had committed when called
     /// (Raft read index, confirmed by a majority).
     pub async fn read_barrier(&self) -> Result<(), MetadataError> {
