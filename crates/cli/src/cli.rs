@@ -152,6 +152,7 @@ mod tests {
             &["group", "describe"],
             &["perf", "produce"],
             &["perf", "consume"],
+            &["perf", "metadata"],
         ];
         for path in leaves {
             let mut sub = &cmd;
@@ -407,6 +408,62 @@ mod tests {
         assert!(a.json);
         assert_eq!(a.timeout_ms, 50);
         assert_eq!(perf::REPORT_INTERVAL, std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn perf_metadata_defaults_and_options() {
+        use crate::commands::perf::perf_metadata::PerfMetadataArgs;
+        assert_eq!(
+            perf_cmd(&["perf", "metadata", "--topics", "2000", "--concurrency", "16"]),
+            PerfCommand::Metadata(PerfMetadataArgs {
+                topics: 2000,
+                concurrency: 16,
+                partitions: 1,
+                replication_factor: None,
+                keep: false,
+                json: false,
+                server: server(&default_server()),
+            })
+        );
+        assert_eq!(
+            perf_cmd(&[
+                "perf",
+                "metadata",
+                "--topics",
+                "100",
+                "--concurrency",
+                "1",
+                "--partitions",
+                "100",
+                "--replication-factor",
+                "3",
+                "--keep",
+                "--json",
+                "--server",
+                "h:1",
+            ]),
+            PerfCommand::Metadata(PerfMetadataArgs {
+                topics: 100,
+                concurrency: 1,
+                partitions: 100,
+                replication_factor: Some(3),
+                keep: true,
+                json: true,
+                server: server("h:1"),
+            })
+        );
+        assert!(parse_err(&["perf", "metadata", "--concurrency", "1"]).contains("--topics"));
+        assert!(parse_err(&["perf", "metadata", "--topics", "1"]).contains("--concurrency"));
+        for bad in [
+            &["--topics", "0", "--concurrency", "1"][..],
+            &["--topics", "1", "--concurrency", "0"],
+            &["--topics", "1", "--concurrency", "1", "--partitions", "0"],
+            &["--topics", "1", "--concurrency", "1", "--replication-factor", "0"],
+            &["--topics", "x", "--concurrency", "1"],
+        ] {
+            let args: Vec<&str> = ["perf", "metadata"].into_iter().chain(bad.iter().copied()).collect();
+            assert!(parse_err(&args).contains("invalid value"), "{bad:?}");
+        }
     }
 
     #[test]

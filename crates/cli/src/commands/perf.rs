@@ -1,10 +1,11 @@
-//! `vltava perf produce|consume`: throughput and latency tests, like Kafka's
+//! `vltava perf produce|consume|metadata`: throughput and latency tests, like Kafka's
 //! `kafka-producer-perf-test` and `kafka-consumer-perf-test`, and what they share.
 //!
 //! Both print a progress line to stderr about every [`REPORT_INTERVAL`], then a summary line to
 //! stderr; with `--json` the last line on stdout is one JSON object with `records`,
 //! `records_per_sec`, `mb_per_sec` and `latency_ms {avg, p50, p95, p99, p999, max}`. MB are MiB
-//! (1,048,576 bytes), as in Kafka's tools.
+//! (1,048,576 bytes), as in Kafka's tools. `perf metadata` counts topic operations instead of
+//! records (see [`perf_metadata`]).
 
 use std::time::Duration;
 
@@ -14,6 +15,12 @@ use serde::Serialize;
 
 use super::perf_consume::PerfConsumeArgs;
 use super::perf_produce::PerfProduceArgs;
+use perf_metadata::PerfMetadataArgs;
+
+// Declared here rather than next to its siblings in `commands/mod.rs`; the file is
+// `commands/perf_metadata.rs` all the same.
+#[path = "perf_metadata.rs"]
+pub mod perf_metadata;
 
 /// How often a progress line is printed.
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(5);
@@ -26,6 +33,9 @@ pub enum PerfCommand {
     Produce(PerfProduceArgs),
     /// Consumes N records from the start of a topic and reports throughput and poll latency.
     Consume(PerfConsumeArgs),
+    /// Creates N topics through the controller quorum with C creations in flight and reports
+    /// topic creations per second and their latency, then deletes them (unless `--keep`).
+    Metadata(PerfMetadataArgs),
 }
 
 /// Runs a perf command.
@@ -33,6 +43,7 @@ pub async fn run(command: PerfCommand) -> anyhow::Result<()> {
     match command {
         PerfCommand::Produce(args) => super::perf_produce::run(args).await,
         PerfCommand::Consume(args) => super::perf_consume::run(args).await,
+        PerfCommand::Metadata(args) => perf_metadata::run(args).await,
     }
 }
 
