@@ -4,7 +4,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 use vltava_controller::{BrokerRegistration, MetadataService};
 use vltava_proto::v1::admin_service_server::{AdminService, AdminServiceServer};
@@ -94,7 +93,7 @@ pub async fn run(
         )
         .add_service(AdminServiceServer::new(svc.clone()))
         .add_service(GroupServiceServer::new(svc))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .serve_with_incoming_shutdown(vltava_common::grpc::incoming(listener), async move {
             shutdown.await;
             // Leaderships move while this broker still answers, so clients are redirected rather
             // than left waiting for a session timeout.

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde::Deserialize;
-use tokio_stream::wrappers::TcpListenerStream;
 use vltava_common::telemetry::{LogFormat, init_logging};
 use vltava_controller::config::ControllerConfig;
 use vltava_controller::grpc::ControllerGrpc;
@@ -84,7 +83,7 @@ async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     let served = vltava_common::grpc::server_builder()
         .add_service(grpc.raft_service())
         .add_service(grpc.controller_service())
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+        .serve_with_incoming_shutdown(vltava_common::grpc::incoming(listener), async {
             crate::commands::interrupted().await;
             tracing::info!("shutting down");
         })

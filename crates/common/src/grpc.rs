@@ -21,3 +21,10 @@ pub fn server_builder() -> tonic::transport::Server {
         // Produce requests carry megabytes of batches: accept 1 MiB frames, not 16 KiB ones.
         .max_frame_size(Some(MAX_FRAME_SIZE))
 }
+
+/// The accepted connections of `listener`, with `TCP_NODELAY` set on each. (tonic applies its
+/// own `tcp_nodelay` setting only to listeners it binds itself; without this, small replies wait
+/// for Nagle's algorithm and the peer's delayed ACK, about 40 ms.)
+pub fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+}

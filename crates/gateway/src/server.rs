@@ -4,7 +4,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 use vltava_proto::v1::admin_service_server::{AdminService, AdminServiceServer};
 use vltava_proto::v1::group_service_server::{GroupService, GroupServiceServer};
@@ -49,7 +48,7 @@ pub async fn run(
         )
         .add_service(AdminServiceServer::new(svc.clone()))
         .add_service(GroupServiceServer::new(svc))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(vltava_common::grpc::incoming(listener), shutdown)
         .await?;
     tracing::info!("gateway stopped");
     Ok(())
