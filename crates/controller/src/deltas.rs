@@ -15,14 +15,15 @@ use crate::state::Delta;
 pub const KEPT_DELTAS: usize = 4096;
 
 /// A bounded log of recent deltas.
+#[derive(Default)]
 pub struct DeltaLog {
     inner: Mutex<VecDeque<(u64, Arc<Delta>)>>,
 }
 
 impl DeltaLog {
-    /// An empty log for an image at `_version`.
-    pub fn new(_version: u64) -> Self {
-        Self { inner: Mutex::new(VecDeque::new()) }
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
     }
 
     /// Records `delta`, which moved the image from version `prev`.
@@ -35,7 +36,7 @@ impl DeltaLog {
     }
 
     /// Forgets every delta (after a snapshot replaced the state).
-    pub fn reset(&self, _version: u64) {
+    pub fn reset(&self) {
         self.inner.lock().clear();
     }
 
@@ -63,7 +64,7 @@ mod tests {
 
     #[test]
     fn chains_are_found_and_gaps_need_a_full_image() {
-        let log = DeltaLog::new(0);
+        let log = DeltaLog::new();
         assert!(log.since(0).is_none());
         log.push(0, delta(3));
         log.push(3, delta(7));
@@ -72,7 +73,7 @@ mod tests {
         assert_eq!(versions(log.since(3)), Some(vec![7, 8]));
         assert_eq!(versions(log.since(8)), Some(vec![]));
         assert_eq!(versions(log.since(5)), None);
-        log.reset(8);
+        log.reset();
         assert_eq!(versions(log.since(3)), None);
     }
 }

@@ -184,7 +184,7 @@ pub fn start(
     let image = Arc::new(store.applied().read().state.image.clone());
     let (image_tx, image_rx) = watch::channel(image.clone());
     let (status_tx, status_rx) = watch::channel(QuorumStatus::default());
-    let deltas = Arc::new(DeltaLog::new(image.version));
+    let deltas = Arc::new(DeltaLog::new());
     let (req_tx, req_rx) = mpsc::channel(1024);
     let (raft_tx, raft_rx) = mpsc::channel(4096);
     transport.set_peers(&store.applied().read().state.controllers, settings.id);
@@ -374,7 +374,7 @@ impl Node {
         tracing::info!(index, version = state.image.version, "installing a snapshot from the leader");
         self.store.apply_snapshot(&snapshot, state.clone())?;
         self.transport.set_peers(&state.controllers, self.settings.id);
-        self.deltas.reset(state.image.version);
+        self.deltas.reset();
         self.image_tx.send_replace(Arc::new(state.image));
         Ok(())
     }

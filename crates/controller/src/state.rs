@@ -236,16 +236,15 @@ impl MetadataState {
     ) {
         let mut changed = Vec::new();
         for topic in self.image.topics.values() {
-            let mut t = topic.as_ref().clone();
-            let mut any = false;
-            for i in 0..t.partitions.len() {
-                let mut p = t.partitions[i].clone();
+            // Clone a topic only when one of its partitions changes.
+            let mut updated: Option<TopicMetadata> = None;
+            for (i, original) in topic.partitions.iter().enumerate() {
+                let mut p = original.clone();
                 if f(topic, &mut p) {
-                    t.partitions[i] = p;
-                    any = true;
+                    updated.get_or_insert_with(|| topic.as_ref().clone()).partitions[i] = p;
                 }
             }
-            if any {
+            if let Some(t) = updated {
                 changed.push(Arc::new(t));
             }
         }
