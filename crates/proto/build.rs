@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "vltava/v1/records.proto",
         "vltava/v1/groups.proto",
         "vltava/v1/controller.proto",
+        "vltava/v1/replication.proto",
     ];
     let paths: Vec<PathBuf> = files.iter().map(|f| root.join(f)).collect();
     for p in &paths {

@@ -1,4 +1,4 @@
-//! AdminService handlers: topics and the cluster metadata clients route by.
+//! AdminService handlers: topics, partition reassignments and the cluster metadata clients route by.
 //!
 //! Like a Kafka broker, any broker accepts admin requests and passes them to the metadata
 //! service; it answers once its own view of the cluster includes the change, so that a produce
@@ -7,12 +7,13 @@
 use std::time::Duration;
 
 use vltava_common::WireError;
-use vltava_controller::{CreateTopic, MetadataError, TopicMetadata};
+use vltava_controller::{CreateTopic, MetadataError, PartitionState, TopicMetadata};
 use vltava_proto::v1::{
-    AlterConfigsRequest, AlterConfigsResponse, BrokerInfo, CreatePartitionsRequest, CreatePartitionsResponse,
-    CreateTopicRequest, CreateTopicResponse, DeleteTopicRequest, DeleteTopicResponse, DescribeClusterRequest,
-    DescribeClusterResponse, DescribeTopicRequest, DescribeTopicResponse, ListTopicsResponse, MetadataRequest,
-    MetadataResponse, PartitionDescription, TopicDescription, TopicSummary,
+    AlterConfigsRequest, AlterConfigsResponse, AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse,
+    BrokerInfo, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicRequest, CreateTopicResponse,
+    DeleteTopicRequest, DeleteTopicResponse, DescribeClusterRequest, DescribeClusterResponse, DescribeTopicRequest,
+    DescribeTopicResponse, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, ListTopicsResponse,
+    MetadataRequest, MetadataResponse, PartitionDescription, PartitionReassignment, TopicDescription, TopicSummary,
 };
 
 use crate::error::BrokerError;
@@ -99,6 +100,57 @@ pub async fn describe_cluster(
     Ok(broker.metadata.describe_cluster().await.map_err(BrokerError::from)?)
 }
 
+/// Starts or cancels one partition's reassignment; answers with the partition as this broker
+/// sees it once it has applied the change.
+pub async fn alter_partition_reassignments(
+    broker: &Broker,
+    req: AlterPartitionReassignmentsRequest,
+) -> Result<AlterPartitionReassignmentsResponse, WireError> {
+    let target = match (req.cancel, req.replicas.is_empty()) {
+        (true, true) => None,
+        (true, false) => {
+            return Err(BrokerError::InvalidRequest("a cancellation takes no replicas".into()).into());
+        }
+        (false, _) => Some(req.replicas),
+    };
+    let version =
+        broker.metadata.reassign_partition(&req.topic, req.partition, target).await.map_err(BrokerError::from)?;
+    topic_applied(broker, version).await;
+    let image = broker.metadata.image();
+    let topic = image
+        .topic(&req.topic)
+        .ok_or_else(|| WireError::from(BrokerError::from(MetadataError::UnknownTopic { name: req.topic.clone() })))?;
+    let partition = topic.partitions.get(usize::try_from(req.partition).unwrap_or(usize::MAX)).ok_or_else(|| {
+        WireError::from(BrokerError::UnknownTopicOrPartition { topic: req.topic.clone(), partition: req.partition })
+    })?;
+    let offsets = offsets_of(broker, &topic.name);
+    Ok(AlterPartitionReassignmentsResponse { partition: Some(partition_description(partition, &offsets)) })
+}
+
+/// The partitions being reassigned (of the requested topics, or all), sorted.
+pub fn list_partition_reassignments(
+    broker: &Broker,
+    req: ListPartitionReassignmentsRequest,
+) -> ListPartitionReassignmentsResponse {
+    let image = broker.metadata.image();
+    let reassignments = image
+        .topics
+        .values()
+        .filter(|t| req.topics.is_empty() || req.topics.contains(&t.name))
+        .flat_map(|t| t.partitions.iter().filter(|p| p.is_reassigning()).map(move |p| (t, p)))
+        .map(|(t, p)| PartitionReassignment {
+            topic: t.name.clone(),
+            partition: p.partition,
+            replicas: p.replicas.clone(),
+            adding_replicas: p.adding_replicas.clone(),
+            removing_replicas: p.removing_replicas.clone(),
+            isr: p.isr.clone(),
+            leader: p.leader,
+        })
+        .collect();
+    ListPartitionReassignmentsResponse { reassignments }
+}
+
 async fn topic_applied(broker: &Broker, version: u64) -> bool {
     broker.replicas.wait_for_version(version, APPLY_TIMEOUT).await
 }
@@ -173,33 +225,39 @@ fn routing(t: &TopicMetadata) -> TopicDescription {
 }
 
 fn describe(broker: &Broker, t: &TopicMetadata) -> TopicDescription {
-    description(t, |p| match broker.replicas.partition(&t.name, p) {
+    description(t, offsets_of(broker, &t.name))
+}
+
+/// The log start offset, log end offset and high watermark of `topic`'s partitions hosted here.
+fn offsets_of<'a>(broker: &'a Broker, topic: &'a str) -> impl Fn(i32) -> (i64, i64, i64) + 'a {
+    move |p| match broker.replicas.partition(topic, p) {
         Ok(part) => (part.log_start_offset(), part.log_end_offset(), part.high_watermark()),
         Err(_) => (-1, -1, -1),
-    })
+    }
 }
 
 fn description(t: &TopicMetadata, offsets: impl Fn(i32) -> (i64, i64, i64)) -> TopicDescription {
     TopicDescription {
         name: t.name.clone(),
         topic_id: t.id.clone(),
-        partitions: t
-            .partitions
-            .iter()
-            .map(|p| {
-                let (log_start_offset, log_end_offset, high_watermark) = offsets(p.partition);
-                PartitionDescription {
-                    partition: p.partition,
-                    leader: p.leader,
-                    replicas: p.replicas.clone(),
-                    isr: p.isr.clone(),
-                    leader_epoch: p.leader_epoch,
-                    log_start_offset,
-                    log_end_offset,
-                    high_watermark,
-                }
-            })
-            .collect(),
+        partitions: t.partitions.iter().map(|p| partition_description(p, &offsets)).collect(),
         configs: t.configs.clone().into_iter().collect(),
+    }
+}
+
+fn partition_description(p: &PartitionState, offsets: &impl Fn(i32) -> (i64, i64, i64)) -> PartitionDescription {
+    let (log_start_offset, log_end_offset, high_watermark) = offsets(p.partition);
+    PartitionDescription {
+        partition: p.partition,
+        leader: p.leader,
+        replicas: p.replicas.clone(),
+        isr: p.isr.clone(),
+        leader_epoch: p.leader_epoch,
+        log_start_offset,
+        log_end_offset,
+        high_watermark,
+        adding_replicas: p.adding_replicas.clone(),
+        removing_replicas: p.removing_replicas.clone(),
+        partition_epoch: p.partition_epoch,
     }
 }

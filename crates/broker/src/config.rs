@@ -58,6 +58,48 @@ pub struct BrokerConfig {
     /// How long a stopping broker waits for the controller to move its leaderships away.
     #[serde(with = "humantime_serde")]
     pub controlled_shutdown_timeout: Duration,
+    /// Follower replication and ISR management.
+    pub replication: ReplicationConfig,
+}
+
+/// How followers fetch from leaders, and when leaders change the ISR (Kafka's `replica.*`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ReplicationConfig {
+    /// A follower not caught up for this long leaves the ISR (`replica.lag.time.max.ms`).
+    #[serde(with = "humantime_serde")]
+    pub lag_time_max: Duration,
+    /// Longest a follower's fetch waits on the leader for new records (`replica.fetch.wait.max.ms`).
+    #[serde(with = "humantime_serde")]
+    pub fetch_wait_max: Duration,
+    /// Records per partition in one replica fetch (`replica.fetch.max.bytes`).
+    pub fetch_max_bytes: usize,
+    /// Size of one replica fetch response over all partitions (`replica.fetch.response.max.bytes`).
+    pub fetch_response_max_bytes: usize,
+    /// Pause after a failed replica fetch (`replica.fetch.backoff.ms`).
+    #[serde(with = "humantime_serde")]
+    pub fetch_backoff: Duration,
+    /// How often a leader checks its partitions' ISR for members to drop or add.
+    #[serde(with = "humantime_serde")]
+    pub isr_check_interval: Duration,
+    /// How often high watermarks are checkpointed to disk
+    /// (`replica.high.watermark.checkpoint.interval.ms`).
+    #[serde(with = "humantime_serde")]
+    pub high_watermark_checkpoint_interval: Duration,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        Self {
+            lag_time_max: Duration::from_secs(10),
+            fetch_wait_max: Duration::from_millis(500),
+            fetch_max_bytes: 1024 * 1024,
+            fetch_response_max_bytes: 10 * 1024 * 1024,
+            fetch_backoff: Duration::from_millis(100),
+            isr_check_interval: Duration::from_millis(250),
+            high_watermark_checkpoint_interval: Duration::from_secs(5),
+        }
+    }
 }
 
 impl Default for BrokerConfig {
@@ -83,6 +125,7 @@ impl Default for BrokerConfig {
             cluster_id: String::new(),
             heartbeat_interval: Duration::from_millis(250),
             controlled_shutdown_timeout: Duration::from_secs(5),
+            replication: ReplicationConfig::default(),
         }
     }
 }
@@ -101,6 +144,13 @@ impl BrokerConfig {
         }
         if self.heartbeat_interval.is_zero() {
             return Err("heartbeat_interval must be positive".into());
+        }
+        let r = &self.replication;
+        if r.lag_time_max.is_zero() || r.isr_check_interval.is_zero() || r.fetch_wait_max.is_zero() {
+            return Err("replication.lag_time_max, isr_check_interval and fetch_wait_max must be positive".into());
+        }
+        if r.fetch_max_bytes < 1024 || r.fetch_response_max_bytes < r.fetch_max_bytes {
+            return Err("replication.fetch_max_bytes must be >= 1024 and <= fetch_response_max_bytes".into());
         }
         if self.max_request_bytes < 1024 {
             return Err(format!("max_request_bytes is too small: {}", self.max_request_bytes));

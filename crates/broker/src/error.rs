@@ -42,6 +42,45 @@ pub enum BrokerError {
         /// Required.
         min: i32,
     },
+    /// The records were appended but the ISR shrank below `min.insync.replicas` before they
+    /// were replicated.
+    #[error(
+        "{topic}-{partition}: appended, but the ISR shrank to {isr} (min.insync.replicas is {min}) before replication"
+    )]
+    NotEnoughReplicasAfterAppend {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// ISR size.
+        isr: usize,
+        /// Required.
+        min: i32,
+    },
+    /// A replica's view of the leader epoch differs from the leader's.
+    #[error("{topic}-{partition}: request for leader epoch {requested}, the current one is {current}")]
+    LeaderEpoch {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// Epoch in the request.
+        requested: i32,
+        /// This leader's epoch.
+        current: i32,
+    },
+    /// A follower's fetch result arrived after the partition moved on to another leader epoch.
+    #[error("{topic}-{partition}: fetched for leader epoch {fetched_for}, now {current}")]
+    StaleFetch {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// Epoch the fetch was made for.
+        fetched_for: i32,
+        /// The partition's epoch now.
+        current: i32,
+    },
     /// A request exceeds a size limit.
     #[error("request of {size} bytes exceeds the limit of {max} bytes")]
     RequestTooLarge {
@@ -80,6 +119,10 @@ impl From<BrokerError> for WireError {
             BrokerError::NotLeader { .. } => ErrorCode::NotLeaderOrFollower,
             BrokerError::InvalidAcks(_) => ErrorCode::InvalidRequiredAcks,
             BrokerError::NotEnoughReplicas { .. } => ErrorCode::NotEnoughReplicas,
+            BrokerError::NotEnoughReplicasAfterAppend { .. } => ErrorCode::NotEnoughReplicasAfterAppend,
+            BrokerError::LeaderEpoch { requested, current, .. } if requested < current => ErrorCode::FencedLeaderEpoch,
+            BrokerError::LeaderEpoch { .. } => ErrorCode::UnknownLeaderEpoch,
+            BrokerError::StaleFetch { .. } => ErrorCode::FencedLeaderEpoch,
             BrokerError::RequestTooLarge { .. } => ErrorCode::RecordTooLarge,
             BrokerError::InvalidRequest(_) => ErrorCode::InvalidRequest,
             BrokerError::Timeout(_) => ErrorCode::RequestTimedOut,

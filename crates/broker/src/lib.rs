@@ -15,7 +15,8 @@
 //! - [`admin`]: topic administration and the cluster metadata clients route by.
 //! - [`groups`]: committed consumer-group offsets ([`groups::OffsetStore`] and its RocksDB store).
 //! - [`lifecycle`]: registration with the controller, heartbeats and controlled shutdown.
-//! - [`maintenance`]: retention and timed flushes.
+//! - [`replication`]: followers fetching from leaders, the high watermark and the ISR.
+//! - [`maintenance`]: retention, timed flushes and high watermark checkpoints.
 //! - [`error`]: [`BrokerError`] and its one mapping to wire errors.
 
 pub mod admin;
@@ -30,6 +31,7 @@ pub mod maintenance;
 pub mod partition;
 pub mod produce;
 pub mod replica_manager;
+pub mod replication;
 pub mod server;
 pub mod subscribe;
 

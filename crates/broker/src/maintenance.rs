@@ -1,4 +1,5 @@
-//! Background upkeep of the hosted logs: retention and `flush.ms` deadlines.
+//! Background upkeep of the hosted logs: retention, `flush.ms` deadlines and high watermark
+//! checkpoints.
 
 use std::sync::Arc;
 
@@ -31,6 +32,15 @@ pub fn flush_pass(replicas: &ReplicaManager) {
     for part in replicas.all() {
         if let Err(e) = part.with_log_mut(|log| log.flush_if_due(now)) {
             tracing::warn!(topic = part.topic(), partition = part.index(), error = %e, "flush failed");
+        }
+    }
+}
+
+/// Checkpoints every hosted partition's high watermark (blocking).
+pub fn high_watermark_pass(replicas: &ReplicaManager) {
+    for part in replicas.all() {
+        if let Err(e) = part.checkpoint_high_watermark_blocking() {
+            tracing::warn!(topic = part.topic(), partition = part.index(), error = %e, "high watermark checkpoint failed");
         }
     }
 }

@@ -7,24 +7,45 @@
 use std::path::Path;
 
 use bytes::Bytes;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 use vltava_controller::PartitionState;
 use vltava_storage::{AppendInfo, Log, LogConfig, ReadResult};
 
 use crate::error::BrokerError;
+use crate::replication::followers::Followers;
 
-/// Leadership state from the latest cluster image.
+/// Leadership state from the latest cluster image (or the controller's answer to an ISR change).
 #[derive(Debug, Clone)]
 pub struct LeaderState {
     /// Leader broker id.
     pub leader: i32,
+    /// Every replica.
+    pub replicas: Vec<i32>,
     /// In-sync replicas.
     pub isr: Vec<i32>,
     /// Leader epoch, stamped into appended batches.
     pub leader_epoch: i32,
+    /// Partition epoch: bumped by every change of leader, ISR or replicas.
+    pub partition_epoch: i32,
     /// The topic's `min.insync.replicas`.
     pub min_insync_replicas: i32,
+}
+
+/// How a new partition state changed this broker's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleChange {
+    /// Nothing that the replication machinery must react to.
+    None,
+    /// This broker now leads the partition.
+    Leader,
+    /// This broker now follows `leader` in `leader_epoch` (-1: no leader for now).
+    Follower {
+        /// The leader to fetch from.
+        leader: i32,
+        /// Its epoch.
+        leader_epoch: i32,
+    },
 }
 
 /// A partition replica on this broker.
@@ -36,10 +57,12 @@ pub struct Partition {
     log: RwLock<Option<Log>>,
     state: RwLock<LeaderState>,
     high_watermark: watch::Sender<i64>,
+    log_end: watch::Sender<i64>,
+    followers: Mutex<Followers>,
 }
 
 impl Partition {
-    /// Opens (recovering if needed) the log in `dir`.
+    /// Opens (recovering if needed) the log in `dir` and takes the role `state` gives this broker.
     pub fn open(
         dir: &Path,
         topic: &str,
@@ -50,19 +73,30 @@ impl Partition {
         min_insync_replicas: i32,
     ) -> Result<Self, BrokerError> {
         let log = Log::open(dir, config)?;
-        // With replication (followers tracked by the leader) the high watermark comes from a
-        // checkpoint and the followers' positions; a sole replica has everything committed.
-        let hw = log.log_end_offset();
-        let (high_watermark, _) = watch::channel(hw);
-        Ok(Self {
+        let leo = log.log_end_offset();
+        // The checkpointed high watermark (never above what survived recovery). A leader that is
+        // its partition's only in-sync replica moves it to its log end right away.
+        let hw = log.read_high_watermark().unwrap_or(log.log_start_offset()).clamp(log.log_start_offset(), leo);
+        let part = Self {
             topic: topic.to_string(),
             index: state.partition,
             topic_id: topic_id.to_string(),
             broker_id,
             log: RwLock::new(Some(log)),
-            state: RwLock::new(leader_state(state, min_insync_replicas)),
-            high_watermark,
-        })
+            state: RwLock::new(LeaderState {
+                leader: -1,
+                replicas: Vec::new(),
+                isr: Vec::new(),
+                leader_epoch: -1,
+                partition_epoch: -1,
+                min_insync_replicas,
+            }),
+            high_watermark: watch::channel(hw).0,
+            log_end: watch::channel(leo).0,
+            followers: Mutex::new(Followers::default()),
+        };
+        part.apply_state(state, min_insync_replicas)?;
+        Ok(part)
     }
 
     /// Topic name.
@@ -85,65 +119,260 @@ impl Partition {
         self.state.read().clone()
     }
 
-    /// Applies leadership and configuration changes from a new cluster image.
-    pub fn update(&self, state: &PartitionState, config: LogConfig, min_insync_replicas: i32) {
-        *self.state.write() = leader_state(state, min_insync_replicas);
+    /// This broker's id.
+    pub fn broker_id(&self) -> i32 {
+        self.broker_id
+    }
+
+    /// Applies leadership and configuration changes from a new cluster image (blocking: a new
+    /// leader records its epoch's start offset on disk).
+    pub fn update(
+        &self,
+        state: &PartitionState,
+        config: LogConfig,
+        min_insync_replicas: i32,
+    ) -> Result<RoleChange, BrokerError> {
         if let Some(log) = self.log.write().as_mut() {
             log.set_config(config);
         }
+        self.apply_state(state, min_insync_replicas)
+    }
+
+    /// Takes a partition state from the controller unless it is older than the one held (by
+    /// leader epoch, then partition epoch). Blocking.
+    pub fn apply_state(&self, state: &PartitionState, min_insync_replicas: i32) -> Result<RoleChange, BrokerError> {
+        let me = self.broker_id;
+        let now = vltava_common::time::now_ms();
+        let mut current = self.state.write();
+        current.min_insync_replicas = min_insync_replicas;
+        let newer_epoch = state.leader_epoch > current.leader_epoch;
+        if !newer_epoch
+            && (state.leader_epoch < current.leader_epoch || state.partition_epoch <= current.partition_epoch)
+        {
+            return Ok(RoleChange::None);
+        }
+        let was_leader = current.leader == me;
+        *current = LeaderState {
+            leader: state.leader,
+            replicas: state.replicas.clone(),
+            isr: state.isr.clone(),
+            leader_epoch: state.leader_epoch,
+            partition_epoch: state.partition_epoch,
+            min_insync_replicas,
+        };
+        let change = if state.leader == me {
+            let mut followers = self.followers.lock();
+            if newer_epoch || !was_leader {
+                let start = self.with_log_mut(|log| {
+                    let leo = log.log_end_offset();
+                    log.assign_epoch_start_offset(state.leader_epoch, leo)?;
+                    Ok(leo)
+                })?;
+                followers.become_leader(&state.replicas, me, start, now);
+                tracing::info!(topic = %self.topic, partition = self.index, epoch = state.leader_epoch, start_offset = start, "leading");
+                RoleChange::Leader
+            } else {
+                followers.sync_replicas(&state.replicas, me, now);
+                if followers.pending.as_ref().is_some_and(|p| p.partition_epoch < state.partition_epoch) {
+                    followers.pending = None;
+                }
+                RoleChange::None
+            }
+        } else {
+            self.followers.lock().clear();
+            if newer_epoch || was_leader {
+                RoleChange::Follower { leader: state.leader, leader_epoch: state.leader_epoch }
+            } else {
+                RoleChange::None
+            }
+        };
+        drop(current);
+        if was_leader && change != RoleChange::None && state.leader != me {
+            // Wake produce requests waiting for replication: they answer NOT_LEADER_OR_FOLLOWER.
+            self.high_watermark.send_modify(|_| {});
+        }
+        self.maybe_advance_high_watermark();
+        Ok(change)
     }
 
     /// Fails unless this broker leads the partition.
     pub fn ensure_leader(&self) -> Result<LeaderState, BrokerError> {
         let s = self.state.read();
         if s.leader != self.broker_id {
-            return Err(BrokerError::NotLeader {
-                topic: self.topic.clone(),
-                partition: self.index,
-                broker: self.broker_id,
-                leader: s.leader,
-            });
+            return Err(self.not_leader(s.leader));
         }
         Ok(s.clone())
     }
 
-    /// Appends producer batches (blocking: call from the blocking pool). Validation failures
-    /// append nothing.
-    pub fn append_blocking(&self, records: Bytes, leader_epoch: i32, now_ms: i64) -> Result<AppendInfo, BrokerError> {
+    /// Fails unless this broker leads the partition in `leader_epoch`.
+    pub fn ensure_leader_epoch(&self, leader_epoch: i32) -> Result<LeaderState, BrokerError> {
+        let s = self.ensure_leader()?;
+        if s.leader_epoch != leader_epoch {
+            return Err(self.not_leader(s.leader));
+        }
+        Ok(s)
+    }
+
+    /// Checks a replica's view of the leader epoch against this leader's (Kafka's fencing):
+    /// older is FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH.
+    pub fn check_leader_epoch(&self, requested: i32) -> Result<LeaderState, BrokerError> {
+        let s = self.ensure_leader()?;
+        if requested >= 0 && requested != s.leader_epoch {
+            return Err(BrokerError::LeaderEpoch {
+                topic: self.topic.clone(),
+                partition: self.index,
+                requested,
+                current: s.leader_epoch,
+            });
+        }
+        Ok(s)
+    }
+
+    /// Appends producer batches as leader (blocking: call from the blocking pool). With
+    /// `acks=all` (`check_min_isr`) the ISR must hold at least `min.insync.replicas` members.
+    /// Validation failures append nothing.
+    pub fn append_as_leader_blocking(
+        &self,
+        records: Bytes,
+        check_min_isr: bool,
+        now_ms: i64,
+    ) -> Result<(AppendInfo, LeaderState), BrokerError> {
+        // Holding the state lock keeps the leadership from changing during the append.
+        let state = self.state.read();
+        if state.leader != self.broker_id {
+            return Err(self.not_leader(state.leader));
+        }
+        if check_min_isr && (state.isr.len() as i32) < state.min_insync_replicas {
+            return Err(BrokerError::NotEnoughReplicas {
+                topic: self.topic.clone(),
+                partition: self.index,
+                isr: state.isr.len(),
+                min: state.min_insync_replicas,
+            });
+        }
         let mut guard = self.log.write();
         let log = guard.as_mut().ok_or_else(|| self.closed())?;
-        let info = log.append(records, leader_epoch, now_ms)?;
+        let info = log.append(records, state.leader_epoch, now_ms)?;
         let leo = log.log_end_offset();
         drop(guard);
-        self.maybe_advance_high_watermark(leo);
+        let snapshot = state.clone();
+        drop(state);
+        self.log_end.send_replace(leo);
+        self.maybe_advance_high_watermark();
+        Ok((info, snapshot))
+    }
+
+    /// Appends batches fetched from the leader of `leader_epoch`, as stored there (blocking).
+    pub fn append_as_follower_blocking(&self, records: Bytes, leader_epoch: i32) -> Result<AppendInfo, BrokerError> {
+        let state = self.ensure_follower(leader_epoch)?;
+        let mut guard = self.log.write();
+        let log = guard.as_mut().ok_or_else(|| self.closed())?;
+        let info = log.append_as_follower(records)?;
+        let leo = log.log_end_offset();
+        drop(guard);
+        drop(state);
+        self.log_end.send_replace(leo);
         Ok(info)
     }
 
-    /// Moves the high watermark when this broker is the only in-sync replica (replication
-    /// moves it from the followers' fetch positions otherwise).
-    fn maybe_advance_high_watermark(&self, leo: i64) {
-        let sole = {
-            let s = self.state.read();
-            s.isr.len() <= 1 && s.isr.first().is_none_or(|id| *id == self.broker_id)
-        };
-        if sole {
-            self.high_watermark.send_if_modified(|hw| {
-                let moved = leo > *hw;
-                if moved {
-                    *hw = leo;
-                }
-                moved
+    /// Truncates this follower's log to `offset` (blocking); `restart` empties the log and
+    /// restarts it at `offset` instead (the leader's log no longer holds what this one needs).
+    pub fn truncate_as_follower_blocking(
+        &self,
+        offset: i64,
+        leader_epoch: i32,
+        restart: bool,
+    ) -> Result<i64, BrokerError> {
+        let state = self.ensure_follower(leader_epoch)?;
+        let mut guard = self.log.write();
+        let log = guard.as_mut().ok_or_else(|| self.closed())?;
+        if restart {
+            log.truncate_fully_and_start_at(offset)?;
+        } else {
+            log.truncate_to(offset)?;
+        }
+        let leo = log.log_end_offset();
+        drop(guard);
+        drop(state);
+        self.log_end.send_replace(leo);
+        self.high_watermark.send_if_modified(|hw| {
+            let moved = *hw > leo;
+            if moved {
+                *hw = leo;
+            }
+            moved
+        });
+        Ok(leo)
+    }
+
+    /// A follower's high watermark: the leader's, capped by what this replica holds.
+    pub fn set_follower_high_watermark(&self, leader_hw: i64) {
+        let new = leader_hw.min(self.log_end_offset());
+        self.high_watermark.send_if_modified(|hw| {
+            let moved = *hw != new && new >= 0;
+            if moved {
+                *hw = new;
+            }
+            moved
+        });
+    }
+
+    fn ensure_follower(&self, leader_epoch: i32) -> Result<parking_lot::RwLockReadGuard<'_, LeaderState>, BrokerError> {
+        let state = self.state.read();
+        if state.leader == self.broker_id || state.leader_epoch != leader_epoch {
+            return Err(BrokerError::StaleFetch {
+                topic: self.topic.clone(),
+                partition: self.index,
+                fetched_for: leader_epoch,
+                current: state.leader_epoch,
             });
         }
+        Ok(state)
+    }
+
+    /// Records a follower's fetch at `fetch_offset` (its log end offset) and moves the high
+    /// watermark if that lets it. Returns false when `replica` is not one of the partition's.
+    pub fn record_follower_fetch(&self, replica: i32, fetch_offset: i64, now_ms: i64) -> bool {
+        let leo = self.log_end_offset();
+        let known = self.followers.lock().record_fetch(replica, fetch_offset, leo, now_ms);
+        if known {
+            self.maybe_advance_high_watermark();
+        }
+        known
+    }
+
+    /// Runs `f` on the leader's follower bookkeeping and state (for ISR management).
+    pub fn with_followers<T>(&self, f: impl FnOnce(&mut Followers, &LeaderState, i64) -> T) -> T {
+        let state = self.state.read();
+        let mut followers = self.followers.lock();
+        f(&mut followers, &state, self.high_watermark())
+    }
+
+    /// Moves the high watermark to the lowest log end offset of the ISR when this broker leads.
+    fn maybe_advance_high_watermark(&self) {
+        let state = self.state.read();
+        if state.leader != self.broker_id {
+            return;
+        }
+        let candidate = self.followers.lock().high_watermark(&state.isr, self.broker_id, self.log_end_offset());
+        drop(state);
+        self.high_watermark.send_if_modified(|hw| {
+            let moved = candidate > *hw;
+            if moved {
+                *hw = candidate;
+            }
+            moved
+        });
     }
 
     /// Reads committed batches from `offset` (blocking): never above the high watermark.
+    /// Offsets between the high watermark and the log end exist but are not visible yet, so
+    /// reading there returns nothing rather than an error.
     pub fn read_blocking(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, BrokerError> {
         let hw = self.high_watermark();
         let guard = self.log.read();
         let log = guard.as_ref().ok_or_else(|| self.closed())?;
-        // Offsets between the high watermark and the log end exist but are not visible yet.
-        if offset > hw && offset <= log.log_end_offset() {
+        if offset > log.log_end_offset() || offset < log.log_start_offset() {
             return Err(vltava_storage::StorageError::OffsetOutOfRange {
                 offset,
                 log_start_offset: log.log_start_offset(),
@@ -152,6 +381,23 @@ impl Partition {
             .into());
         }
         Ok(log.read(offset, max_bytes, Some(hw))?)
+    }
+
+    /// Reads batches from `offset` up to the log end, for a follower (blocking).
+    pub fn read_for_replica_blocking(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, BrokerError> {
+        let guard = self.log.read();
+        let log = guard.as_ref().ok_or_else(|| self.closed())?;
+        Ok(log.read(offset, max_bytes, None)?)
+    }
+
+    /// The latest leader epoch in this replica's log.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.log.read().as_ref().and_then(Log::latest_epoch)
+    }
+
+    /// `(largest known epoch <= epoch, its end offset)`, `(-1, -1)` when unknown.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.log.read().as_ref().map_or((-1, -1), |log| log.end_offset_for_epoch(epoch))
     }
 
     /// First offset whose record timestamp is at or after `timestamp_ms`, if any is committed.
@@ -167,9 +413,22 @@ impl Partition {
         *self.high_watermark.borrow()
     }
 
-    /// A receiver woken whenever the high watermark moves.
+    /// A receiver woken whenever the high watermark moves (and when leadership is lost).
     pub fn watch_high_watermark(&self) -> watch::Receiver<i64> {
         self.high_watermark.subscribe()
+    }
+
+    /// A receiver woken whenever the log end offset moves.
+    pub fn watch_log_end(&self) -> watch::Receiver<i64> {
+        self.log_end.subscribe()
+    }
+
+    /// Writes the high watermark checkpoint (blocking).
+    pub fn checkpoint_high_watermark_blocking(&self) -> Result<(), BrokerError> {
+        let hw = self.high_watermark();
+        let guard = self.log.read();
+        let log = guard.as_ref().ok_or_else(|| self.closed())?;
+        Ok(log.write_high_watermark(hw)?)
     }
 
     /// First offset in the log.
@@ -213,11 +472,11 @@ impl Partition {
         Ok(())
     }
 
+    fn not_leader(&self, leader: i32) -> BrokerError {
+        BrokerError::NotLeader { topic: self.topic.clone(), partition: self.index, broker: self.broker_id, leader }
+    }
+
     fn closed(&self) -> BrokerError {
         BrokerError::UnknownTopicOrPartition { topic: self.topic.clone(), partition: self.index }
     }
-}
-
-fn leader_state(state: &PartitionState, min_insync_replicas: i32) -> LeaderState {
-    LeaderState { leader: state.leader, isr: state.isr.clone(), leader_epoch: state.leader_epoch, min_insync_replicas }
 }

@@ -9,6 +9,7 @@ use vltava_common::time::now_ms;
 use vltava_proto::v1::{ProduceRequest, ProduceResponse};
 
 use crate::error::BrokerError;
+use crate::partition::Partition;
 use crate::server::Broker;
 
 /// Kafka's `acks=all`.
@@ -34,30 +35,18 @@ pub async fn handle(broker: &Broker, req: ProduceRequest) -> Result<ProduceRespo
         }
         other => other?,
     };
-    let state = part.ensure_leader()?;
-    if req.acks == ACKS_ALL && (state.isr.len() as i32) < state.min_insync_replicas {
-        return Err(BrokerError::NotEnoughReplicas {
-            topic: req.topic,
-            partition: req.partition,
-            isr: state.isr.len(),
-            min: state.min_insync_replicas,
-        });
-    }
     let appender = part.clone();
     let records = req.records;
-    let info = tokio::task::spawn_blocking(move || appender.append_blocking(records, state.leader_epoch, now_ms()))
+    let all = req.acks == ACKS_ALL;
+    let (info, state) = tokio::task::spawn_blocking(move || appender.append_as_leader_blocking(records, all, now_ms()))
         .await
         .map_err(|e| BrokerError::Internal(e.to_string()))??;
-    if req.acks == ACKS_ALL {
+    if all {
         let timeout = match req.timeout_ms {
             t if t > 0 => Duration::from_millis(t as u64),
             _ => broker.config.produce_timeout,
         };
-        let mut hw = part.watch_high_watermark();
-        let wanted = info.last_offset + 1;
-        if tokio::time::timeout(timeout, hw.wait_for(|hw| *hw >= wanted)).await.is_err() {
-            return Err(BrokerError::Timeout(timeout.as_millis() as u64));
-        }
+        wait_for_replication(&part, info.last_offset + 1, state.leader_epoch, timeout).await?;
     }
     Ok(ProduceResponse {
         base_offset: info.first_offset,
@@ -65,4 +54,38 @@ pub async fn handle(broker: &Broker, req: ProduceRequest) -> Result<ProduceRespo
         log_start_offset: part.log_start_offset(),
         log_append_time_ms: -1,
     })
+}
+
+/// Waits until the high watermark covers `wanted` (every ISR member has the records). Fails when
+/// this broker stops leading the partition meanwhile, when the ISR shrank below
+/// `min.insync.replicas` before the records were replicated, or after `timeout`.
+async fn wait_for_replication(
+    part: &Partition,
+    wanted: i64,
+    leader_epoch: i32,
+    timeout: Duration,
+) -> Result<(), BrokerError> {
+    let mut hw = part.watch_high_watermark();
+    let waited = tokio::time::timeout(timeout, async {
+        loop {
+            if *hw.borrow_and_update() >= wanted {
+                return part.ensure_leader_epoch(leader_epoch);
+            }
+            part.ensure_leader_epoch(leader_epoch)?;
+            if hw.changed().await.is_err() {
+                return Err(BrokerError::Internal("the partition was closed".into()));
+            }
+        }
+    })
+    .await;
+    let state = waited.map_err(|_| BrokerError::Timeout(timeout.as_millis() as u64))??;
+    if (state.isr.len() as i32) < state.min_insync_replicas {
+        return Err(BrokerError::NotEnoughReplicasAfterAppend {
+            topic: part.topic().to_string(),
+            partition: part.index(),
+            isr: state.isr.len(),
+            min: state.min_insync_replicas,
+        });
+    }
+    Ok(())
 }

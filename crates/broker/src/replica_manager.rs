@@ -74,7 +74,9 @@ impl ReplicaManager {
                 wanted.insert(key.clone(), ());
                 let existing = self.partitions.read().get(&key).cloned();
                 match existing {
-                    Some(part) if part.topic_id() == topic.id => part.update(p, config.clone(), min_isr),
+                    Some(part) if part.topic_id() == topic.id => {
+                        part.update(p, config.clone(), min_isr)?;
+                    }
                     other => {
                         if let Some(old) = other {
                             tracing::info!(topic = %topic.name, partition = p.partition, "topic re-created: deleting the old log");

@@ -9,6 +9,7 @@ use vltava_controller::{BrokerRegistration, MetadataService};
 use vltava_proto::v1::admin_service_server::{AdminService, AdminServiceServer};
 use vltava_proto::v1::group_service_server::{GroupService, GroupServiceServer};
 use vltava_proto::v1::record_service_server::{RecordService, RecordServiceServer};
+use vltava_proto::v1::replication_service_server::{ReplicationService, ReplicationServiceServer};
 use vltava_proto::v1::*;
 
 use crate::config::BrokerConfig;
@@ -16,6 +17,7 @@ use crate::error::BrokerError;
 use crate::groups::{OffsetStore, RocksDbOffsetStore};
 use crate::lifecycle::Membership;
 use crate::replica_manager::ReplicaManager;
+use crate::replication::manager::FetcherManager;
 use crate::subscribe::SubscribeStream;
 use crate::{admin, fetch, groups, list_offsets, maintenance, produce, subscribe};
 
@@ -74,8 +76,19 @@ pub async fn run(
         metadata: metadata.clone(),
         offsets: Arc::new(offsets),
     });
+    let m = membership.clone();
+    let broker_epoch: Arc<dyn Fn() -> i64 + Send + Sync> = Arc::new(move || m.epoch());
+    let fetchers =
+        Arc::new(FetcherManager::new(broker.config.broker_id, broker_epoch.clone(), broker.config.replication.clone()));
+    fetchers.sync(&replicas);
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(follow_metadata(metadata.watch(), replicas.clone()));
+    tasks.spawn(follow_metadata(metadata.watch(), replicas.clone(), fetchers.clone()));
+    tasks.spawn(crate::replication::isr::run(broker.clone(), broker_epoch, fetchers.clone()));
+    tasks.spawn(maintenance::every(
+        broker.config.replication.high_watermark_checkpoint_interval,
+        replicas.clone(),
+        maintenance::high_watermark_pass,
+    ));
     tasks.spawn(maintenance::every(
         broker.config.retention_check_interval,
         replicas.clone(),
@@ -91,6 +104,11 @@ pub async fn run(
         .add_service(
             RecordServiceServer::new(svc.clone()).max_decoding_message_size(limit).max_encoding_message_size(limit),
         )
+        .add_service(
+            ReplicationServiceServer::new(svc.clone())
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(broker.config.replication.fetch_response_max_bytes + limit),
+        )
         .add_service(AdminServiceServer::new(svc.clone()))
         .add_service(GroupServiceServer::new(svc))
         .serve_with_incoming_shutdown(vltava_common::grpc::incoming(listener), async move {
@@ -103,7 +121,13 @@ pub async fn run(
 
     heartbeats.abort();
     tasks.shutdown().await;
-    tokio::task::spawn_blocking(move || replicas.close_all_blocking()).await.ok();
+    fetchers.shutdown();
+    tokio::task::spawn_blocking(move || {
+        maintenance::high_watermark_pass(&replicas);
+        replicas.close_all_blocking()
+    })
+    .await
+    .ok();
     tracing::info!("broker stopped");
     result.map_err(|e| BrokerError::Internal(format!("gRPC server: {e}")))
 }
@@ -112,12 +136,13 @@ pub async fn run(
 async fn follow_metadata(
     mut rx: tokio::sync::watch::Receiver<Arc<vltava_controller::ClusterImage>>,
     replicas: Arc<ReplicaManager>,
+    fetchers: Arc<FetcherManager>,
 ) {
     while rx.changed().await.is_ok() {
         let image = rx.borrow_and_update().clone();
         let r = replicas.clone();
         match tokio::task::spawn_blocking(move || r.apply_image(image)).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => fetchers.sync(&replicas),
             Ok(Err(e)) => tracing::error!(error = %e, "applying cluster metadata failed"),
             Err(e) => tracing::error!(error = %e, "applying cluster metadata panicked"),
         }
@@ -156,6 +181,20 @@ impl RecordService for Services {
 }
 
 #[tonic::async_trait]
+impl ReplicationService for Services {
+    async fn replica_fetch(&self, request: Request<ReplicaFetchRequest>) -> Reply<ReplicaFetchResponse> {
+        reply(crate::replication::serve::replica_fetch(&self.0, request.into_inner()).await)
+    }
+
+    async fn offset_for_leader_epoch(
+        &self,
+        request: Request<OffsetForLeaderEpochRequest>,
+    ) -> Reply<OffsetForLeaderEpochResponse> {
+        Ok(Response::new(crate::replication::serve::offset_for_leader_epoch(&self.0, request.into_inner())))
+    }
+}
+
+#[tonic::async_trait]
 impl AdminService for Services {
     async fn create_topic(&self, request: Request<CreateTopicRequest>) -> Reply<CreateTopicResponse> {
         reply(admin::create_topic(&self.0, request.into_inner()).await)
@@ -187,6 +226,20 @@ impl AdminService for Services {
 
     async fn describe_cluster(&self, request: Request<DescribeClusterRequest>) -> Reply<DescribeClusterResponse> {
         reply(admin::describe_cluster(&self.0, request.into_inner()).await)
+    }
+
+    async fn alter_partition_reassignments(
+        &self,
+        request: Request<AlterPartitionReassignmentsRequest>,
+    ) -> Reply<AlterPartitionReassignmentsResponse> {
+        reply(admin::alter_partition_reassignments(&self.0, request.into_inner()).await)
+    }
+
+    async fn list_partition_reassignments(
+        &self,
+        request: Request<ListPartitionReassignmentsRequest>,
+    ) -> Reply<ListPartitionReassignmentsResponse> {
+        Ok(Response::new(admin::list_partition_reassignments(&self.0, request.into_inner())))
     }
 }
 

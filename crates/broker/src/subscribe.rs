@@ -39,6 +39,12 @@ pub fn handle(broker: &Broker, req: SubscribeRequest) -> Result<SubscribeStream,
     tokio::spawn(async move {
         let mut hw = part.watch_high_watermark();
         loop {
+            // A partition this broker stopped leading ends the stream: the client resubscribes
+            // at the new leader.
+            if let Err(e) = part.ensure_leader() {
+                let _ = tx.send(Err(WireError::from(e).into_status())).await;
+                return;
+            }
             let reader = Arc::clone(&part);
             let read = tokio::task::spawn_blocking(move || reader.read_blocking(offset, max_bytes)).await;
             let read = match read {

@@ -40,6 +40,9 @@ pub enum Command {
     /// Creates, lists, describes and deletes topics.
     #[command(subcommand)]
     Topic(TopicCommand),
+    /// Moves partition replicas between brokers and lists the moves in progress.
+    #[command(subcommand)]
+    Partition(crate::commands::partition::PartitionCommand),
     /// Sends one record per stdin line to a topic.
     Produce(ProduceArgs),
     /// Prints a topic's records to stdout.
@@ -73,6 +76,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::LocalCluster(args) => crate::local_cluster::run(args).await,
         Command::Cluster(c) => crate::commands::cluster::run(c).await,
         Command::Topic(c) => crate::commands::topic::run(c).await,
+        Command::Partition(c) => crate::commands::partition::run(c).await,
         Command::Produce(args) => crate::commands::produce::run(args).await,
         Command::Consume(args) => crate::commands::consume::run(args).await,
         Command::Group(c) => crate::commands::group::run(c).await,
@@ -87,6 +91,7 @@ mod tests {
 
     use super::*;
     use crate::commands::consume::StartOffset;
+    use crate::commands::partition::{PartitionCommand, ReassignArgs, ReassignmentsArgs};
     use crate::commands::topic::TopicCommand;
     use crate::commands::{DEFAULT_SERVER, ServerArgs, group, perf, topic};
 
@@ -146,6 +151,8 @@ mod tests {
             &["topic", "list"],
             &["topic", "describe"],
             &["topic", "delete"],
+            &["partition", "reassign"],
+            &["partition", "reassignments"],
             &["produce"],
             &["consume"],
             &["group", "list"],
@@ -230,6 +237,78 @@ mod tests {
             TopicCommand::Delete(topic::DeleteArgs { name: "t".into(), server: server(&default_server()) })
         );
         assert!(parse_err(&["topic", "describe"]).contains("<NAME>"));
+    }
+
+    fn partition_cmd(args: &[&str]) -> PartitionCommand {
+        match parse(args) {
+            Command::Partition(c) => c,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn partition_reassign_start_wait_and_cancel() {
+        let start = ReassignArgs {
+            topic: "t".into(),
+            partition: 1,
+            replicas: vec![2, 3, 4],
+            cancel: false,
+            wait: false,
+            timeout: std::time::Duration::from_secs(60),
+            server: server(&default_server()),
+        };
+        assert_eq!(
+            partition_cmd(&["partition", "reassign", "--topic", "t", "--partition", "1", "--replicas", "2,3,4"]),
+            PartitionCommand::Reassign(start.clone())
+        );
+        assert_eq!(
+            partition_cmd(&[
+                "partition",
+                "reassign",
+                "--topic",
+                "t",
+                "--partition",
+                "1",
+                "--replicas",
+                "2,3,4",
+                "--wait",
+                "--timeout",
+                "90s",
+                "--server",
+                "h:1",
+            ]),
+            PartitionCommand::Reassign(ReassignArgs {
+                wait: true,
+                timeout: std::time::Duration::from_secs(90),
+                server: server("h:1"),
+                ..start.clone()
+            })
+        );
+        assert_eq!(
+            partition_cmd(&["partition", "reassign", "--cancel", "--topic", "t", "--partition", "1"]),
+            PartitionCommand::Reassign(ReassignArgs { replicas: vec![], cancel: true, ..start })
+        );
+        let base = ["partition", "reassign", "--topic", "t", "--partition", "1"];
+        let with = |extra: &[&str]| parse_err(&[&base[..], extra].concat());
+        assert!(with(&[]).contains("--replicas"), "replicas or --cancel is required");
+        assert!(with(&["--cancel", "--replicas", "1"]).contains("cannot be used with"));
+        assert!(with(&["--cancel", "--wait"]).contains("cannot be used with"));
+        assert!(with(&["--replicas", "1", "--timeout", "5s"]).contains("--wait"));
+        assert!(with(&["--replicas", "1,x"]).contains("invalid value"));
+        assert!(with(&["--replicas", "1", "--wait", "--timeout", "soon"]).contains("invalid value"));
+        assert!(parse_err(&["partition", "reassign", "--partition", "1", "--replicas", "1"]).contains("--topic"));
+    }
+
+    #[test]
+    fn partition_reassignments() {
+        assert_eq!(
+            partition_cmd(&["partition", "reassignments"]),
+            PartitionCommand::Reassignments(ReassignmentsArgs { json: false, server: server(&default_server()) })
+        );
+        assert_eq!(
+            partition_cmd(&["partition", "reassignments", "--json", "--server", "h:2"]),
+            PartitionCommand::Reassignments(ReassignmentsArgs { json: true, server: server("h:2") })
+        );
     }
 
     #[test]

@@ -4,9 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use vltava_proto::v1::{
-    AlterConfigsRequest, CreatePartitionsRequest, CreateTopicRequest, DeleteTopicRequest, DescribeClusterRequest,
-    DescribeClusterResponse, DescribeTopicRequest, ErrorCode, ListTopicsRequest, MetadataResponse, TopicDescription,
-    TopicSummary,
+    AlterConfigsRequest, AlterPartitionReassignmentsRequest, CreatePartitionsRequest, CreateTopicRequest,
+    DeleteTopicRequest, DescribeClusterRequest, DescribeClusterResponse, DescribeTopicRequest, ErrorCode,
+    ListPartitionReassignmentsRequest, ListTopicsRequest, MetadataResponse, PartitionDescription,
+    PartitionReassignment, TopicDescription, TopicSummary,
 };
 
 use crate::cluster::Cluster;
@@ -120,6 +121,66 @@ impl Admin {
         })
         .await?;
         Ok(response.into_inner())
+    }
+
+    /// Starts moving a partition to `replicas` (preferred leader first), as Kafka's
+    /// `kafka-reassign-partitions --execute` does. The new replicas copy the log from the leader;
+    /// once all of them are in sync the old ones are dropped. Returns the partition right after
+    /// the change: empty `adding_replicas` and `removing_replicas` mean the move already
+    /// completed (every new replica was in sync) or changed nothing.
+    ///
+    /// Fails with `UNKNOWN_TOPIC_OR_PARTITION` or `INVALID_REPLICA_ASSIGNMENT`.
+    pub async fn reassign_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        replicas: Vec<i32>,
+    ) -> Result<PartitionDescription, ClientError> {
+        self.alter_reassignment(AlterPartitionReassignmentsRequest {
+            topic: topic.to_string(),
+            partition,
+            replicas,
+            cancel: false,
+        })
+        .await
+    }
+
+    /// Cancels the reassignment in progress of a partition: it goes back to its replicas from
+    /// before. Fails with `NO_REASSIGNMENT_IN_PROGRESS` when none is.
+    pub async fn cancel_reassignment(&self, topic: &str, partition: i32) -> Result<PartitionDescription, ClientError> {
+        self.alter_reassignment(AlterPartitionReassignmentsRequest {
+            topic: topic.to_string(),
+            partition,
+            replicas: Vec::new(),
+            cancel: true,
+        })
+        .await
+    }
+
+    async fn alter_reassignment(
+        &self,
+        request: AlterPartitionReassignmentsRequest,
+    ) -> Result<PartitionDescription, ClientError> {
+        let (topic, partition) = (request.topic.clone(), request.partition);
+        let response = on_any_node(&self.cluster, |node| {
+            let request = timed(request.clone());
+            async move { node.admin().alter_partition_reassignments(request).await }
+        })
+        .await?;
+        response.into_inner().partition.ok_or_else(|| {
+            ClientError::server(ErrorCode::UnknownTopicOrPartition, format!("no answer for {topic}-{partition}"))
+        })
+    }
+
+    /// The partitions being reassigned, sorted by topic and partition, with their replicas,
+    /// the replicas being added and removed, and the ISR.
+    pub async fn list_reassignments(&self) -> Result<Vec<PartitionReassignment>, ClientError> {
+        let response = on_any_node(&self.cluster, |node| {
+            let request = timed(ListPartitionReassignmentsRequest { topics: Vec::new() });
+            async move { node.admin().list_partition_reassignments(request).await }
+        })
+        .await?;
+        Ok(response.into_inner().reassignments)
     }
 
     /// Brokers and partition leaders of every topic.

@@ -47,6 +47,7 @@ pub use producer::{DeliveryFuture, Producer};
 pub use types::{ConsumerRecord, NewTopic, OffsetSpec, ProducerRecord, RecordMetadata, TopicPartition};
 pub use vltava_common::WireError;
 pub use vltava_proto::v1::{
-    BrokerInfo, ErrorCode, MetadataResponse, PartitionDescription, TopicDescription, TopicSummary,
+    BrokerInfo, ErrorCode, MetadataResponse, PartitionDescription, PartitionReassignment, TopicDescription,
+    TopicSummary,
 };
 pub use vltava_record::{Compression, Header};

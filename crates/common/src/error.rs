@@ -118,6 +118,9 @@ pub fn is_retriable(code: ErrorCode) -> bool {
             | ErrorCode::FencedLeaderEpoch
             | ErrorCode::UnknownTopicOrPartition
             | ErrorCode::BrokerNotAvailable
+            | ErrorCode::NotEnoughReplicasAfterAppend
+            | ErrorCode::UnknownLeaderEpoch
+            | ErrorCode::NewLeaderElected
     )
 }
 
@@ -139,7 +142,8 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | ErrorCode::InvalidConfig
         | ErrorCode::InvalidRequest
         | ErrorCode::UnsupportedCompressionType
-        | ErrorCode::InvalidVoterChange => Code::InvalidArgument,
+        | ErrorCode::InvalidVoterChange
+        | ErrorCode::InvalidReplicaAssignment => Code::InvalidArgument,
         ErrorCode::StaleBrokerEpoch | ErrorCode::DuplicateBrokerRegistration | ErrorCode::InconsistentClusterId => {
             Code::FailedPrecondition
         }
@@ -148,7 +152,13 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | ErrorCode::NotLeaderOrFollower
         | ErrorCode::NotController
         | ErrorCode::NotEnoughReplicas => Code::Unavailable,
-        ErrorCode::FencedLeaderEpoch => Code::FailedPrecondition,
+        ErrorCode::NotEnoughReplicasAfterAppend | ErrorCode::UnknownLeaderEpoch | ErrorCode::NewLeaderElected => {
+            Code::Unavailable
+        }
+        ErrorCode::FencedLeaderEpoch
+        | ErrorCode::InvalidUpdateVersion
+        | ErrorCode::IneligibleReplica
+        | ErrorCode::NoReassignmentInProgress => Code::FailedPrecondition,
         ErrorCode::RequestTimedOut => Code::DeadlineExceeded,
         ErrorCode::StorageError | ErrorCode::UnknownServerError => Code::Internal,
     }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{BrokerId, BrokerRegistration, PartitionState, TopicMetadata};
+use crate::model::{AlterPartition, BrokerId, BrokerRegistration, PartitionState, TopicMetadata};
 
 /// One change to the cluster metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +54,21 @@ pub enum Command {
         /// Keys to remove.
         delete: Vec<String>,
     },
+    /// A partition leader's new ISR (Kafka's AlterPartition), checked against the partition's
+    /// epochs when applied. May complete a reassignment in progress.
+    AlterPartition(AlterPartition),
+    /// Starts moving a partition to `target` replicas (KIP-455), or cancels the reassignment in
+    /// progress when `target` is `None`.
+    ReassignPartition {
+        /// Topic name.
+        topic: String,
+        /// The topic id the request was planned for.
+        topic_id: String,
+        /// Partition index.
+        partition: i32,
+        /// The new replicas, preferred leader first; `None` cancels.
+        target: Option<Vec<BrokerId>>,
+    },
 }
 
 impl Command {
@@ -67,6 +82,8 @@ impl Command {
             Command::DeleteTopic { .. } => "delete_topic",
             Command::CreatePartitions { .. } => "create_partitions",
             Command::AlterConfigs { .. } => "alter_configs",
+            Command::AlterPartition(_) => "alter_partition",
+            Command::ReassignPartition { .. } => "reassign_partition",
         }
     }
 }

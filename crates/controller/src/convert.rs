@@ -31,23 +31,40 @@ pub fn broker_from_proto(b: pb::BrokerState) -> BrokerRegistration {
     }
 }
 
+/// A partition as sent to watchers.
+pub fn partition_to_proto(p: &PartitionState) -> pb::PartitionState {
+    pb::PartitionState {
+        partition: p.partition,
+        replicas: p.replicas.clone(),
+        isr: p.isr.clone(),
+        leader: p.leader,
+        leader_epoch: p.leader_epoch,
+        partition_epoch: p.partition_epoch,
+        adding_replicas: p.adding_replicas.clone(),
+        removing_replicas: p.removing_replicas.clone(),
+    }
+}
+
+/// A partition as received by a watcher.
+pub fn partition_from_proto(p: pb::PartitionState) -> PartitionState {
+    PartitionState {
+        partition: p.partition,
+        replicas: p.replicas,
+        isr: p.isr,
+        leader: p.leader,
+        leader_epoch: p.leader_epoch,
+        partition_epoch: p.partition_epoch,
+        adding_replicas: p.adding_replicas,
+        removing_replicas: p.removing_replicas,
+    }
+}
+
 /// A topic as sent to watchers.
 pub fn topic_to_proto(t: &TopicMetadata) -> pb::TopicState {
     pb::TopicState {
         name: t.name.clone(),
         id: t.id.clone(),
-        partitions: t
-            .partitions
-            .iter()
-            .map(|p| pb::PartitionState {
-                partition: p.partition,
-                replicas: p.replicas.clone(),
-                isr: p.isr.clone(),
-                leader: p.leader,
-                leader_epoch: p.leader_epoch,
-                partition_epoch: p.partition_epoch,
-            })
-            .collect(),
+        partitions: t.partitions.iter().map(partition_to_proto).collect(),
         configs: t.configs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
     }
 }
@@ -57,18 +74,7 @@ pub fn topic_from_proto(t: pb::TopicState) -> TopicMetadata {
     TopicMetadata {
         name: t.name,
         id: t.id,
-        partitions: t
-            .partitions
-            .into_iter()
-            .map(|p| PartitionState {
-                partition: p.partition,
-                replicas: p.replicas,
-                isr: p.isr,
-                leader: p.leader,
-                leader_epoch: p.leader_epoch,
-                partition_epoch: p.partition_epoch,
-            })
-            .collect(),
+        partitions: t.partitions.into_iter().map(partition_from_proto).collect(),
         configs: t.configs.into_iter().collect(),
     }
 }

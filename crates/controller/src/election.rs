@@ -8,6 +8,10 @@
 //! - When a broker comes back, leaderless partitions whose ISR holds it are led by it again.
 //!
 //! Every leader change bumps the leader epoch; every change bumps the partition epoch.
+//!
+//! During a reassignment `replicas` holds both the target and the replicas being removed, and
+//! these rules apply to all of them alike (an added replica that is in sync may lead);
+//! [`crate::partition_change`] completes the move when the ISR allows.
 
 use crate::model::{BrokerId, PartitionState, TopicMetadata};
 
@@ -75,6 +79,8 @@ mod tests {
             leader,
             leader_epoch: 3,
             partition_epoch: 7,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
         }
     }
 

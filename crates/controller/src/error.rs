@@ -107,6 +107,94 @@ pub enum MetadataError {
     /// A voter change that is not allowed.
     #[error("invalid voter change: {0}")]
     InvalidVoterChange(String),
+    /// The topic exists but has no such partition.
+    #[error("topic {topic:?} has no partition {partition}")]
+    UnknownPartition {
+        /// Topic.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+    },
+    /// A partition change came from a broker that does not lead the partition.
+    #[error("broker {broker} is not the leader of {topic}-{partition} (the leader is {leader})")]
+    NotLeader {
+        /// Topic.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// The sender.
+        broker: i32,
+        /// The current leader, -1 when none.
+        leader: i32,
+    },
+    /// A partition change was based on another leader epoch than the current one.
+    #[error(
+        "fenced leader epoch for {topic}-{partition}: the current leader epoch is {current}, the request has {got}"
+    )]
+    FencedLeaderEpoch {
+        /// Topic.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// The current leader epoch.
+        current: i32,
+        /// The request's.
+        got: i32,
+    },
+    /// A partition change was based on another partition epoch than the current one.
+    #[error(
+        "invalid update version for {topic}-{partition}: the current partition epoch is {current}, the request has {got}"
+    )]
+    InvalidUpdateVersion {
+        /// Topic.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// The current partition epoch.
+        current: i32,
+        /// The request's.
+        got: i32,
+    },
+    /// A proposed ISR is not acceptable (a member is not a replica, unregistered, fenced or
+    /// shutting down; or the ISR is empty, lacks the leader or repeats a broker).
+    #[error("ineligible ISR for {topic}-{partition}: {reason}")]
+    IneligibleReplica {
+        /// Topic.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The change was committed, and it elected another leader (a reassignment completed and
+    /// moved leadership off the sender).
+    #[error("a new leader was elected for {topic}-{partition}: broker {leader}")]
+    NewLeaderElected {
+        /// Topic.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// The new leader, -1 when none.
+        leader: i32,
+    },
+    /// A requested replica assignment is not acceptable.
+    #[error("invalid replica assignment for {topic}-{partition}: {reason}")]
+    InvalidReplicaAssignment {
+        /// Topic.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A cancellation asked for a partition that is not being reassigned.
+    #[error("no reassignment is in progress for {topic}-{partition}")]
+    NoReassignmentInProgress {
+        /// Topic.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+    },
     /// An error answered by a remote controller, passed on unchanged.
     #[error("{}", .0.message)]
     Remote(WireError),
@@ -133,6 +221,14 @@ impl From<MetadataError> for WireError {
             MetadataError::Timeout(_) => ErrorCode::RequestTimedOut,
             MetadataError::InconsistentClusterId { .. } => ErrorCode::InconsistentClusterId,
             MetadataError::InvalidVoterChange(_) => ErrorCode::InvalidVoterChange,
+            MetadataError::UnknownPartition { .. } => ErrorCode::UnknownTopicOrPartition,
+            MetadataError::NotLeader { .. } => ErrorCode::NotLeaderOrFollower,
+            MetadataError::FencedLeaderEpoch { .. } => ErrorCode::FencedLeaderEpoch,
+            MetadataError::InvalidUpdateVersion { .. } => ErrorCode::InvalidUpdateVersion,
+            MetadataError::IneligibleReplica { .. } => ErrorCode::IneligibleReplica,
+            MetadataError::NewLeaderElected { .. } => ErrorCode::NewLeaderElected,
+            MetadataError::InvalidReplicaAssignment { .. } => ErrorCode::InvalidReplicaAssignment,
+            MetadataError::NoReassignmentInProgress { .. } => ErrorCode::NoReassignmentInProgress,
         };
         WireError::new(code, e.to_string())
     }

@@ -25,7 +25,7 @@ use vltava_proto::v1::*;
 
 use crate::convert;
 use crate::error::MetadataError;
-use crate::model::{BrokerRegistration, CreateTopic};
+use crate::model::{AlterPartition, BrokerRegistration, CreateTopic};
 use crate::quorum::Controller;
 use crate::service::MetadataService;
 
@@ -290,6 +290,43 @@ impl ControllerService for ControllerGrpc {
         let id = request.get_ref().id;
         let local = async { Ok(write_response(None, self.controller.remove_voter(id).await?)) };
         self.local_or_forward(request, local, |mut c, r| Box::pin(async move { c.remove_voter(r).await })).await
+    }
+
+    async fn alter_partition(
+        &self,
+        request: Request<AlterPartitionRequest>,
+    ) -> Result<Response<AlterPartitionResponse>, Status> {
+        let r = request.get_ref().clone();
+        let local = async {
+            let (state, version) = self
+                .controller
+                .alter_partition(AlterPartition {
+                    topic: r.topic,
+                    topic_id: r.topic_id,
+                    partition: r.partition,
+                    broker_id: r.broker_id,
+                    broker_epoch: r.broker_epoch,
+                    leader_epoch: r.leader_epoch,
+                    partition_epoch: r.partition_epoch,
+                    new_isr: r.new_isr,
+                })
+                .await?;
+            Ok(AlterPartitionResponse { partition: Some(convert::partition_to_proto(&state)), version })
+        };
+        self.local_or_forward(request, local, |mut c, r| Box::pin(async move { c.alter_partition(r).await })).await
+    }
+
+    async fn reassign_partition(
+        &self,
+        request: Request<ReassignPartitionRequest>,
+    ) -> Result<Response<ControllerWriteResponse>, Status> {
+        let r = request.get_ref().clone();
+        let local = async {
+            let target = if r.cancel { None } else { Some(r.target_replicas) };
+            let version = self.controller.reassign_partition(&r.topic, r.partition, target).await?;
+            Ok(write_response(None, version))
+        };
+        self.local_or_forward(request, local, |mut c, r| Box::pin(async move { c.reassign_partition(r).await })).await
     }
 }
 

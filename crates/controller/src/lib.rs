@@ -3,8 +3,9 @@
 //! # Layout
 //! - [`model`]: the metadata types (brokers, topics, partitions) and the versioned [`model::ClusterImage`].
 //! - [`service`]: the [`MetadataService`] trait brokers and admin handlers program against.
-//! - [`command`], [`state`], [`election`]: the replicated state machine: commands, their pure,
-//!   deterministic application, and partition leader election.
+//! - [`command`], [`state`], [`election`], [`partition_change`]: the replicated state machine:
+//!   commands, their pure, deterministic application, partition leader election, and the
+//!   partition changes brokers and operators ask for (AlterPartition, reassignment).
 //! - [`topics`], [`placement`], [`topic_config`]: planning topic changes on the active controller.
 //! - [`raft_store`], [`state_store`]: the Raft log and the state machine in one RocksDB database.
 //! - [`node`]: the task driving a raft-rs `RawNode`; [`transport`]: Raft messages over gRPC.
@@ -25,6 +26,7 @@ pub mod grpc;
 pub mod liveness;
 pub mod model;
 pub mod node;
+pub mod partition_change;
 pub mod placement;
 pub mod quorum;
 pub mod raft_store;
@@ -38,7 +40,9 @@ pub mod topics;
 pub mod transport;
 
 pub use error::MetadataError;
-pub use model::{BrokerId, BrokerRegistration, ClusterImage, CreateTopic, PartitionState, TopicMetadata};
+pub use model::{
+    AlterPartition, BrokerId, BrokerRegistration, ClusterImage, CreateTopic, PartitionState, TopicMetadata,
+};
 pub use quorum::{Controller, ControllerSettings};
 pub use remote::RemoteMetadata;
 pub use service::{MetadataService, Registered};

@@ -51,6 +51,72 @@ pub struct PartitionState {
     pub leader_epoch: i32,
     /// Bumped at every change of this partition's state (ISR, replicas, leader).
     pub partition_epoch: i32,
+    /// Replicas a reassignment in progress is adding (KIP-455): in `replicas`, not yet in the
+    /// target's ISR. Empty when no reassignment is in progress.
+    #[serde(default)]
+    pub adding_replicas: Vec<BrokerId>,
+    /// Replicas a reassignment in progress will remove once the target replicas are all in sync.
+    /// Empty when no reassignment is in progress.
+    #[serde(default)]
+    pub removing_replicas: Vec<BrokerId>,
+}
+
+impl PartitionState {
+    /// A new partition on `replicas`, led by the first, with every replica in sync.
+    pub fn new(partition: i32, replicas: Vec<BrokerId>) -> Self {
+        Self {
+            partition,
+            leader: replicas.first().copied().unwrap_or(-1),
+            isr: replicas.clone(),
+            replicas,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
+        }
+    }
+
+    /// Whether a reassignment is in progress.
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// The replicas the partition is meant to have: all of `replicas` without the ones a
+    /// reassignment is removing, in preference order (the reassignment's target while one runs).
+    pub fn target_replicas(&self) -> Vec<BrokerId> {
+        self.replicas.iter().copied().filter(|b| !self.removing_replicas.contains(b)).collect()
+    }
+
+    /// The replication factor: the size of [`PartitionState::target_replicas`] (during a
+    /// reassignment `replicas` holds both the old and the new replicas).
+    pub fn replication_factor(&self) -> usize {
+        self.replicas.iter().filter(|b| !self.removing_replicas.contains(b)).count()
+    }
+}
+
+/// A partition leader's proposal of a new ISR (Kafka's AlterPartition request, KIP-497/KIP-841).
+///
+/// It is checked when committed against the partition as it is then: the sender must lead it
+/// with its current broker epoch, and both epochs must be the current ones, so a proposal based
+/// on stale state is refused rather than undoing a newer change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterPartition {
+    /// Topic name.
+    pub topic: String,
+    /// Topic id the leader knows (a re-created topic's partition is a different partition).
+    pub topic_id: String,
+    /// Partition index.
+    pub partition: i32,
+    /// The proposing broker (the partition leader).
+    pub broker_id: BrokerId,
+    /// The proposing broker's registration epoch.
+    pub broker_epoch: i64,
+    /// The leader epoch the proposal is based on.
+    pub leader_epoch: i32,
+    /// The partition epoch the proposal is based on.
+    pub partition_epoch: i32,
+    /// The proposed in-sync replicas: must hold the leader, only replicas, each once.
+    pub new_isr: Vec<BrokerId>,
 }
 
 /// A topic and its partitions.
@@ -67,9 +133,9 @@ pub struct TopicMetadata {
 }
 
 impl TopicMetadata {
-    /// Replication factor (replicas of partition 0).
+    /// Replication factor: partition 0's, not counting replicas a reassignment is removing.
     pub fn replication_factor(&self) -> usize {
-        self.partitions.first().map_or(0, |p| p.replicas.len())
+        self.partitions.first().map_or(0, PartitionState::replication_factor)
     }
 }
 

@@ -20,13 +20,15 @@ use vltava_proto::v1::{BrokerState, ControllerInfo, DescribeClusterResponse};
 use crate::command::Command;
 use crate::error::MetadataError;
 use crate::liveness::Sessions;
-use crate::model::{BrokerId, BrokerRegistration, ClusterImage, CreateTopic, TopicMetadata};
+use crate::model::{
+    AlterPartition, BrokerId, BrokerRegistration, ClusterImage, CreateTopic, PartitionState, TopicMetadata,
+};
 use crate::node::{NodeHandle, NodeSettings, QuorumStatus};
 use crate::raft_store::RaftStore;
 use crate::service::{MetadataService, Registered};
 use crate::state::Outcome;
 use crate::transport::Transport;
-use crate::{state_store, topics};
+use crate::{partition_change, state_store, topics};
 
 /// Everything a controller needs to start.
 #[derive(Debug, Clone)]
@@ -387,6 +389,62 @@ impl MetadataService for Controller {
         self.sessions.remove(broker);
         tracing::info!(broker, "controlled shutdown: leaderships moved");
         Ok(self.image().version)
+    }
+
+    async fn alter_partition(&self, request: AlterPartition) -> Result<(PartitionState, u64), MetadataError> {
+        self.require_leader().await?;
+        // Cheap answers from this controller's image: a proposal that changes nothing, or one
+        // based on epochs the image has already passed, never reaches the log.
+        let image = self.image();
+        if let Some(answer) = partition_change::precheck_alter(&image, &request) {
+            return answer.map(|p| (p, image.version));
+        }
+        let (topic, partition, sender) = (request.topic.clone(), request.partition, request.broker_id);
+        match self.node.propose(Command::AlterPartition(request)).await? {
+            Outcome::Partition { state, .. } if state.leader != sender => {
+                tracing::info!(%topic, partition, leader = state.leader, "reassignment completed: leadership moved");
+                Err(MetadataError::NewLeaderElected { topic, partition, leader: state.leader })
+            }
+            Outcome::Partition { state, version } => Ok((state, version)),
+            other => Err(MetadataError::Raft(format!("unexpected outcome {other:?}"))),
+        }
+    }
+
+    async fn reassign_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        target: Option<Vec<BrokerId>>,
+    ) -> Result<u64, MetadataError> {
+        self.require_leader().await?;
+        let image = self.image();
+        let t = image.topic(topic).ok_or_else(|| MetadataError::UnknownTopic { name: topic.to_string() })?;
+        let p = image
+            .partition(topic, partition)
+            .ok_or_else(|| MetadataError::UnknownPartition { topic: topic.to_string(), partition })?;
+        if let Some(target) = &target {
+            partition_change::check_target(&image, t, p, target)?;
+        }
+        let command = Command::ReassignPartition {
+            topic: topic.to_string(),
+            topic_id: t.id.clone(),
+            partition,
+            target: target.clone(),
+        };
+        match self.node.propose(command).await? {
+            Outcome::Partition { state, version } => {
+                match &target {
+                    Some(target) => {
+                        tracing::info!(topic, partition, ?target, replicas = ?state.replicas, adding = ?state.adding_replicas, removing = ?state.removing_replicas, "partition reassignment started")
+                    }
+                    None => {
+                        tracing::info!(topic, partition, replicas = ?state.replicas, "partition reassignment cancelled")
+                    }
+                }
+                Ok(version)
+            }
+            other => Err(MetadataError::Raft(format!("unexpected outcome {other:?}"))),
+        }
     }
 
     async fn describe_cluster(&self) -> Result<DescribeClusterResponse, MetadataError> {

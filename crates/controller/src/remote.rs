@@ -20,7 +20,9 @@ use vltava_proto::v1::*;
 
 use crate::convert;
 use crate::error::MetadataError;
-use crate::model::{BrokerId, BrokerRegistration, ClusterImage, CreateTopic, TopicMetadata};
+use crate::model::{
+    AlterPartition, BrokerId, BrokerRegistration, ClusterImage, CreateTopic, PartitionState, TopicMetadata,
+};
 use crate::service::{MetadataService, Registered};
 
 /// The controller quorum, seen from a broker or gateway.
@@ -261,6 +263,49 @@ impl MetadataService for RemoteMetadata {
     async fn controlled_shutdown(&self, broker: BrokerId, epoch: i64) -> Result<u64, MetadataError> {
         let req = ControlledShutdownRequest { broker_id: broker, broker_epoch: epoch };
         let r = self.call(|mut c| async move { c.controlled_shutdown(req).await }).await?;
+        Ok(r.version)
+    }
+
+    async fn alter_partition(&self, request: AlterPartition) -> Result<(PartitionState, u64), MetadataError> {
+        let req = AlterPartitionRequest {
+            topic: request.topic,
+            topic_id: request.topic_id,
+            partition: request.partition,
+            broker_id: request.broker_id,
+            broker_epoch: request.broker_epoch,
+            leader_epoch: request.leader_epoch,
+            partition_epoch: request.partition_epoch,
+            new_isr: request.new_isr,
+        };
+        let r = self
+            .call(|mut c| {
+                let req = req.clone();
+                async move { c.alter_partition(req).await }
+            })
+            .await?;
+        let state =
+            r.partition.ok_or_else(|| MetadataError::Store("controller answered without the partition".into()))?;
+        Ok((convert::partition_from_proto(state), r.version))
+    }
+
+    async fn reassign_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        target: Option<Vec<BrokerId>>,
+    ) -> Result<u64, MetadataError> {
+        let req = ReassignPartitionRequest {
+            topic: topic.to_string(),
+            partition,
+            cancel: target.is_none(),
+            target_replicas: target.unwrap_or_default(),
+        };
+        let r = self
+            .call(|mut c| {
+                let req = req.clone();
+                async move { c.reassign_partition(req).await }
+            })
+            .await?;
         Ok(r.version)
     }
 

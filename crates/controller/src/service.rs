@@ -7,7 +7,9 @@ use tokio::sync::watch;
 use vltava_proto::v1::DescribeClusterResponse;
 
 use crate::error::MetadataError;
-use crate::model::{BrokerId, BrokerRegistration, ClusterImage, CreateTopic, TopicMetadata};
+use crate::model::{
+    AlterPartition, BrokerId, BrokerRegistration, ClusterImage, CreateTopic, PartitionState, TopicMetadata,
+};
 
 /// A broker's registration as the controller confirmed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +56,27 @@ pub trait MetadataService: Send + Sync + 'static {
 
     /// Moves a stopping broker's leaderships away and fences it. Returns the version without them.
     async fn controlled_shutdown(&self, broker: BrokerId, epoch: i64) -> Result<u64, MetadataError>;
+
+    /// The partition leader proposes a new ISR (Kafka's AlterPartition). Returns the committed
+    /// partition state and the image version containing it.
+    ///
+    /// Refused with `NOT_LEADER_OR_FOLLOWER`, `STALE_BROKER_EPOCH`, `FENCED_LEADER_EPOCH`,
+    /// `INVALID_UPDATE_VERSION` (the proposal is based on an old partition epoch) or
+    /// `INELIGIBLE_REPLICA`. When the new ISR completes a reassignment that moves leadership off
+    /// the sender, the change is committed and the call fails with `NEW_LEADER_ELECTED`.
+    async fn alter_partition(&self, request: AlterPartition) -> Result<(PartitionState, u64), MetadataError>;
+
+    /// Starts moving a partition to `target` replicas, or cancels a reassignment in progress when `target` is None.
+    ///
+    /// Returns the version of the image containing the change. Refused with
+    /// `INVALID_REPLICA_ASSIGNMENT` (empty, duplicate or unregistered brokers, fewer than
+    /// `min.insync.replicas`) or, for a cancellation, `NO_REASSIGNMENT_IN_PROGRESS`.
+    async fn reassign_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        target: Option<Vec<BrokerId>>,
+    ) -> Result<u64, MetadataError>;
 
     /// Describes the quorum and the brokers.
     async fn describe_cluster(&self) -> Result<DescribeClusterResponse, MetadataError>;

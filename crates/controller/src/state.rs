@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::command::Command;
 use crate::election;
 use crate::error::MetadataError;
-use crate::model::{BrokerId, BrokerRegistration, ClusterImage, TopicMetadata};
-use crate::topic_config;
+use crate::model::{BrokerId, BrokerRegistration, ClusterImage, PartitionState, TopicMetadata};
+use crate::{partition_change, topic_config};
 
 /// What a command changed, to persist and to stream to watchers.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -60,6 +60,13 @@ pub enum Outcome {
     },
     /// A topic was created or changed.
     Topic(Arc<TopicMetadata>),
+    /// One partition's state after an AlterPartition or a reassignment.
+    Partition {
+        /// The partition as committed.
+        state: PartitionState,
+        /// The image version containing it.
+        version: u64,
+    },
     /// Applied; nothing to report.
     Done,
 }
@@ -121,8 +128,11 @@ impl MetadataState {
                 b.fenced = false;
                 delta.brokers.push(b.clone());
                 self.image.brokers.insert(b.id, b);
+                let alive = self.live_set();
                 self.each_partition(&mut delta, |topic, p| {
-                    election::on_broker_back(p, reg.id, election::unclean_allowed(topic))
+                    let epoch = p.partition_epoch;
+                    let changed = election::on_broker_back(p, reg.id, election::unclean_allowed(topic));
+                    completed(p, epoch, &alive) || changed
                 });
                 Outcome::Registered { epoch: index as i64 }
             }
@@ -139,10 +149,13 @@ impl MetadataState {
                     delta.brokers.push(b.clone());
                     self.image.brokers.insert(b.id, b);
                 }
-                let alive: BTreeSet<BrokerId> = self.image.live_brokers().map(|b| b.id).collect();
+                let alive = self.live_set();
                 let gone = *id;
                 self.each_partition(&mut delta, |topic, p| {
-                    election::on_broker_gone(p, gone, &|x| alive.contains(&x), election::unclean_allowed(topic))
+                    let epoch = p.partition_epoch;
+                    let unclean = election::unclean_allowed(topic);
+                    let changed = election::on_broker_gone(p, gone, &|x| alive.contains(&x), unclean);
+                    completed(p, epoch, &alive) || changed
                 });
                 Outcome::Done
             }
@@ -201,6 +214,31 @@ impl MetadataState {
                 self.image.topics.insert(t.name.clone(), t.clone());
                 Outcome::Topic(t)
             }
+            Command::AlterPartition(r) => {
+                let (topic, i) = self.locate(&r.topic, &r.topic_id, r.partition)?;
+                partition_change::check_alter(&self.image, &r.topic, &topic.partitions[i], r)?;
+                let alive = self.live_set();
+                let mut p = topic.partitions[i].clone();
+                p.isr.clone_from(&r.new_isr);
+                partition_change::maybe_complete(&mut p, &|b| alive.contains(&b));
+                let state = self.commit_partition(&mut delta, &topic, i, p);
+                Outcome::Partition { state, version: index }
+            }
+            Command::ReassignPartition { topic: name, topic_id, partition, target } => {
+                let (topic, i) = self.locate(name, topic_id, *partition)?;
+                let alive = self.live_set();
+                let alive = |b: BrokerId| alive.contains(&b);
+                let mut p = topic.partitions[i].clone();
+                match target {
+                    Some(target) => {
+                        partition_change::check_target(&self.image, &topic, &p, target)?;
+                        partition_change::start(&topic, &mut p, target, &alive)?;
+                    }
+                    None => partition_change::cancel(&topic, &mut p, &alive)?,
+                }
+                let state = self.commit_partition(&mut delta, &topic, i, p);
+                Outcome::Partition { state, version: index }
+            }
         };
         self.image.version = index;
         Ok((outcome, delta))
@@ -215,6 +253,45 @@ impl MetadataState {
                 p.leader = p.replicas.iter().copied().find(|b| live(b)).unwrap_or(-1);
             }
         }
+    }
+
+    /// Ids of the registered, unfenced brokers.
+    fn live_set(&self) -> BTreeSet<BrokerId> {
+        self.image.live_brokers().map(|b| b.id).collect()
+    }
+
+    /// The topic `name` (with id `topic_id`) and the index of its partition `partition`.
+    fn locate(&self, name: &str, topic_id: &str, partition: i32) -> Result<(Arc<TopicMetadata>, usize), MetadataError> {
+        let topic = self.topic(name)?;
+        if topic.id != topic_id {
+            return Err(MetadataError::UnknownTopic { name: name.to_string() });
+        }
+        match usize::try_from(partition).ok().filter(|i| *i < topic.partitions.len()) {
+            Some(i) => Ok((topic, i)),
+            None => Err(MetadataError::UnknownPartition { topic: name.to_string(), partition }),
+        }
+    }
+
+    /// Replaces partition `i` of `topic` with `p` if it changed (bumping its partition epoch once)
+    /// and records the topic in `delta`. Returns the partition as it now is.
+    fn commit_partition(
+        &mut self,
+        delta: &mut Delta,
+        topic: &TopicMetadata,
+        i: usize,
+        mut p: PartitionState,
+    ) -> PartitionState {
+        let before = &topic.partitions[i];
+        if p == *before {
+            return p;
+        }
+        p.partition_epoch = before.partition_epoch + 1;
+        let mut t = topic.clone();
+        t.partitions[i] = p.clone();
+        let t = Arc::new(t);
+        delta.topics.push(t.clone());
+        self.image.topics.insert(t.name.clone(), t);
+        p
     }
 
     fn topic(&self, name: &str) -> Result<Arc<TopicMetadata>, MetadataError> {
@@ -255,10 +332,24 @@ impl MetadataState {
     }
 }
 
+/// Completes `p`'s reassignment if its ISR now allows it; when it does, the partition epoch ends
+/// one above `epoch` (its value before this command). Returns whether it completed.
+fn completed(p: &mut PartitionState, epoch: i32, alive: &BTreeSet<BrokerId>) -> bool {
+    let done = partition_change::maybe_complete(p, &|b| alive.contains(&b));
+    if done {
+        p.partition_epoch = epoch + 1;
+    }
+    done
+}
+
+#[cfg(test)]
+#[path = "state_partition_tests.rs"]
+mod partition_tests;
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::PartitionState;
+    use crate::model::AlterPartition;
 
     fn broker(id: i32) -> BrokerRegistration {
         BrokerRegistration::new(id, format!("127.0.0.1:{}", 9000 + id), None)
@@ -268,18 +359,7 @@ mod tests {
         TopicMetadata {
             name: name.into(),
             id: format!("id-{name}"),
-            partitions: replicas
-                .iter()
-                .enumerate()
-                .map(|(i, r)| PartitionState {
-                    partition: i as i32,
-                    replicas: r.to_vec(),
-                    isr: r.to_vec(),
-                    leader: r[0],
-                    leader_epoch: 0,
-                    partition_epoch: 0,
-                })
-                .collect(),
+            partitions: replicas.iter().enumerate().map(|(i, r)| PartitionState::new(i as i32, r.to_vec())).collect(),
             configs: BTreeMap::new(),
         }
     }
@@ -362,11 +442,148 @@ mod tests {
             ]
         }
 
+        /// One step of a random log: a command as is, or a partition change filled in from the
+        /// state it is applied to, so that most are current as a leader's or an operator's would be.
+        #[derive(Debug, Clone)]
+        enum Step {
+            Plain(Command),
+            /// AlterPartition of a partition (index modulo the count) by its leader, or by `sender`
+            /// when set, proposing the leader plus the replicas `keep` picks; `stale` 1..=3 makes
+            /// the partition epoch, leader epoch or broker epoch one too low.
+            Alter {
+                topic: &'static str,
+                partition: usize,
+                keep: Vec<bool>,
+                sender: Option<i32>,
+                stale: u8,
+            },
+            /// Reassigns a partition to `target`, or cancels (`None`).
+            Reassign {
+                topic: &'static str,
+                partition: usize,
+                target: Option<Vec<i32>>,
+            },
+            /// Fences a broker (or shuts it down) with its current epoch.
+            Fence {
+                id: i32,
+                shutdown: bool,
+            },
+        }
+
+        fn step() -> impl Strategy<Value = Step> {
+            let name = prop::sample::select(vec!["a", "b", "c"]);
+            let target = prop::sample::subsequence(vec![1, 2, 3, 4, 5], 1..4).prop_shuffle();
+            prop_oneof![
+                5 => command().prop_map(Step::Plain),
+                4 => (name.clone(), 0..4usize, prop::collection::vec(any::<bool>(), 5), prop::option::weighted(0.15, 1..5i32), 0..8u8)
+                    .prop_map(|(topic, partition, keep, sender, stale)| Step::Alter { topic, partition, keep, sender, stale }),
+                2 => (name, 0..4usize, prop::option::weighted(0.8, target))
+                    .prop_map(|(topic, partition, target)| Step::Reassign { topic, partition, target }),
+                1 => (1..5i32, any::<bool>()).prop_map(|(id, shutdown)| Step::Fence { id, shutdown }),
+            ]
+        }
+
+        /// The start of every random log: four brokers and two replicated topics.
+        fn prelude() -> Vec<Command> {
+            let mut log: Vec<Command> = (1..=4).map(|id| Command::RegisterBroker(broker(id))).collect();
+            log.push(Command::CreateTopic(topic("a", &[&[1, 2, 3], &[2, 3, 4]])));
+            log.push(Command::CreateTopic(topic("b", &[&[1, 2], &[3, 4], &[4]])));
+            log
+        }
+
+        /// The command `step` stands for, given the state it will be applied to.
+        fn materialize(s: &MetadataState, step: &Step) -> Command {
+            let located = |topic: &str, partition: usize| {
+                let t = s.image.topic(topic)?;
+                let i = partition % t.partitions.len().max(1);
+                Some((t.id.clone(), t.partitions.get(i)?.clone()))
+            };
+            match step {
+                Step::Plain(c) => c.clone(),
+                Step::Alter { topic, partition, keep, sender, stale } => {
+                    let (topic_id, p) =
+                        located(topic, *partition).unwrap_or_else(|| ("none".into(), PartitionState::new(0, vec![1])));
+                    let leader = if p.leader == -1 { p.replicas[0] } else { p.leader };
+                    let mut new_isr = vec![leader];
+                    new_isr.extend(p.replicas.iter().zip(keep).filter(|(b, k)| **k && **b != leader).map(|(b, _)| *b));
+                    let broker_id = sender.unwrap_or(leader);
+                    let broker_epoch = s.image.brokers.get(&broker_id).map_or(0, |b| b.epoch);
+                    let lower = |which: u8| i32::from(*stale == which);
+                    Command::AlterPartition(AlterPartition {
+                        topic: topic.to_string(),
+                        topic_id,
+                        partition: p.partition,
+                        broker_id,
+                        broker_epoch: broker_epoch - i64::from(lower(3)),
+                        leader_epoch: p.leader_epoch - lower(2),
+                        partition_epoch: p.partition_epoch - lower(1),
+                        new_isr,
+                    })
+                }
+                Step::Fence { id, shutdown } => {
+                    let (id, epoch) = (*id, s.image.brokers.get(id).map_or(0, |b| b.epoch));
+                    if *shutdown {
+                        Command::ControlledShutdown { id, epoch }
+                    } else {
+                        Command::FenceBroker { id, epoch }
+                    }
+                }
+                Step::Reassign { topic, partition, target } => {
+                    let (topic_id, p) =
+                        located(topic, *partition).unwrap_or_else(|| ("none".into(), PartitionState::new(0, vec![1])));
+                    Command::ReassignPartition {
+                        topic: topic.to_string(),
+                        topic_id,
+                        partition: p.partition,
+                        target: target.clone(),
+                    }
+                }
+            }
+        }
+
+        /// Every leader is a replica in the ISR and alive (or -1); the ISR is a non-empty subset
+        /// of the replicas; a reassignment's adding and removing replicas are disjoint replicas.
+        fn check_invariants(s: &MetadataState) -> Result<(), TestCaseError> {
+            for t in s.image.topics.values() {
+                for p in &t.partitions {
+                    prop_assert!(!p.isr.is_empty(), "{p:?}");
+                    prop_assert!(p.isr.iter().all(|b| p.replicas.contains(b)), "replicas ⊇ isr: {p:?}");
+                    prop_assert!(p.adding_replicas.iter().all(|b| p.replicas.contains(b)), "adding ⊆ replicas: {p:?}");
+                    prop_assert!(
+                        p.removing_replicas.iter().all(|b| p.replicas.contains(b)),
+                        "removing ⊆ replicas: {p:?}"
+                    );
+                    prop_assert!(p.adding_replicas.iter().all(|b| !p.removing_replicas.contains(b)), "{p:?}");
+                    let mut distinct = p.replicas.clone();
+                    distinct.sort_unstable();
+                    distinct.dedup();
+                    prop_assert_eq!(distinct.len(), p.replicas.len(), "{:?}", p);
+                    if p.leader != -1 {
+                        prop_assert!(p.isr.contains(&p.leader) && p.replicas.contains(&p.leader), "{p:?}");
+                        prop_assert!(!s.image.brokers[&p.leader].fenced, "{p:?}");
+                    }
+                }
+            }
+            Ok(())
+        }
+
         proptest! {
             /// The same committed log yields the same state, and a snapshot taken half-way then
-            /// continued yields it too (a follower catching up from a snapshot).
+            /// continued yields it too (a follower catching up from a snapshot). The invariants
+            /// hold after every command.
             #[test]
-            fn applying_the_same_log_always_yields_the_same_state(commands in prop::collection::vec(command(), 1..60)) {
+            fn applying_the_same_log_always_yields_the_same_state(steps in prop::collection::vec(step(), 1..80)) {
+                let mut scratch = MetadataState::default();
+                let mut commands = prelude();
+                for (i, command) in commands.iter().enumerate() {
+                    scratch.apply(i as u64 + 1, command).unwrap();
+                }
+                for step in &steps {
+                    let command = materialize(&scratch, step);
+                    let _ = scratch.apply(commands.len() as u64 + 1, &command);
+                    check_invariants(&scratch)?;
+                    commands.push(command);
+                }
                 let run = |cmds: &[Command], start: MetadataState, first_index: u64| {
                     let mut s = start;
                     let results: Vec<bool> = cmds
@@ -379,22 +596,13 @@ mod tests {
                 let (a, ra) = run(&commands, MetadataState::default(), 1);
                 let (b, rb) = run(&commands, MetadataState::default(), 1);
                 prop_assert_eq!(a.encode(), b.encode());
+                prop_assert_eq!(a.encode(), scratch.encode());
                 prop_assert_eq!(ra, rb);
                 let half = commands.len() / 2;
                 let (first, _) = run(&commands[..half], MetadataState::default(), 1);
                 let restored = MetadataState::decode(&first.encode()).unwrap();
                 let (c, _) = run(&commands[half..], restored, 1 + half as u64);
                 prop_assert_eq!(c.encode(), a.encode());
-                // Invariants: every leader is a replica in the ISR and alive, or -1.
-                for t in a.image.topics.values() {
-                    for p in &t.partitions {
-                        prop_assert!(!p.isr.is_empty());
-                        if p.leader != -1 {
-                            prop_assert!(p.isr.contains(&p.leader) && p.replicas.contains(&p.leader));
-                            prop_assert!(!a.image.brokers[&p.leader].fenced);
-                        }
-                    }
-                }
             }
         }
     }

@@ -32,18 +32,7 @@ pub fn check_min_isr(configs: &BTreeMap<String, String>, replication_factor: i32
 }
 
 fn new_partitions(assignment: Vec<Vec<BrokerId>>, first: i32) -> Vec<PartitionState> {
-    assignment
-        .into_iter()
-        .enumerate()
-        .map(|(i, replicas)| PartitionState {
-            partition: first + i as i32,
-            leader: replicas[0],
-            isr: replicas.clone(),
-            replicas,
-            leader_epoch: 0,
-            partition_epoch: 0,
-        })
-        .collect()
+    assignment.into_iter().enumerate().map(|(i, replicas)| PartitionState::new(first + i as i32, replicas)).collect()
 }
 
 /// Validates a create request against `image` and builds the topic it describes, placing replicas

@@ -133,6 +133,25 @@ pub async fn describe_cluster(
     forward_admin!(router, describe_cluster, request)
 }
 
+/// `AdminService.AlterPartitionReassignments` on a bootstrap broker; invalidates the cached
+/// metadata (a move that completes at once may change the leader).
+pub async fn alter_partition_reassignments(
+    router: &Router,
+    request: AlterPartitionReassignmentsRequest,
+) -> Result<AlterPartitionReassignmentsResponse, Status> {
+    let result = forward_admin!(router, alter_partition_reassignments, request);
+    router.invalidate();
+    result
+}
+
+/// `AdminService.ListPartitionReassignments` on a bootstrap broker.
+pub async fn list_partition_reassignments(
+    router: &Router,
+    request: ListPartitionReassignmentsRequest,
+) -> Result<ListPartitionReassignmentsResponse, Status> {
+    forward_admin!(router, list_partition_reassignments, request)
+}
+
 /// `GroupService.CommitOffsets` on a bootstrap broker.
 pub async fn commit_offsets(router: &Router, request: CommitOffsetsRequest) -> Result<CommitOffsetsResponse, Status> {
     forward_group!(router, commit_offsets, request)

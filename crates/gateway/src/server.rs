@@ -131,6 +131,20 @@ impl AdminService for Services {
     async fn describe_cluster(&self, request: Request<DescribeClusterRequest>) -> Reply<DescribeClusterResponse> {
         reply(forward::describe_cluster(&self.0, request.into_inner()).await)
     }
+
+    async fn alter_partition_reassignments(
+        &self,
+        request: Request<AlterPartitionReassignmentsRequest>,
+    ) -> Reply<AlterPartitionReassignmentsResponse> {
+        reply(forward::alter_partition_reassignments(&self.0, request.into_inner()).await)
+    }
+
+    async fn list_partition_reassignments(
+        &self,
+        request: Request<ListPartitionReassignmentsRequest>,
+    ) -> Reply<ListPartitionReassignmentsResponse> {
+        reply(forward::list_partition_reassignments(&self.0, request.into_inner()).await)
+    }
 }
 
 #[tonic::async_trait]

@@ -12,6 +12,9 @@
 //! - `index`: the sparse offset and time indexes (in-memory `Vec`, appended to files lazily).
 //! - `scan`: batch header parsing and the batch-by-batch (optionally CRC-verifying) scanner.
 //! - `checkpoint`: atomic checkpoint files.
+//! - `epoch_cache`: the leader-epoch cache and the replication API on [`Log`]
+//!   (`latest_epoch`, `end_offset_for_epoch`, `assign_epoch_start_offset`, high watermark
+//!   checkpoint).
 //! - [`error`] — [`StorageError`].
 //!
 //! # On-disk format
@@ -29,6 +32,16 @@
 //!   entry when the segment is rolled or the log closed.
 //! - `log-start-offset`, `recovery-point`: one decimal offset and a newline, replaced
 //!   atomically (write `*.tmp`, fsync, rename, fsync the directory).
+//! - `leader-epoch-checkpoint`: the leader-epoch cache (Kafka KIP-101/279) in Kafka's text
+//!   format: a version line `0`, an entry count line, then one `{epoch} {start_offset}` line
+//!   per entry, strictly increasing in both. Replaced atomically whenever the cache changes
+//!   (leader append with a new epoch, follower append of a batch with a new epoch,
+//!   [`Log::assign_epoch_start_offset`], truncation, retention). On open it is cut to the
+//!   recovered log; if it is missing, unparsable or inconsistent (or empty while the log is
+//!   not), it is rebuilt from the batch headers and written back.
+//! - `high-watermark`: one decimal offset and a newline, written by
+//!   [`Log::write_high_watermark`] (skipped when unchanged) and read by
+//!   [`Log::read_high_watermark`].
 //! - `.clean-shutdown`: written by [`Log::close`], removed by [`Log::open`].
 //!
 //! Index entries live in memory and are appended to their files on flush, roll and close, so
@@ -44,10 +57,13 @@
 //! only the tail after the last offset index entry; any failed check falls back to a full
 //! validation. At the first torn or corrupt batch the segment file is truncated there and all
 //! later segments are deleted. Stray `*.tmp` files and index files without a `.log` are removed;
-//! segments wholly below the checkpointed log start offset are deleted.
+//! segments wholly below the checkpointed log start offset are deleted. Finally the leader-epoch
+//! cache drops entries at or above the recovered log end offset and is clamped to the log start
+//! offset.
 
 mod checkpoint;
 pub mod config;
+mod epoch_cache;
 pub mod error;
 mod index;
 pub mod log;

@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
 use vltava_record::{RecordBatch, RecordError, batches, set_base_offset, set_partition_leader_epoch};
 
 use crate::checkpoint::{self, RECOVERY_POINT_FILE};
+use crate::epoch_cache::LeaderEpochCache;
 use crate::segment::{BatchMeta, Segment};
 use crate::{LogConfig, StorageError};
 
@@ -56,6 +58,10 @@ pub struct Log {
     pub(crate) recovery_point: i64,
     pub(crate) unflushed_messages: u64,
     pub(crate) last_flush_ms: Option<i64>,
+    /// The leader-epoch cache (checkpointed on every change).
+    pub(crate) epochs: LeaderEpochCache,
+    /// The last high watermark written to (or read at open from) its checkpoint.
+    pub(crate) hw_checkpoint: Mutex<Option<i64>>,
 }
 
 fn now_wall_ms() -> i64 {
@@ -132,7 +138,8 @@ impl Log {
 
     /// Appends producer batches as leader: validates every batch first (nothing is written if
     /// any is invalid), stamps base offsets from the log end offset and `leader_epoch`, rolls
-    /// if needed and writes everything with a single write.
+    /// if needed and writes everything with a single write. A `leader_epoch` newer than the
+    /// latest cached one is recorded in the leader-epoch cache at the first appended offset.
     pub fn append(&mut self, records: Bytes, leader_epoch: i32, now_ms: i64) -> Result<AppendInfo, StorageError> {
         let mut next = self.log_end_offset();
         let mut metas = Vec::new();
@@ -163,18 +170,28 @@ impl Log {
             set_base_offset(&mut buf[at..], m.base_offset);
             set_partition_leader_epoch(&mut buf[at..], leader_epoch);
         }
+        self.epochs.assign([(leader_epoch, metas[0].base_offset)])?;
         self.write_batches(&buf, &metas, now_ms)
     }
 
     /// Appends batches replicated from the leader, keeping their offsets and epochs. The first
-    /// base offset must equal the log end offset and the batches must be contiguous.
+    /// base offset must equal the log end offset and the batches must be contiguous. Each
+    /// batch whose partition leader epoch is newer than the latest cached one is recorded in
+    /// the leader-epoch cache at its base offset.
     pub fn append_as_follower(&mut self, records: Bytes) -> Result<AppendInfo, StorageError> {
         let mut expected = self.log_end_offset();
         let mut metas = Vec::new();
+        let mut new_epochs = Vec::new();
+        let mut latest = self.epochs.latest_epoch();
         let mut pos = 0u64;
         for (i, batch) in batches(records.clone()).enumerate() {
             let batch = batch.map_err(|e| corrupt(i, e))?;
             batch.validate().map_err(|e| corrupt(i, e))?;
+            let epoch = batch.partition_leader_epoch();
+            if epoch >= 0 && latest.is_none_or(|l| epoch > l) {
+                new_epochs.push((epoch, batch.base_offset()));
+                latest = Some(epoch);
+            }
             if batch.base_offset() != expected {
                 return Err(StorageError::NonContiguous { expected, got: batch.base_offset() });
             }
@@ -191,6 +208,7 @@ impl Log {
         if metas.is_empty() {
             return Ok(self.empty_append_info());
         }
+        self.epochs.assign(new_epochs)?;
         self.write_batches(&records, &metas, now_wall_ms())
     }
 

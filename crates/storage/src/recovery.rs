@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
-use crate::checkpoint::{self, CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
+use crate::checkpoint::{self, CLEAN_SHUTDOWN_FILE, HIGH_WATERMARK_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
+use crate::epoch_cache::LeaderEpochCache;
 use crate::error::IoContext;
 use crate::index::{Index, OffsetIndex, TimeIndex, remove_if_exists};
 use crate::scan::{BatchHeader, scan};
@@ -247,6 +248,9 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log, StorageError> {
             if base == last_base { s.flush()? } else { s.seal()? }
         }
     }
+    let leo = segments.values().next_back().expect("non-empty").next_offset;
+    let epochs = LeaderEpochCache::recover(dir, &segments, log_start_offset, leo)?;
+    let hw_checkpoint = parking_lot::Mutex::new(checkpoint::read(dir, HIGH_WATERMARK_FILE)?);
     let mut log = Log {
         dir: dir.to_path_buf(),
         config,
@@ -255,6 +259,8 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log, StorageError> {
         recovery_point,
         unflushed_messages: 0,
         last_flush_ms: None,
+        epochs,
+        hw_checkpoint,
     };
     let leo = log.log_end_offset();
     if checkpointed_start != log_start_offset {

@@ -21,6 +21,8 @@ const SCAN_CHUNK: usize = 1 << 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BatchHeader {
     pub base_offset: i64,
+    /// The partition leader epoch stamped into the batch (-1 if none).
+    pub partition_leader_epoch: i32,
     /// Total size in bytes, header included.
     pub size: u64,
     pub last_offset: i64,
@@ -53,6 +55,7 @@ impl BatchHeader {
         }
         Ok(BatchHeader {
             base_offset,
+            partition_leader_epoch: i32_at(12),
             size: (LOG_OVERHEAD + length as usize) as u64,
             last_offset: base_offset + i64::from(last_offset_delta),
             max_timestamp: i64_at(35),

@@ -1,5 +1,6 @@
-//! Model-based property test: random appends, reads, rolls, truncations, retention and
-//! reopens (clean and crashed) against a simple in-memory model.
+//! Model-based property test: random appends (with leader epoch changes), reads, rolls,
+//! truncations, retention and reopens (clean and crashed) against a simple in-memory model,
+//! including the leader-epoch cache.
 
 mod common;
 
@@ -10,8 +11,9 @@ use vltava_storage::{Log, LogConfig};
 
 #[derive(Debug, Clone)]
 enum Op {
-    /// One produce call with batches of the given record counts.
-    Append(Vec<usize>, u16),
+    /// One produce call with batches of the given record counts, under a new leader epoch
+    /// when the flag is set.
+    Append(Vec<usize>, u16, bool),
     Read {
         at: f64,
         max_bytes: usize,
@@ -27,7 +29,8 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (prop::collection::vec(1usize..6, 1..4), 0u16..120).prop_map(|(c, v)| Op::Append(c, v)),
+        6 => (prop::collection::vec(1usize..6, 1..4), 0u16..120, prop::bool::weighted(0.3))
+            .prop_map(|(c, v, bump)| Op::Append(c, v, bump)),
         5 => (0.0..1.0f64, 1usize..1500, prop::option::of(0.0..1.2f64))
             .prop_map(|(at, max_bytes, bound)| Op::Read { at, max_bytes, bound }),
         1 => Just(Op::Roll),
@@ -40,6 +43,7 @@ fn op() -> impl Strategy<Value = Op> {
 #[derive(Debug, Clone)]
 struct ModelBatch {
     base: i64,
+    epoch: i32,
     values: Vec<String>,
 }
 
@@ -48,6 +52,7 @@ struct Model {
     start: i64,
     end: i64,
     counter: u64,
+    epoch: i32,
 }
 
 impl Model {
@@ -57,6 +62,17 @@ impl Model {
     }
     fn pick(&self, frac: f64) -> i64 {
         self.start + ((self.end - self.start) as f64 * frac).floor() as i64
+    }
+    /// The leader-epoch cache of the remaining batches: an entry where the epoch grows, the
+    /// first one starting at the log start offset.
+    fn epochs(&self) -> Vec<(i32, i64)> {
+        let mut out: Vec<(i32, i64)> = Vec::new();
+        for b in &self.batches {
+            if out.last().is_none_or(|(e, _)| b.epoch > *e) {
+                out.push((b.epoch, b.base.max(self.start)));
+            }
+        }
+        out
     }
 }
 
@@ -91,11 +107,12 @@ fn run(ops: Vec<Op>, segment_bytes: u64, interval: u64) {
     let dir = tempfile::tempdir().unwrap();
     let config = LogConfig { segment_bytes, index_interval_bytes: interval, retention_ms: -1, ..LogConfig::default() };
     let mut log = Some(Log::open(dir.path(), config.clone()).unwrap());
-    let mut model = Model { batches: Vec::new(), start: 0, end: 0, counter: 0 };
+    let mut model = Model { batches: Vec::new(), start: 0, end: 0, counter: 0, epoch: 0 };
     for op in ops {
         let l = log.as_mut().unwrap();
         match op {
-            Op::Append(counts, value_len) => {
+            Op::Append(counts, value_len, bump) => {
+                model.epoch += i32::from(bump);
                 let mut payload = Vec::new();
                 let mut new_batches = Vec::new();
                 let mut base = model.end;
@@ -109,10 +126,10 @@ fn run(ops: Vec<Op>, segment_bytes: u64, interval: u64) {
                         values.push(v);
                     }
                     payload.extend_from_slice(&b.build());
-                    new_batches.push(ModelBatch { base, values });
+                    new_batches.push(ModelBatch { base, epoch: model.epoch, values });
                     base += count as i64;
                 }
-                let info = l.append(payload.into(), 0, 0).unwrap();
+                let info = l.append(payload.into(), model.epoch, 0).unwrap();
                 assert_eq!(info.first_offset, model.end);
                 assert_eq!(info.last_offset, base - 1);
                 model.end = base;
@@ -162,6 +179,13 @@ fn run(ops: Vec<Op>, segment_bytes: u64, interval: u64) {
         let l = log.as_ref().unwrap();
         assert_eq!(l.log_end_offset(), model.end);
         assert_eq!(l.log_start_offset(), model.start);
+        // Entries starting at the log end offset (left by retention emptying the log) own no
+        // batch and are dropped on open, as in Kafka.
+        let cached: Vec<_> = l.epoch_entries().into_iter().filter(|(_, s)| *s < model.end).collect();
+        assert_eq!(cached, model.epochs());
+        if let Some(&(latest, _)) = cached.last() {
+            assert_eq!(l.end_offset_for_epoch(latest), (latest, model.end));
+        }
     }
     let l = log.as_ref().unwrap();
     let all = read_all(l, model.start);

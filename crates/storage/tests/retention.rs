@@ -206,3 +206,21 @@ fn given_a_partial_config_when_deserialised_should_default_missing_fields() {
     assert_eq!(config.retention_ms, LogConfig::default().retention_ms);
     config.validate().unwrap();
 }
+
+#[test]
+fn given_a_log_when_restarting_it_beyond_its_end_should_hold_nothing_and_append_from_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = filled(dir.path(), small_config(), 20);
+    log.truncate_fully_and_start_at(500).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (500, 500));
+    assert!(log.epoch_entries().is_empty(), "the epoch cache is cleared");
+    let mut buf = bytes::BytesMut::from(&batch("after", 1, 1_000, 10)[..]);
+    vltava_record::set_base_offset(&mut buf, 500);
+    vltava_record::set_partition_leader_epoch(&mut buf, 3);
+    log.append_as_follower(buf.freeze()).unwrap();
+    assert_eq!(log.epoch_entries(), vec![(3, 500)]);
+    assert_eq!(log.log_end_offset(), 501);
+    drop(log);
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (500, 501), "survives reopen");
+}

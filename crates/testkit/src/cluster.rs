@@ -164,6 +164,17 @@ impl LocalCluster {
         }
     }
 
+    /// Freezes one process with SIGSTOP (it keeps its sockets but answers nothing), as a stalled
+    /// or partitioned broker would.
+    pub fn pause(&self, role: &str, id: u64) {
+        kill_pid(self.pid(role, id), "-STOP");
+    }
+
+    /// Lets a paused process run again (SIGCONT).
+    pub fn resume(&self, role: &str, id: u64) {
+        kill_pid(self.pid(role, id), "-CONT");
+    }
+
     /// Starts a killed process again with the exact command from cluster.json.
     pub fn restart(&mut self, role: &str, id: u64) -> Result<(), TestkitError> {
         let p = self.process(role, id).clone();

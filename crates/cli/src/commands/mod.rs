@@ -3,6 +3,7 @@
 pub mod cluster;
 pub mod consume;
 pub mod group;
+pub mod partition;
 pub mod perf;
 pub mod perf_consume;
 pub mod perf_produce;

@@ -239,12 +239,18 @@ pub struct PartitionJson<'a> {
     pub isr: &'a [i32],
     /// Leader epoch.
     pub leader_epoch: i32,
+    /// Partition epoch (bumped at every change of the partition).
+    pub partition_epoch: i32,
     /// First offset in the log (-1 when unknown).
     pub log_start_offset: i64,
     /// Next offset to be written (-1 when unknown).
     pub log_end_offset: i64,
     /// High watermark (-1 when unknown).
     pub high_watermark: i64,
+    /// Replicas a reassignment in progress is adding (empty when none is).
+    pub adding_replicas: &'a [i32],
+    /// Replicas a reassignment in progress is removing (empty when none is).
+    pub removing_replicas: &'a [i32],
 }
 
 impl<'a> From<&'a TopicDescription> for TopicJson<'a> {
@@ -265,17 +271,21 @@ impl<'a> From<&'a TopicDescription> for TopicJson<'a> {
                     replicas: &p.replicas,
                     isr: &p.isr,
                     leader_epoch: p.leader_epoch,
+                    partition_epoch: p.partition_epoch,
                     log_start_offset: p.log_start_offset,
                     log_end_offset: p.log_end_offset,
                     high_watermark: p.high_watermark,
+                    adding_replicas: &p.adding_replicas,
+                    removing_replicas: &p.removing_replicas,
                 })
                 .collect(),
         }
     }
 }
 
+/// The largest replica count, not counting replicas a reassignment is removing.
 fn replication_factor(t: &TopicDescription) -> usize {
-    t.partitions.iter().map(|p| p.replicas.len()).max().unwrap_or(0)
+    t.partitions.iter().map(|p| p.replicas.len() - p.removing_replicas.len()).max().unwrap_or(0)
 }
 
 /// The table `topic list` prints.
@@ -311,7 +321,7 @@ pub fn describe_text(t: &TopicDescription) -> String {
     ]);
     let mut partitions: Vec<&PartitionDescription> = t.partitions.iter().collect();
     partitions.sort_by_key(|p| p.partition);
-    for p in partitions {
+    for p in &partitions {
         table.row([
             p.partition.to_string(),
             p.leader.to_string(),
@@ -324,6 +334,14 @@ pub fn describe_text(t: &TopicDescription) -> String {
         ]);
     }
     out.push_str(&table.render());
+    for p in partitions.iter().filter(|p| !p.adding_replicas.is_empty() || !p.removing_replicas.is_empty()) {
+        out.push_str(&format!(
+            "Partition {} is being reassigned: adding [{}], removing [{}].\n",
+            p.partition,
+            join_ids(&p.adding_replicas),
+            join_ids(&p.removing_replicas)
+        ));
+    }
     out
 }
 
@@ -350,6 +368,8 @@ mod tests {
                     log_start_offset: 0,
                     log_end_offset: 7,
                     high_watermark: 6,
+                    adding_replicas: vec![1],
+                    ..Default::default()
                 },
                 PartitionDescription {
                     partition: 0,
@@ -360,6 +380,7 @@ mod tests {
                     log_start_offset: 5,
                     log_end_offset: 10,
                     high_watermark: 10,
+                    ..Default::default()
                 },
             ],
             configs: [("retention.ms".to_string(), "1000".to_string())].into_iter().collect(),
@@ -394,10 +415,13 @@ mod tests {
         assert_eq!(p0["replicas"], serde_json::json!([1, 2]));
         assert_eq!(p0["isr"], serde_json::json!([1, 2]));
         assert_eq!(p0["leader_epoch"], 0);
+        assert_eq!(p0["partition_epoch"], 0);
         assert_eq!(p0["log_start_offset"], 5);
         assert_eq!(p0["log_end_offset"], 10);
         assert_eq!(p0["high_watermark"], 10);
         assert_eq!(v["partitions"][1]["high_watermark"], 6);
+        assert_eq!(v["partitions"][1]["adding_replicas"], serde_json::json!([1]));
+        assert_eq!(p0["removing_replicas"], serde_json::json!([]));
     }
 
     #[test]
@@ -411,6 +435,7 @@ mod tests {
         assert!(lines[1].starts_with("PARTITION  LEADER  REPLICAS"));
         assert!(lines[2].split_whitespace().eq(["0", "1", "1,2", "1,2", "0", "5", "10", "10"]));
         assert!(lines[3].split_whitespace().eq(["1", "2", "2,1", "2", "3", "0", "7", "6"]));
+        assert_eq!(lines[4], "Partition 1 is being reassigned: adding [1], removing [].");
     }
 
     #[test]

@@ -236,6 +236,20 @@ impl AdminService for Svc {
     ) -> Result<Response<DescribeClusterResponse>, Status> {
         Err(Status::unimplemented("not in the fake server"))
     }
+
+    async fn alter_partition_reassignments(
+        &self,
+        _: Request<AlterPartitionReassignmentsRequest>,
+    ) -> Result<Response<AlterPartitionReassignmentsResponse>, Status> {
+        Err(Status::unimplemented("not in the fake server"))
+    }
+
+    async fn list_partition_reassignments(
+        &self,
+        _: Request<ListPartitionReassignmentsRequest>,
+    ) -> Result<Response<ListPartitionReassignmentsResponse>, Status> {
+        Err(Status::unimplemented("not in the fake server"))
+    }
 }
 
 type Stream = Pin<Box<dyn tokio_stream::Stream<Item = Result<PartitionRecords, Status>> + Send>>;

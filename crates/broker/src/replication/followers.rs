@@ -1,0 +1,201 @@
+//! What a partition leader knows about its followers: their log end offsets and when each was
+//! last caught up, from which it derives the high watermark and the ISR changes to propose.
+//!
+//! Pure bookkeeping (no I/O, no clock: callers pass `now_ms`), kept under the partition's lock.
+
+use std::collections::BTreeMap;
+
+/// One follower as seen by the leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerState {
+    /// The follower's log end offset (its last fetch offset), -1 until it fetched from this leader.
+    pub log_end_offset: i64,
+    /// When the follower last had everything the leader had (Kafka's `lastCaughtUpTimeMs`).
+    pub last_caught_up_ms: i64,
+    /// When it last fetched.
+    pub last_fetch_ms: i64,
+    /// The leader's log end offset at that fetch.
+    pub leader_end_at_last_fetch: i64,
+}
+
+/// An ISR change sent to the controller and not answered yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingIsr {
+    /// The proposed ISR.
+    pub isr: Vec<i32>,
+    /// The partition epoch the proposal was based on.
+    pub partition_epoch: i32,
+    /// When it was sent.
+    pub sent_ms: i64,
+}
+
+/// The leader's view of every other replica of one partition.
+#[derive(Debug, Default)]
+pub struct Followers {
+    states: BTreeMap<i32, FollowerState>,
+    /// The offset where the current leader epoch began: a follower must reach it to join the ISR.
+    epoch_start_offset: i64,
+    /// The ISR change in flight, if any.
+    pub pending: Option<PendingIsr>,
+}
+
+impl Followers {
+    /// Starts leading: every other replica is unknown, and gets a full `replica.lag.time.max.ms`
+    /// of grace before it can be dropped from the ISR.
+    pub fn become_leader(&mut self, replicas: &[i32], me: i32, epoch_start_offset: i64, now_ms: i64) {
+        self.states.clear();
+        self.pending = None;
+        self.epoch_start_offset = epoch_start_offset;
+        self.sync_replicas(replicas, me, now_ms);
+    }
+
+    /// Stops leading.
+    pub fn clear(&mut self) {
+        self.states.clear();
+        self.pending = None;
+    }
+
+    /// Tracks replicas added by a reassignment and forgets removed ones.
+    pub fn sync_replicas(&mut self, replicas: &[i32], me: i32, now_ms: i64) {
+        self.states.retain(|id, _| replicas.contains(id));
+        for id in replicas.iter().filter(|id| **id != me) {
+            self.states.entry(*id).or_insert(FollowerState {
+                log_end_offset: -1,
+                last_caught_up_ms: now_ms,
+                last_fetch_ms: now_ms,
+                leader_end_at_last_fetch: -1,
+            });
+        }
+    }
+
+    /// Records a fetch from `replica` at `fetch_offset` (its log end offset) while the leader's
+    /// log ends at `leader_end`. Returns false for a replica that is not tracked.
+    pub fn record_fetch(&mut self, replica: i32, fetch_offset: i64, leader_end: i64, now_ms: i64) -> bool {
+        let Some(s) = self.states.get_mut(&replica) else { return false };
+        // Kafka's rule: caught up now if it has everything; caught up at its previous fetch if it
+        // now has everything the leader had back then.
+        if fetch_offset >= leader_end {
+            s.last_caught_up_ms = s.last_caught_up_ms.max(now_ms);
+        } else if fetch_offset >= s.leader_end_at_last_fetch {
+            s.last_caught_up_ms = s.last_caught_up_ms.max(s.last_fetch_ms);
+        }
+        s.log_end_offset = fetch_offset;
+        s.leader_end_at_last_fetch = leader_end;
+        s.last_fetch_ms = now_ms;
+        true
+    }
+
+    /// A follower's state.
+    pub fn get(&self, replica: i32) -> Option<FollowerState> {
+        self.states.get(&replica).copied()
+    }
+
+    /// The high watermark the ISR allows: the lowest log end offset among the leader (`my_end`)
+    /// and the ISR members, counting a pending expansion's new members too (the "maximal ISR",
+    /// so a member being added never sees the high watermark move past it).
+    pub fn high_watermark(&self, isr: &[i32], me: i32, my_end: i64) -> i64 {
+        let pending = self.pending.as_ref().map(|p| p.isr.as_slice()).unwrap_or_default();
+        isr.iter()
+            .chain(pending)
+            .filter(|id| **id != me)
+            .map(|id| self.states.get(id).map_or(-1, |s| s.log_end_offset))
+            .fold(my_end, i64::min)
+    }
+
+    /// The ISR the leader should propose now, if it differs from `isr`: members (other than the
+    /// leader) not caught up for `lag_max_ms` leave; replicas that reached both the high
+    /// watermark and the current epoch's start offset join (unless `eligible` says no).
+    pub fn proposed_isr(
+        &self,
+        isr: &[i32],
+        me: i32,
+        high_watermark: i64,
+        now_ms: i64,
+        lag_max_ms: i64,
+        eligible: impl Fn(i32) -> bool,
+    ) -> Option<Vec<i32>> {
+        let mut next: Vec<i32> = isr
+            .iter()
+            .copied()
+            .filter(|id| {
+                *id == me
+                    || self.states.get(id).is_some_and(|s| now_ms.saturating_sub(s.last_caught_up_ms) <= lag_max_ms)
+            })
+            .collect();
+        for (id, s) in &self.states {
+            let caught_up = s.log_end_offset >= high_watermark && s.log_end_offset >= self.epoch_start_offset;
+            if !next.contains(id) && caught_up && eligible(*id) {
+                next.push(*id);
+            }
+        }
+        if !next.contains(&me) {
+            next.insert(0, me);
+        }
+        let same = next.len() == isr.len() && next.iter().all(|id| isr.contains(id));
+        (!same).then_some(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leader(now: i64) -> Followers {
+        let mut f = Followers::default();
+        f.become_leader(&[1, 2, 3], 1, 100, now);
+        f
+    }
+
+    #[test]
+    fn high_watermark_is_the_lowest_isr_end_and_waits_for_unknown_followers() {
+        let mut f = leader(0);
+        assert_eq!(f.high_watermark(&[1, 2, 3], 1, 150), -1, "followers have not fetched yet");
+        f.record_fetch(2, 140, 150, 10);
+        f.record_fetch(3, 120, 150, 10);
+        assert_eq!(f.high_watermark(&[1, 2, 3], 1, 150), 120);
+        assert_eq!(f.high_watermark(&[1, 2], 1, 150), 140, "a replica outside the ISR does not hold it back");
+        assert_eq!(f.high_watermark(&[1], 1, 150), 150, "a sole leader commits its own end");
+        f.pending = Some(PendingIsr { isr: vec![1, 2, 3], partition_epoch: 0, sent_ms: 0 });
+        assert_eq!(f.high_watermark(&[1, 2], 1, 150), 120, "a member being added counts");
+    }
+
+    #[test]
+    fn caught_up_time_follows_kafkas_rule() {
+        let mut f = leader(0);
+        f.record_fetch(2, 150, 150, 1_000);
+        assert_eq!(f.get(2).unwrap().last_caught_up_ms, 1_000);
+        // Behind at 2000, but has what the leader had at 1000: caught up as of 1000.
+        f.record_fetch(2, 150, 200, 2_000);
+        assert_eq!(f.get(2).unwrap().last_caught_up_ms, 1_000);
+        f.record_fetch(2, 200, 260, 3_000);
+        assert_eq!(f.get(2).unwrap().last_caught_up_ms, 2_000);
+        // Falling further behind leaves the time where it was.
+        f.record_fetch(2, 210, 400, 4_000);
+        assert_eq!(f.get(2).unwrap().last_caught_up_ms, 2_000);
+    }
+
+    #[test]
+    fn lagging_members_leave_and_caught_up_replicas_join() {
+        let mut f = leader(0);
+        f.record_fetch(2, 150, 150, 5_000);
+        // 3 never fetched: after the lag limit it leaves.
+        assert_eq!(f.proposed_isr(&[1, 2, 3], 1, 150, 5_000, 10_000, |_| true), None);
+        assert_eq!(f.proposed_isr(&[1, 2, 3], 1, 150, 10_001, 10_000, |_| true), Some(vec![1, 2]));
+        // It joins again once at the high watermark and past the epoch start offset.
+        f.record_fetch(3, 99, 150, 11_000);
+        assert_eq!(f.proposed_isr(&[1, 2], 1, 90, 11_000, 10_000, |_| true), None, "before the epoch start");
+        f.record_fetch(3, 150, 150, 12_000);
+        assert_eq!(f.proposed_isr(&[1, 2], 1, 150, 12_000, 10_000, |_| true), Some(vec![1, 2, 3]));
+        assert_eq!(f.proposed_isr(&[1, 2], 1, 150, 12_000, 10_000, |id| id != 3), None, "ineligible");
+    }
+
+    #[test]
+    fn reassignment_adds_and_removes_tracked_replicas() {
+        let mut f = leader(0);
+        f.sync_replicas(&[1, 2, 3, 4], 1, 50);
+        assert_eq!(f.get(4).unwrap().log_end_offset, -1);
+        f.sync_replicas(&[1, 4], 1, 60);
+        assert!(f.get(2).is_none());
+        assert!(!f.record_fetch(2, 1, 1, 70), "an untracked replica's fetch is not recorded");
+    }
+}
