@@ -334,7 +334,8 @@ impl Partition {
     /// watermark if that lets it. Returns false when `replica` is not one of the partition's.
     pub fn record_follower_fetch(&self, replica: i32, fetch_offset: i64, now_ms: i64) -> bool {
         let leo = self.log_end_offset();
-        let known = self.followers.lock().record_fetch(replica, fetch_offset, leo, now_ms);
+        let hw = self.high_watermark();
+        let known = self.followers.lock().record_fetch(replica, fetch_offset, leo, hw, now_ms);
         if known {
             self.maybe_advance_high_watermark();
         }

@@ -16,6 +16,9 @@ pub struct FollowerState {
     pub last_fetch_ms: i64,
     /// The leader's log end offset at that fetch.
     pub leader_end_at_last_fetch: i64,
+    /// Whether that fetch was at or past the high watermark of the moment (under steady
+    /// produce traffic the high watermark has usually moved on by the next ISR check).
+    pub reached_high_watermark: bool,
 }
 
 /// An ISR change sent to the controller and not answered yet.
@@ -64,13 +67,22 @@ impl Followers {
                 last_caught_up_ms: now_ms,
                 last_fetch_ms: now_ms,
                 leader_end_at_last_fetch: -1,
+                reached_high_watermark: false,
             });
         }
     }
 
     /// Records a fetch from `replica` at `fetch_offset` (its log end offset) while the leader's
-    /// log ends at `leader_end`. Returns false for a replica that is not tracked.
-    pub fn record_fetch(&mut self, replica: i32, fetch_offset: i64, leader_end: i64, now_ms: i64) -> bool {
+    /// log ends at `leader_end` and its high watermark is `high_watermark`. Returns false for a
+    /// replica that is not tracked.
+    pub fn record_fetch(
+        &mut self,
+        replica: i32,
+        fetch_offset: i64,
+        leader_end: i64,
+        high_watermark: i64,
+        now_ms: i64,
+    ) -> bool {
         let Some(s) = self.states.get_mut(&replica) else { return false };
         // Kafka's rule: caught up now if it has everything; caught up at its previous fetch if it
         // now has everything the leader had back then.
@@ -80,6 +92,7 @@ impl Followers {
             s.last_caught_up_ms = s.last_caught_up_ms.max(s.last_fetch_ms);
         }
         s.log_end_offset = fetch_offset;
+        s.reached_high_watermark = fetch_offset >= high_watermark;
         s.leader_end_at_last_fetch = leader_end;
         s.last_fetch_ms = now_ms;
         true
@@ -104,7 +117,8 @@ impl Followers {
 
     /// The ISR the leader should propose now, if it differs from `isr`: members (other than the
     /// leader) not caught up for `lag_max_ms` leave; replicas that reached both the high
-    /// watermark and the current epoch's start offset join (unless `eligible` says no).
+    /// watermark (now, or when they last fetched) and the current epoch's start offset join
+    /// (unless `eligible` says no).
     pub fn proposed_isr(
         &self,
         isr: &[i32],
@@ -123,7 +137,8 @@ impl Followers {
             })
             .collect();
         for (id, s) in &self.states {
-            let caught_up = s.log_end_offset >= high_watermark && s.log_end_offset >= self.epoch_start_offset;
+            let at_hw = s.reached_high_watermark || s.log_end_offset >= high_watermark;
+            let caught_up = at_hw && s.log_end_offset >= self.epoch_start_offset;
             if !next.contains(id) && caught_up && eligible(*id) {
                 next.push(*id);
             }
@@ -150,8 +165,8 @@ mod tests {
     fn high_watermark_is_the_lowest_isr_end_and_waits_for_unknown_followers() {
         let mut f = leader(0);
         assert_eq!(f.high_watermark(&[1, 2, 3], 1, 150), -1, "followers have not fetched yet");
-        f.record_fetch(2, 140, 150, 10);
-        f.record_fetch(3, 120, 150, 10);
+        f.record_fetch(2, 140, 150, i64::MAX, 10);
+        f.record_fetch(3, 120, 150, i64::MAX, 10);
         assert_eq!(f.high_watermark(&[1, 2, 3], 1, 150), 120);
         assert_eq!(f.high_watermark(&[1, 2], 1, 150), 140, "a replica outside the ISR does not hold it back");
         assert_eq!(f.high_watermark(&[1], 1, 150), 150, "a sole leader commits its own end");
@@ -162,31 +177,35 @@ mod tests {
     #[test]
     fn caught_up_time_follows_kafkas_rule() {
         let mut f = leader(0);
-        f.record_fetch(2, 150, 150, 1_000);
+        f.record_fetch(2, 150, 150, i64::MAX, 1_000);
         assert_eq!(f.get(2).unwrap().last_caught_up_ms, 1_000);
         // Behind at 2000, but has what the leader had at 1000: caught up as of 1000.
-        f.record_fetch(2, 150, 200, 2_000);
+        f.record_fetch(2, 150, 200, i64::MAX, 2_000);
         assert_eq!(f.get(2).unwrap().last_caught_up_ms, 1_000);
-        f.record_fetch(2, 200, 260, 3_000);
+        f.record_fetch(2, 200, 260, i64::MAX, 3_000);
         assert_eq!(f.get(2).unwrap().last_caught_up_ms, 2_000);
         // Falling further behind leaves the time where it was.
-        f.record_fetch(2, 210, 400, 4_000);
+        f.record_fetch(2, 210, 400, i64::MAX, 4_000);
         assert_eq!(f.get(2).unwrap().last_caught_up_ms, 2_000);
     }
 
     #[test]
     fn lagging_members_leave_and_caught_up_replicas_join() {
         let mut f = leader(0);
-        f.record_fetch(2, 150, 150, 5_000);
+        f.record_fetch(2, 150, 150, i64::MAX, 5_000);
         // 3 never fetched: after the lag limit it leaves.
         assert_eq!(f.proposed_isr(&[1, 2, 3], 1, 150, 5_000, 10_000, |_| true), None);
         assert_eq!(f.proposed_isr(&[1, 2, 3], 1, 150, 10_001, 10_000, |_| true), Some(vec![1, 2]));
         // It joins again once at the high watermark and past the epoch start offset.
-        f.record_fetch(3, 99, 150, 11_000);
+        f.record_fetch(3, 99, 150, i64::MAX, 11_000);
         assert_eq!(f.proposed_isr(&[1, 2], 1, 90, 11_000, 10_000, |_| true), None, "before the epoch start");
-        f.record_fetch(3, 150, 150, 12_000);
+        f.record_fetch(3, 150, 150, i64::MAX, 12_000);
         assert_eq!(f.proposed_isr(&[1, 2], 1, 150, 12_000, 10_000, |_| true), Some(vec![1, 2, 3]));
         assert_eq!(f.proposed_isr(&[1, 2], 1, 150, 12_000, 10_000, |id| id != 3), None, "ineligible");
+        // Under steady traffic: it had reached the high watermark when it fetched, though the
+        // high watermark has moved on since.
+        f.record_fetch(3, 160, 170, 160, 13_000);
+        assert_eq!(f.proposed_isr(&[1, 2], 1, 170, 13_000, 10_000, |_| true), Some(vec![1, 2, 3]));
     }
 
     #[test]
@@ -196,6 +215,6 @@ mod tests {
         assert_eq!(f.get(4).unwrap().log_end_offset, -1);
         f.sync_replicas(&[1, 4], 1, 60);
         assert!(f.get(2).is_none());
-        assert!(!f.record_fetch(2, 1, 1, 70), "an untracked replica's fetch is not recorded");
+        assert!(!f.record_fetch(2, 1, 1, i64::MAX, 70), "an untracked replica's fetch is not recorded");
     }
 }
