@@ -4,7 +4,8 @@
 #   1. throughput: `vltava perf produce` of NUM_RECORDS records of 100 bytes to a fresh RF 3 topic
 #      (min.insync.replicas=2), acks=1 and then acks=all, for each producer configuration in
 #      CONFIGS (partitions:batch.size:linger.ms);
-#   2. latency: acks=all at a fixed LATENCY_RATE records/s for LATENCY_RECORDS records (RF 3).
+#   2. latency: acks=all, then acks=1, at a fixed LATENCY_RATE records/s for LATENCY_RECORDS records
+#      (RF 3), for each configuration in LATENCY_RUNS (acks:partitions:batch.size:linger.ms).
 # For every run it prints the `--json` summary line, the CPU each process used (seconds of CPU per
 # second of wall time, from /proc/PID/stat; 1.00 = one core busy) and how busy the whole machine
 # was, the ISR of the topic afterwards and whether every replica holds every record, and any
@@ -12,7 +13,7 @@
 # Usage: deploy/bench-replication.sh [NUM_RECORDS] [LATENCY_RECORDS] [LATENCY_RATE]
 # Env: VLTAVA_BIN (default: $CARGO_TARGET_DIR/release/vltava), KEEP_DATA=1 keeps the data directory,
 #      CONFIGS="P:B:L ..." (default "6:16384:5 6:262144:10"; e.g. a sweep over partitions, batch
-#      sizes and lingers), LATENCY_CONFIG="P:B:L" (default "6:16384:5"),
+#      sizes and lingers), LATENCY_RUNS="A:P:B:L ..." (default "all:6:16384:5 1:6:16384:5"),
 #      THREADS=1 prints the busiest threads (top -H) 3 s into every throughput run.
 # The figures in docs/benchmarks.md ("Replication (issue 4)") come from this script.
 set -euo pipefail
@@ -24,7 +25,7 @@ SIZE=100
 RF=3
 MIN_ISR=2
 CONFIGS=${CONFIGS:-"6:16384:5 6:262144:10"}
-LATENCY_CONFIG=${LATENCY_CONFIG:-"6:16384:5"}
+LATENCY_RUNS=${LATENCY_RUNS:-"all:6:16384:5 1:6:16384:5"}
 BIN="${VLTAVA_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/vltava-target}/release/vltava}"
 [ -x "$BIN" ] || { echo "build it first: make release (or set VLTAVA_BIN)" >&2; exit 1; }
 command -v jq >/dev/null || { echo "jq is needed" >&2; exit 1; }
@@ -240,8 +241,10 @@ for c in $CONFIGS; do
     run_produce throughput "$P" "$B" "$L" "$ACKS" "$N" -1
   done
 done
-IFS=: read -r P B L <<<"$LATENCY_CONFIG"
-run_produce latency "$P" "$B" "$L" all "$LAT_N" "$LAT_RATE"
+for c in $LATENCY_RUNS; do
+  IFS=: read -r ACKS P B L <<<"$c"
+  run_produce latency "$P" "$B" "$L" "$ACKS" "$LAT_N" "$LAT_RATE"
+done
 
 echo "== results (records/s and MB/s (MiB of values) as perf produce reports them; latency in ms from send to"
 echo "   acknowledgement; cpu in cores: the 3 brokers together, the producer; machine = % of both cores busy)"

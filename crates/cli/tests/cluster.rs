@@ -10,6 +10,7 @@ use vltava_client::{Admin, NewTopic};
 use vltava_proto::v1::controller_service_client::ControllerServiceClient;
 use vltava_proto::v1::{DescribeClusterRequest, DescribeClusterResponse};
 use vltava_testkit::cluster::LocalCluster;
+use vltava_testkit::eventually;
 
 const BIN: &str = env!("CARGO_BIN_EXE_vltava");
 
@@ -35,22 +36,6 @@ async fn describe_at(address: &str) -> Option<DescribeClusterResponse> {
     let mut req = tonic::Request::new(DescribeClusterRequest {});
     req.set_timeout(Duration::from_secs(2));
     c.describe_cluster(req).await.ok().map(|r| r.into_inner())
-}
-
-/// Polls `check` every 100 ms until it returns `Some`, for at most `limit`.
-async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// The leader's id as agreed by the live controllers in `ids` (a majority of them must name it).

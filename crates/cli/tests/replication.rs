@@ -15,6 +15,7 @@ use vltava_client::{
     ProducerRecord, TopicDescription, TopicPartition,
 };
 use vltava_testkit::cluster::LocalCluster;
+use vltava_testkit::eventually;
 
 const BIN: &str = env!("CARGO_BIN_EXE_vltava");
 
@@ -24,22 +25,6 @@ fn start(dir: &std::path::Path, brokers: u32) -> LocalCluster {
     match LocalCluster::start(std::path::Path::new(BIN), dir, &args) {
         Ok(c) => c,
         Err(e) => panic!("local-cluster did not start: {e}"),
-    }
-}
-
-/// Polls `check` every 100 ms until it returns `Some`, for at most `limit`.
-async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -89,13 +74,54 @@ async fn read_everything(cluster: &LocalCluster, topic: &str) -> Vec<(i64, Strin
     let deadline = Instant::now() + Duration::from_secs(60);
     while out.last().is_none_or(|(o, _): &(i64, String)| o + 1 < end) && Instant::now() < deadline {
         for r in consumer.poll(Duration::from_millis(500)).await.unwrap_or_default() {
-            out.push((r.offset, String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned()));
+            out.push((r.offset, value(&r)));
         }
         if end == 0 {
             break;
         }
     }
     out
+}
+
+/// A consumer reading partition 0 along with the test, recording every `(offset, value)` it sees.
+struct Watcher {
+    seen: Arc<Mutex<Vec<(i64, String)>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Watcher {
+    fn start(server: &str, topic: &str) -> Watcher {
+        let seen: Arc<Mutex<Vec<(i64, String)>>> = Arc::default();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (s, st, server, topic) = (seen.clone(), stop.clone(), server.to_string(), topic.to_string());
+        let task = tokio::spawn(async move {
+            let mut consumer = Consumer::connect(ConsumerConfig {
+                auto_offset_reset: OffsetReset::Earliest,
+                ..ConsumerConfig::new(server)
+            })
+            .await
+            .unwrap();
+            consumer.assign(vec![TopicPartition::new(topic, 0)]);
+            while !st.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(records) = consumer.poll(Duration::from_millis(100)).await {
+                    s.lock().extend(records.into_iter().map(|r| (r.offset, value(&r))));
+                }
+            }
+        });
+        Watcher { seen, stop, task }
+    }
+
+    /// Stops reading; returns what was seen.
+    async fn stop(self) -> Vec<(i64, String)> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.unwrap();
+        std::mem::take(&mut *self.seen.lock())
+    }
+}
+
+fn value(r: &vltava_client::ConsumerRecord) -> String {
+    String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,28 +134,7 @@ async fn acks_all_loses_nothing_when_the_leader_is_killed_mid_stream() {
     let leader = before.partitions[0].leader;
 
     // A consumer reads along while the producer runs; everything it sees must survive.
-    let seen: Arc<Mutex<Vec<(i64, String)>>> = Arc::default();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let watcher = {
-        let (seen, stop, addr) = (seen.clone(), stop.clone(), cluster.client_address().to_string());
-        tokio::spawn(async move {
-            let mut consumer = Consumer::connect(ConsumerConfig {
-                auto_offset_reset: OffsetReset::Earliest,
-                ..ConsumerConfig::new(addr)
-            })
-            .await
-            .unwrap();
-            consumer.assign(vec![TopicPartition::new("numbers", 0)]);
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                if let Ok(records) = consumer.poll(Duration::from_millis(200)).await {
-                    let mut seen = seen.lock();
-                    for r in records {
-                        seen.push((r.offset, String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into()));
-                    }
-                }
-            }
-        })
-    };
+    let watcher = Watcher::start(cluster.client_address(), "numbers");
 
     let producer = Producer::connect(producer_config(&cluster, Acks::All)).await.unwrap();
     let acked: Arc<Mutex<BTreeMap<u64, i64>>> = Arc::default();
@@ -169,8 +174,7 @@ async fn acks_all_loses_nothing_when_the_leader_is_killed_mid_stream() {
     assert!(after.leader_epoch > before.partitions[0].leader_epoch);
 
     let log = read_everything(&cluster, "numbers").await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    watcher.await.unwrap();
+    let seen = watcher.stop().await;
     let by_offset: BTreeMap<i64, &str> = log.iter().map(|(o, v)| (*o, v.as_str())).collect();
     // Every acknowledged record is where its acknowledgement said.
     for (n, offset) in &acked {
@@ -188,7 +192,6 @@ async fn acks_all_loses_nothing_when_the_leader_is_killed_mid_stream() {
         }
     }
     // Nothing a consumer saw was lost afterwards.
-    let seen = seen.lock();
     assert!(!seen.is_empty(), "the consumer saw records while producing");
     for (offset, v) in seen.iter() {
         assert_eq!(by_offset.get(offset).copied(), Some(v.as_str()), "seen record at {offset} went missing");
@@ -285,28 +288,7 @@ async fn a_deposed_leader_truncates_records_it_never_replicated() {
         all.send(ProducerRecord::new("ledger", format!("committed-{n}")).partition(0)).await.unwrap().await.unwrap();
     }
     // A consumer reads along the whole time; it must never see an unreplicated record.
-    let seen: Arc<Mutex<BTreeSet<String>>> = Arc::default();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let watcher = {
-        let (seen, stop, addr) = (seen.clone(), stop.clone(), cluster.client_address().to_string());
-        tokio::spawn(async move {
-            let mut consumer = Consumer::connect(ConsumerConfig {
-                auto_offset_reset: OffsetReset::Earliest,
-                ..ConsumerConfig::new(addr)
-            })
-            .await
-            .unwrap();
-            consumer.assign(vec![TopicPartition::new("ledger", 0)]);
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                if let Ok(records) = consumer.poll(Duration::from_millis(100)).await {
-                    let mut seen = seen.lock();
-                    for r in records {
-                        seen.insert(String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into());
-                    }
-                }
-            }
-        })
-    };
+    let watcher = Watcher::start(cluster.client_address(), "ledger");
 
     // Freeze both followers, write to the leader alone (acks=1), then kill it: those records
     // exist only in the old leader's log.
@@ -370,9 +352,7 @@ async fn a_deposed_leader_truncates_records_it_never_replicated() {
     assert_eq!(survived, &unreplicated[..survived.len()], "only a prefix of the acks=1 records survives");
     let truncated = &unreplicated[survived.len()..];
     assert!(!truncated.is_empty(), "the old leader had records nobody replicated");
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    watcher.await.unwrap();
-    let seen = seen.lock();
+    let seen: BTreeSet<String> = watcher.stop().await.into_iter().map(|(_, v)| v).collect();
     for v in truncated {
         assert!(!seen.contains(v), "a consumer received the truncated record {v}");
     }

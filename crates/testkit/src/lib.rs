@@ -185,3 +185,20 @@ impl Drop for ServerProcess {
         self.kill9();
     }
 }
+
+/// Polls `check` every 100 ms until it returns `Some`, for at most `limit`; panics naming `what`
+/// when time runs out (every wait in a test is bounded).
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
