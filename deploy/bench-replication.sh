@@ -4,7 +4,7 @@
 #   1. throughput: `vltava perf produce` of NUM_RECORDS records of 100 bytes to a fresh RF 3 topic
 #      (min.insync.replicas=2), acks=1 and then acks=all, for each producer configuration in
 #      CONFIGS (partitions:batch.size:linger.ms);
-#   2. latency: acks=all, then acks=1, at a fixed LATENCY_RATE records/s for LATENCY_RECORDS records
+#   2. latency: acks=all and acks=1 at a fixed LATENCY_RATE records/s for LATENCY_RECORDS records
 #      (RF 3), for each configuration in LATENCY_RUNS (acks:partitions:batch.size:linger.ms).
 # For every run it prints the `--json` summary line, the CPU each process used (seconds of CPU per
 # second of wall time, from /proc/PID/stat; 1.00 = one core busy) and how busy the whole machine
@@ -12,20 +12,22 @@
 # WARN/ERROR lines the brokers logged. A table of all runs comes last.
 # Usage: deploy/bench-replication.sh [NUM_RECORDS] [LATENCY_RECORDS] [LATENCY_RATE]
 # Env: VLTAVA_BIN (default: $CARGO_TARGET_DIR/release/vltava), KEEP_DATA=1 keeps the data directory,
-#      CONFIGS="P:B:L ..." (default "6:16384:5 6:262144:10"; e.g. a sweep over partitions, batch
-#      sizes and lingers), LATENCY_RUNS="A:P:B:L ..." (default "all:6:16384:5 1:6:16384:5"),
-#      THREADS=1 prints the busiest threads (top -H) 3 s into every throughput run.
+#      CONFIGS="P:B:L ..." (default "6:16384:5 6:262144:5"; e.g. a sweep over partitions, batch
+#      sizes and lingers), LATENCY_RUNS="A:P:B:L ..." (default "all:6:16384:5 1:6:16384:5
+#      all:6:16384:0 1:6:16384:0"), THREADS=0 skips the busiest-threads sample (one second, from
+#      /proc/PID/task/*/stat) taken 3 s into every throughput run.
+# NUM_RECORDS defaults to 10,000,000 (about 10 s a run here); 2,000,000 finish in under 2 s.
 # The figures in docs/benchmarks.md ("Replication (issue 4)") come from this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N=${1:-2000000}
+N=${1:-10000000}
 LAT_N=${2:-300000}
 LAT_RATE=${3:-10000}
 SIZE=100
 RF=3
 MIN_ISR=2
-CONFIGS=${CONFIGS:-"6:16384:5 6:262144:10"}
-LATENCY_RUNS=${LATENCY_RUNS:-"all:6:16384:5 1:6:16384:5"}
+CONFIGS=${CONFIGS:-"6:16384:5 6:262144:5"}
+LATENCY_RUNS=${LATENCY_RUNS:-"all:6:16384:5 1:6:16384:5 all:6:16384:0 1:6:16384:0"}
 BIN="${VLTAVA_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/vltava-target}/release/vltava}"
 [ -x "$BIN" ] || { echo "build it first: make release (or set VLTAVA_BIN)" >&2; exit 1; }
 command -v jq >/dev/null || { echo "jq is needed" >&2; exit 1; }
@@ -107,9 +109,10 @@ create_topic() { # name partitions
 # After a run: the ISR of each partition, and whether every replica holds every record (sizes of
 # each broker's copy of the topic, from the partition directories `<topic>-<partition>`).
 check_topic() { # name records
-  local d hw t0 waited
+  local d hw t0 waited polls=0
   t0=$(date +%s%N)
   for _ in $(seq 100); do # the high watermark can trail the last acks=1 acknowledgement
+    polls=$((polls + 1))
     d=$("$BIN" topic describe "$1" --json --server "$SERVER")
     hw=$(echo "$d" | jq '[.partitions[].high_watermark] | add')
     [ "$hw" -ge "$2" ] && break
@@ -117,7 +120,7 @@ check_topic() { # name records
   done
   waited=$((($(date +%s%N) - t0) / 1000000))
   echo "  isr: $(echo "$d" | jq -c '[.partitions[] | "p\(.partition) leader \(.leader) isr \(.isr | join(","))"]')"
-  echo "  high watermarks sum to $hw (records acknowledged: $2; read ${waited} ms after the run)"
+  echo "  high watermarks sum to $hw (records acknowledged: $2; seen by describe $polls, ${waited} ms after the run)"
   local sizes=""
   for b in "$DATA"/broker-*; do
     sizes+="$(basename "$b") $(find "$b/data" -maxdepth 2 -type d -name "$1-*" -print0 2>/dev/null |
@@ -181,10 +184,11 @@ run_produce() { # label partitions batch linger acks records rate
     --throughput "$rate" --batch-size "$batch" --linger-ms "$linger" --json --server "$SERVER" \
     >"$out" 2>"$err" &
   PERF_PID=$!
-  local perf_ticks=0 sampled=0
+  local perf_ticks=0 sampled=0 t
   while kill -0 "$PERF_PID" 2>/dev/null; do
-    perf_ticks=$(ticks "$PERF_PID") # last value read before it exits (its exit loses little)
-    if [ "${THREADS:-0}" = 1 ] && [ "$sampled" = 0 ] && [ $(($(date +%s%N) - t0)) -ge 3000000000 ]; then
+    t=$(ticks "$PERF_PID") # the last value read before it exits (its exit loses little)
+    [ "$t" -gt "$perf_ticks" ] && perf_ticks=$t
+    if [ "${THREADS:-1}" = 1 ] && [ "$sampled" = 0 ] && [ $(($(date +%s%N) - t0)) -ge 3000000000 ]; then
       sampled=1
       echo "  busiest threads over one second from $(((($(date +%s%N) - t0)) / 1000000)) ms into the run (cores):"
       thread_top "${PROCS[@]}" "producer:$PERF_PID" || true
@@ -212,10 +216,12 @@ run_produce() { # label partitions batch linger acks records rate
     cpu_line+="$(printf '%s %.2f, ' "$name" "${cpu[$p]}")"
   done
   cpu[producer]=$(echo "$perf_ticks / $HZ / $wall" | bc -l)
-  local busy
+  local busy ours=${cpu[producer]} others
   busy=$(echo "(1 - (${m1[1]} - ${m0[1]}) / (${m1[0]} - ${m0[0]})) * 100" | bc -l)
-  printf '  cpu (cores, over %.1f s): %sproducer %.2f; machine %.0f%% busy; load average %s\n' \
-    "$wall" "$cpu_line" "${cpu[producer]}" "$busy" "$(cut -d' ' -f1-3 /proc/loadavg)"
+  for p in "${PROCS[@]}"; do ours=$(echo "$ours + ${cpu[$p]}" | bc -l); done
+  others=$(echo "$busy * $(nproc) / 100 - $ours" | bc -l)
+  printf '  cpu (cores, over %.1f s): %sproducer %.2f; machine %.0f%% busy, of which other processes (this script included) %.2f cores; load average %s\n' \
+    "$wall" "$cpu_line" "${cpu[producer]}" "$busy" "$others" "$(cut -d' ' -f1-3 /proc/loadavg)"
   local new_logs=$(($(log_lines) - logs0))
   if [ "$new_logs" -gt 0 ]; then
     echo "  the brokers logged $new_logs WARN/ERROR lines during the run; the last ones:"
@@ -226,10 +232,10 @@ run_produce() { # label partitions batch linger acks records rate
   for p in "${PROCS[@]}"; do [[ $p == broker-* ]] && brokers=$(echo "$brokers + ${cpu[$p]}" | bc -l); done
   echo "$json" | jq -r --arg run "$label" --arg parts "$parts" --arg batch "$batch" --arg linger "$linger" \
     --arg rate "$rate" --arg brokers "$(printf %.2f "$brokers")" --arg producer "$(printf %.2f "${cpu[producer]}")" \
-    --arg busy "$(printf %.0f "$busy")" \
+    --arg busy "$(printf %.0f "$busy")" --arg others "$(printf %.2f "$others")" \
     '[$run, $parts, $batch, $linger, .acks, $rate, .records, .failed, (.records_per_sec | round),
       (.mb_per_sec * 100 | round / 100), .latency_ms.p50, .latency_ms.p99, .latency_ms.p999, .latency_ms.max,
-      $brokers, $producer, $busy] | @tsv' >>"$RESULTS"
+      $brokers, $producer, $busy, $others] | @tsv' >>"$RESULTS"
   # Free the disk for the next run (3 copies of each record).
   "$BIN" topic delete "$topic" --server "$SERVER" >/dev/null
 }
@@ -247,9 +253,10 @@ for c in $LATENCY_RUNS; do
 done
 
 echo "== results (records/s and MB/s (MiB of values) as perf produce reports them; latency in ms from send to"
-echo "   acknowledgement; cpu in cores: the 3 brokers together, the producer; machine = % of both cores busy)"
+echo "   acknowledgement; cpu in cores: the 3 brokers together, the producer; machine = % of all cores busy;"
+echo "   others = cores used by every other process on the machine, this script's polling included)"
 {
-  printf 'run\tpartitions\tbatch.size\tlinger.ms\tacks\ttarget/s\trecords\tfailed\trecords/s\tMB/s\tp50\tp99\tp99.9\tmax\tcpu brokers\tcpu producer\tmachine %%\n'
+  printf 'run\tpartitions\tbatch.size\tlinger.ms\tacks\ttarget/s\trecords\tfailed\trecords/s\tMB/s\tp50\tp99\tp99.9\tmax\tcpu brokers\tcpu producer\tmachine %%\tcpu others\n'
   cat "$RESULTS"
 } | column -t -s $'\t'
 COUNTS=$(for f in "$DATA"/broker-*/process.log "$DATA"/controller-*/process.log "$DATA"/gateway/process.log; do
