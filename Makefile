@@ -8,7 +8,7 @@ CARGO ?= cargo
 LISTEN ?= 127.0.0.1:7070
 DATA_DIR ?= ./data/dev
 
-.PHONY: dev test lint fmt deps build release bench perf clean-data docker cluster-up cluster-down
+.PHONY: dev test test-python lint fmt deps build release bench perf clean-data docker cluster-up cluster-down
 
 ## Install the system packages the build needs (libclang for RocksDB's bindgen).
 deps:
@@ -22,6 +22,12 @@ dev: deps
 test: deps
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
+	$(MAKE) test-python
+
+## The Python example (examples/python) against a `vltava local-cluster` of the debug binary the
+## cargo tests built: a venv in ~/.cache/vltava-py-venv, grpcio stubs generated from proto/.
+test-python:
+	./examples/python/run-test.sh
 
 ## Formatting and lints, as CI runs them.
 lint: deps

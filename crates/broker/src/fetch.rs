@@ -46,6 +46,7 @@ pub async fn handle(broker: &Broker, req: FetchRequest) -> Result<FetchResponse,
             .map_err(|e| BrokerError::Internal(e.to_string()))?;
         let done = bytes >= min_bytes.max(1) || min_bytes == 0 || failed || watches.is_empty();
         if done || tokio::time::Instant::now() >= deadline {
+            crate::metrics::get().bytes_out.add(bytes as u64, &[]);
             return Ok(FetchResponse { partitions });
         }
         let changed = futures::future::select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));

@@ -17,6 +17,7 @@
 //! - [`lifecycle`]: registration with the controller, heartbeats and controlled shutdown.
 //! - [`replication`]: followers fetching from leaders, the high watermark and the ISR.
 //! - [`maintenance`]: retention, timed flushes and high watermark checkpoints.
+//! - [`metrics`]: the broker's OpenTelemetry instruments and gauges.
 //! - [`error`]: [`BrokerError`] and its one mapping to wire errors.
 
 pub mod admin;
@@ -28,6 +29,7 @@ pub mod lifecycle;
 pub mod list_offsets;
 pub mod log_config;
 pub mod maintenance;
+pub mod metrics;
 pub mod partition;
 pub mod produce;
 pub mod replica_manager;

@@ -152,6 +152,9 @@ impl Partition {
             return Ok(RoleChange::None);
         }
         let was_leader = current.leader == me;
+        if was_leader && state.leader == me && current.isr != state.isr {
+            crate::metrics::isr_changed(&current.isr, &state.isr);
+        }
         *current = LeaderState {
             leader: state.leader,
             replicas: state.replicas.clone(),

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use tracing::Instrument;
+use vltava_common::telemetry::SPAN_TARGET;
 use vltava_common::time::now_ms;
 use vltava_proto::v1::{ProduceRequest, ProduceResponse};
 
@@ -36,17 +38,30 @@ pub async fn handle(broker: &Broker, req: ProduceRequest) -> Result<ProduceRespo
         other => other?,
     };
     let appender = part.clone();
+    let size = req.records.len() as u64;
     let records = req.records;
     let all = req.acks == ACKS_ALL;
+    // Spans with SPAN_TARGET exist only while traces are exported (they are never logged).
+    let append_span = tracing::info_span!(target: SPAN_TARGET, "log.append", bytes = size);
     let (info, state) = tokio::task::spawn_blocking(move || appender.append_as_leader_blocking(records, all, now_ms()))
+        .instrument(append_span)
         .await
         .map_err(|e| BrokerError::Internal(e.to_string()))??;
+    crate::metrics::get().bytes_in.add(size, &[]);
     if all {
         let timeout = match req.timeout_ms {
             t if t > 0 => Duration::from_millis(t as u64),
             _ => broker.config.produce_timeout,
         };
-        wait_for_replication(&part, info.last_offset + 1, state.leader_epoch, timeout).await?;
+        let wait_span = tracing::info_span!(
+            target: SPAN_TARGET,
+            "replication.wait",
+            messaging.destination.name = part.topic(),
+            messaging.destination.partition.id = part.index(),
+            offset = info.last_offset,
+            isr = state.isr.len(),
+        );
+        wait_for_replication(&part, info.last_offset + 1, state.leader_epoch, timeout).instrument(wait_span).await?;
     }
     Ok(ProduceResponse {
         base_offset: info.first_offset,

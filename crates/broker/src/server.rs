@@ -76,6 +76,7 @@ pub async fn run(
         metadata: metadata.clone(),
         offsets: Arc::new(offsets),
     });
+    crate::metrics::observe(&broker);
     let m = membership.clone();
     let broker_epoch: Arc<dyn Fn() -> i64 + Send + Sync> = Arc::new(move || m.epoch());
     let fetchers =
@@ -101,6 +102,7 @@ pub async fn run(
     let limit = broker.config.max_request_bytes.max(broker.config.fetch_max_bytes) + 64 * 1024;
     let svc = Services(broker.clone());
     let result = vltava_common::grpc::server_builder()
+        .layer(crate::metrics::rpc_layer())
         .add_service(
             RecordServiceServer::new(svc.clone()).max_decoding_message_size(limit).max_encoding_message_size(limit),
         )

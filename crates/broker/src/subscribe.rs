@@ -61,6 +61,7 @@ pub fn handle(broker: &Broker, req: SubscribeRequest) -> Result<SubscribeStream,
             match next_offset(&read.records) {
                 Some(next) => {
                     offset = next;
+                    crate::metrics::get().bytes_out.add(read.records.len() as u64, &[]);
                     let msg = PartitionRecords {
                         topic: part.topic().to_string(),
                         partition: part.index(),

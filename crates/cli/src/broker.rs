@@ -8,7 +8,8 @@ use anyhow::Context;
 use clap::Args;
 use serde::Deserialize;
 use vltava_broker::BrokerConfig;
-use vltava_common::telemetry::{LogFormat, init_logging};
+use vltava_common::metrics::{Metrics, MetricsConfig};
+use vltava_common::telemetry::{LogFormat, TelemetryConfig, init_telemetry};
 use vltava_controller::RemoteMetadata;
 
 /// Arguments of `vltava broker`.
@@ -27,12 +28,17 @@ pub struct BrokerFile {
     pub log_format: LogFormat,
     /// The broker's settings.
     pub broker: BrokerConfig,
+    /// Traces: OTLP export (see `[telemetry]` in the example configuration).
+    pub telemetry: TelemetryConfig,
+    /// Metrics: the Prometheus endpoint and OTLP push.
+    pub metrics: MetricsConfig,
 }
 
 /// Runs the broker until Ctrl-C or SIGTERM (then a controlled shutdown).
 pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     let file: BrokerFile = vltava_common::config::load(args.config.as_deref())?;
-    init_logging(file.log_format, "info");
+    let _telemetry = init_telemetry("vltava-broker", file.log_format, &file.telemetry)?;
+    let metrics = Metrics::start("vltava-broker", &file.metrics).await?;
     let config = file.broker;
     config.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     let controllers = config.controller_addresses();
@@ -44,11 +50,13 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         .context("connecting to the controllers")?;
     let detail = format!("broker {}, controllers {}", config.broker_id, controllers.join(","));
     let listener = crate::commands::bind_and_announce("broker", &config.listen, &detail).await?;
-    vltava_broker::run(config, metadata, listener, async {
+    let result = vltava_broker::run(config, metadata, listener, async {
         crate::commands::interrupted().await;
         tracing::info!("shutting down");
     })
-    .await?;
+    .await;
+    metrics.shutdown().await;
+    result?;
     Ok(())
 }
 
@@ -65,5 +73,7 @@ mod tests {
         assert_eq!(f.broker.controlled_shutdown_timeout, d.controlled_shutdown_timeout);
         assert_eq!(f.broker.controller_addresses(), vec!["127.0.0.1:9093".to_string()]);
         assert!(f.broker.validate().is_ok());
+        assert_eq!(f.telemetry, TelemetryConfig::default());
+        assert_eq!(f.metrics, MetricsConfig::default());
     }
 }

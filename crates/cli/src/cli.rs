@@ -476,6 +476,7 @@ mod tests {
                 num_records: 10,
                 timeout_ms: 10_000,
                 json: false,
+                via_gateway: false,
                 server: server(&default_server()),
             })
         );

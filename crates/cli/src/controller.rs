@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde::Deserialize;
-use vltava_common::telemetry::{LogFormat, init_logging};
+use vltava_common::metrics::{Metrics, MetricsConfig};
+use vltava_common::telemetry::{LogFormat, TelemetryConfig, init_telemetry};
 use vltava_controller::config::ControllerConfig;
 use vltava_controller::grpc::ControllerGrpc;
 use vltava_controller::{Controller, MetadataService};
@@ -56,6 +57,10 @@ pub struct ControllerFile {
     pub log_format: LogFormat,
     /// The controller's settings.
     pub controller: ControllerConfig,
+    /// Traces: OTLP export (see `[telemetry]` in the example configuration).
+    pub telemetry: TelemetryConfig,
+    /// Metrics: the Prometheus endpoint and OTLP push.
+    pub metrics: MetricsConfig,
 }
 
 /// Runs `vltava controller`.
@@ -68,7 +73,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
 
 async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     let file: ControllerFile = vltava_common::config::load(config.as_deref())?;
-    init_logging(file.log_format, "info");
+    let _telemetry = init_telemetry("vltava-controller", file.log_format, &file.telemetry)?;
+    let metrics = Metrics::start("vltava-controller", &file.metrics).await?;
     let config = file.controller;
     config.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     let detail = format!("controller {}, data in {}", config.node_id, config.data_dir.display());
@@ -79,8 +85,10 @@ async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     });
     let settings = config.settings(&advertised).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     let controller = Controller::start(settings).context("starting the controller")?;
+    vltava_controller::metrics::observe(&controller);
     let grpc = ControllerGrpc::new(controller.clone());
     let served = vltava_common::grpc::server_builder()
+        .layer(vltava_controller::metrics::rpc_layer())
         .add_service(grpc.raft_service())
         .add_service(grpc.controller_service())
         .serve_with_incoming_shutdown(vltava_common::grpc::incoming(listener), async {
@@ -92,6 +100,7 @@ async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     let image = controller.image();
     controller.stop().await;
     tracing::info!(version = image.version, "controller stopped");
+    metrics.shutdown().await;
     served.context("controller gRPC server")?;
     Ok(())
 }
@@ -104,7 +113,7 @@ async fn change_voters(action: VoterCommand) -> anyhow::Result<()> {
         .connect()
         .await
         .with_context(|| format!("cannot connect to controller {address}"))?;
-    let mut client = ControllerServiceClient::new(channel);
+    let mut client = ControllerServiceClient::new(vltava_common::grpc::traced(channel));
     let result = match action {
         VoterCommand::Add { id, address, .. } => client.add_voter(AddVoterRequest { id, address }).await,
         VoterCommand::Remove { id, .. } => client.remove_voter(RemoveVoterRequest { id }).await,
@@ -136,5 +145,7 @@ mod tests {
         assert_eq!((c.tick, c.election_ticks, c.heartbeat_ticks), (d.tick, d.election_ticks, d.heartbeat_ticks));
         assert_eq!((c.snapshot_entries, c.request_timeout), (d.snapshot_entries, d.request_timeout));
         assert!(c.validate().is_ok(), "the example is a valid one-voter quorum");
+        assert_eq!(f.telemetry, TelemetryConfig::default());
+        assert_eq!(f.metrics, MetricsConfig::default());
     }
 }

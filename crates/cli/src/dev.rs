@@ -14,7 +14,8 @@ use anyhow::Context;
 use clap::Args;
 use serde::Deserialize;
 use vltava_broker::BrokerConfig;
-use vltava_common::telemetry::{LogFormat, init_logging};
+use vltava_common::metrics::{Metrics, MetricsConfig};
+use vltava_common::telemetry::{LogFormat, TelemetryConfig, init_telemetry};
 use vltava_controller::{Controller, MetadataService};
 
 /// Arguments of `vltava dev`.
@@ -39,12 +40,17 @@ pub struct DevConfig {
     pub log_format: LogFormat,
     /// The embedded broker's settings (`listen` and `data_dir` come from the flags).
     pub broker: BrokerConfig,
+    /// Traces: OTLP export (see `[telemetry]` in the example configuration).
+    pub telemetry: TelemetryConfig,
+    /// Metrics: the Prometheus endpoint and OTLP push.
+    pub metrics: MetricsConfig,
 }
 
 /// Runs the dev server until Ctrl-C or SIGTERM.
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let mut config: DevConfig = vltava_common::config::load(args.config.as_deref())?;
-    init_logging(config.log_format, "info");
+    let _telemetry = init_telemetry("vltava-dev", config.log_format, &config.telemetry)?;
+    let metrics = Metrics::start("vltava-dev", &config.metrics).await?;
     config.broker.listen = args.listen.clone();
     config.broker.data_dir = args.data_dir.join("broker");
     config.broker.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
@@ -53,6 +59,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let controller =
         Controller::start_single(args.data_dir.join("metadata"), config.broker.default_replication_factor, None)
             .context("opening the metadata store")?;
+    vltava_controller::metrics::observe(&controller);
     let detail = format!("data in {}", args.data_dir.display());
     let listener = crate::commands::bind_and_announce("dev", &args.listen, &detail).await?;
     let metadata: Arc<dyn MetadataService> = controller.clone();
@@ -62,6 +69,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     })
     .await;
     controller.stop().await;
+    metrics.shutdown().await;
     result?;
     Ok(())
 }
@@ -81,5 +89,7 @@ mod tests {
         assert_eq!(c.broker.log.retention_ms, d.log.retention_ms);
         assert_eq!(c.broker.log.max_message_bytes, d.log.max_message_bytes);
         assert_eq!(c.broker.log.flush_messages, None);
+        assert_eq!(c.telemetry, TelemetryConfig::default());
+        assert_eq!(c.metrics, MetricsConfig::default());
     }
 }

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 use serde::Deserialize;
-use vltava_common::telemetry::{LogFormat, init_logging};
+use vltava_common::metrics::{Metrics, MetricsConfig};
+use vltava_common::telemetry::{LogFormat, TelemetryConfig, init_telemetry};
 use vltava_gateway::GatewayConfig;
 
 /// Arguments of `vltava gateway`.
@@ -31,12 +32,17 @@ pub struct GatewayFile {
     pub log_format: LogFormat,
     /// The gateway's settings.
     pub gateway: GatewayConfig,
+    /// Traces: OTLP export (see `[telemetry]` in the example configuration).
+    pub telemetry: TelemetryConfig,
+    /// Metrics: the Prometheus endpoint and OTLP push.
+    pub metrics: MetricsConfig,
 }
 
 /// Runs the gateway until Ctrl-C or SIGTERM.
 pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     let mut file: GatewayFile = vltava_common::config::load(args.config.as_deref())?;
-    init_logging(file.log_format, "info");
+    let _telemetry = init_telemetry("vltava-gateway", file.log_format, &file.telemetry)?;
+    let metrics = Metrics::start("vltava-gateway", &file.metrics).await?;
     if let Some(listen) = args.listen {
         file.gateway.listen = listen;
     }
@@ -45,7 +51,9 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     }
     let detail = format!("brokers: {}", file.gateway.bootstrap.join(","));
     let listener = crate::commands::bind_and_announce("gateway", &file.gateway.listen, &detail).await?;
-    vltava_gateway::run(file.gateway, listener, crate::commands::interrupted()).await?;
+    let result = vltava_gateway::run(file.gateway, listener, crate::commands::interrupted()).await;
+    metrics.shutdown().await;
+    result?;
     Ok(())
 }
 
@@ -62,5 +70,13 @@ mod tests {
         assert_eq!(f.gateway.bootstrap, d.bootstrap);
         assert_eq!(f.gateway.request_timeout, d.request_timeout);
         assert_eq!(f.gateway.retries, d.retries);
+        assert_eq!(f.telemetry, TelemetryConfig::default());
+        assert_eq!(f.metrics, MetricsConfig::default());
+        assert_eq!(f.gateway.max_message_bytes, d.max_message_bytes);
+        assert_eq!(f.gateway.max_request_bytes, d.max_request_bytes);
+        assert_eq!(f.gateway.max_concurrent_requests, d.max_concurrent_requests);
+        assert_eq!(f.gateway.max_concurrent_streams, d.max_concurrent_streams);
+        assert_eq!(f.gateway.call_timeout, d.call_timeout);
+        assert_eq!(f.gateway.connections_per_broker, d.connections_per_broker);
     }
 }

@@ -8,7 +8,9 @@
 //! every process that is still running. It never restarts a process: tests kill them on purpose.
 //!
 //! Ports: the gateway listens on `--base-port`, controllers on the next `--controllers` ports,
-//! brokers on the ports after those. `--base-port 0` picks free ports instead.
+//! brokers on the ports after those. `--base-port 0` picks free ports instead. Each process
+//! serves Prometheus metrics (`GET /metrics`) on its port plus [`METRICS_PORT_OFFSET`] (free
+//! ports with `--base-port 0`), listed in cluster.json as `metrics_address`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -55,6 +57,8 @@ pub struct ProcessInfo {
     pub id: u64,
     /// Address it serves on.
     pub address: String,
+    /// Address of its Prometheus endpoint (`http://ADDRESS/metrics`).
+    pub metrics_address: String,
     /// OS process id.
     pub pid: u32,
     /// Its data directory (and where its config and log live).
@@ -80,6 +84,9 @@ pub struct ClusterFile {
     pub processes: Vec<ProcessInfo>,
 }
 
+/// How far above a process's port its metrics endpoint listens (with a non-zero `--base-port`).
+pub const METRICS_PORT_OFFSET: u32 = 1000;
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -94,13 +101,13 @@ fn port(base: u16, offset: u32) -> anyhow::Result<u16> {
 fn spawn(
     exe: &Path,
     role: &str,
-    id: u64,
-    address: &str,
+    (id, address, metrics_address): (u64, &str, &str),
     dir: &Path,
     config: &str,
 ) -> anyhow::Result<(Child, ProcessInfo)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let config_path = dir.join(format!("{role}.toml"));
+    let config = format!("{config}\n[metrics]\nlisten = \"{metrics_address}\"\n");
     std::fs::write(&config_path, config).with_context(|| format!("writing {}", config_path.display()))?;
     let log = dir.join("process.log");
     let out = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
@@ -117,6 +124,7 @@ fn spawn(
         role: role.into(),
         id,
         address: address.into(),
+        metrics_address: metrics_address.into(),
         pid: child.id(),
         dir: dir.to_path_buf(),
         log,
@@ -148,23 +156,28 @@ pub async fn run(args: LocalClusterArgs) -> anyhow::Result<()> {
         }
     };
     let gateway_addr = format!("127.0.0.1:{}", port(args.base_port, 0)?);
+    let metrics_addr = |offset: u32| -> anyhow::Result<String> {
+        Ok(format!("127.0.0.1:{}", port(args.base_port, METRICS_PORT_OFFSET + offset)?))
+    };
+    let gateway_metrics = metrics_addr(0)?;
     let mut controllers = Vec::new();
     for i in 1..=args.controllers {
-        controllers.push((u64::from(i), format!("127.0.0.1:{}", port(args.base_port, i)?)));
+        controllers.push((u64::from(i), format!("127.0.0.1:{}", port(args.base_port, i)?), metrics_addr(i)?));
     }
     let mut brokers = Vec::new();
     for i in 1..=args.brokers {
-        brokers.push((u64::from(i), format!("127.0.0.1:{}", port(args.base_port, args.controllers + i)?)));
+        let offset = args.controllers + i;
+        brokers.push((u64::from(i), format!("127.0.0.1:{}", port(args.base_port, offset)?), metrics_addr(offset)?));
     }
-    let voters = controllers.iter().map(|(id, a)| format!("{id}@{a}")).collect::<Vec<_>>().join(",");
-    let controller_list = controllers.iter().map(|(_, a)| a.clone()).collect::<Vec<_>>().join(",");
-    let broker_list = brokers.iter().map(|(_, a)| a.clone()).collect::<Vec<_>>().join(",");
+    let voters = controllers.iter().map(|(id, a, _)| format!("{id}@{a}")).collect::<Vec<_>>().join(",");
+    let controller_list = controllers.iter().map(|(_, a, _)| a.clone()).collect::<Vec<_>>().join(",");
+    let broker_list = brokers.iter().map(|(_, a, _)| a.clone()).collect::<Vec<_>>().join(",");
     let rf = args.replication_factor.unwrap_or(args.brokers.min(3) as i32);
 
     let mut children: Vec<Child> = Vec::new();
     let mut infos = Vec::new();
     let result = async {
-        for (id, address) in &controllers {
+        for (id, address, metrics) in &controllers {
             let dir = data_dir.join(format!("controller-{id}"));
             let config = format!(
                 "[controller]\nnode_id = {id}\ncluster_id = \"{cluster_id}\"\nlisten = \"{address}\"\n\
@@ -174,28 +187,28 @@ pub async fn run(args: LocalClusterArgs) -> anyhow::Result<()> {
                 humantime::format_duration(args.session_timeout),
                 args.snapshot_entries,
             );
-            let (child, info) = spawn(&exe, "controller", *id, address, &dir, &config)?;
+            let (child, info) = spawn(&exe, "controller", (*id, address, metrics), &dir, &config)?;
             children.push(child);
             infos.push(info);
         }
-        for (id, address) in &brokers {
+        for (id, address, metrics) in &brokers {
             let dir = data_dir.join(format!("broker-{id}"));
             let config = format!(
                 "[broker]\nbroker_id = {id}\ncluster_id = \"{cluster_id}\"\nlisten = \"{address}\"\n\
                  data_dir = \"{}\"\ncontrollers = \"{controller_list}\"\ndefault_replication_factor = {rf}\n",
                 dir.join("data").display(),
             );
-            let (child, info) = spawn(&exe, "broker", *id, address, &dir, &config)?;
+            let (child, info) = spawn(&exe, "broker", (*id, address, metrics), &dir, &config)?;
             children.push(child);
             infos.push(info);
         }
         let dir = data_dir.join("gateway");
-        let bootstrap = brokers.iter().map(|(_, a)| format!("\"{a}\"")).collect::<Vec<_>>().join(", ");
-        let controllers_toml = controllers.iter().map(|(_, a)| format!("\"{a}\"")).collect::<Vec<_>>().join(", ");
+        let bootstrap = brokers.iter().map(|(_, a, _)| format!("\"{a}\"")).collect::<Vec<_>>().join(", ");
+        let controllers_toml = controllers.iter().map(|(_, a, _)| format!("\"{a}\"")).collect::<Vec<_>>().join(", ");
         let config = format!(
             "[gateway]\nlisten = \"{gateway_addr}\"\nbootstrap = [{bootstrap}]\ncontrollers = [{controllers_toml}]\n"
         );
-        let (child, info) = spawn(&exe, "gateway", 0, &gateway_addr, &dir, &config)?;
+        let (child, info) = spawn(&exe, "gateway", (0, &gateway_addr, &gateway_metrics), &dir, &config)?;
         children.push(child);
         infos.push(info);
 

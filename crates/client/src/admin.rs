@@ -28,7 +28,7 @@ impl Admin {
     /// Connects to the first reachable of the comma-separated `host:port` bootstrap servers.
     pub async fn connect(bootstrap: &str) -> Result<Admin, ClientError> {
         crate::config::ProducerConfig::new(bootstrap).validate()?;
-        Ok(Admin { cluster: Cluster::connect(bootstrap, ADMIN_TIMEOUT).await? })
+        Ok(Admin { cluster: Cluster::connect(bootstrap, ADMIN_TIMEOUT, false).await? })
     }
 
     /// Creates a topic and returns it as created.

@@ -1,6 +1,7 @@
 //! [`Cluster`]: broker connections and the partition-leader metadata cache shared by every client.
 //!
-//! One `tonic` [`Channel`] per broker (HTTP/2 multiplexes all calls to it), created lazily from
+//! One `tonic` channel per broker (HTTP/2 multiplexes all calls to it, each carrying the caller's
+//! trace context, see [`vltava_common::grpc::traced`]), created lazily from
 //! the addresses `AdminService.Metadata` returns. Topic metadata is cached per topic with the
 //! time it was fetched; callers refresh it on leadership errors and when it gets old.
 
@@ -9,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
+use vltava_common::grpc::{TracedChannel, traced};
 use vltava_proto::v1::admin_service_client::AdminServiceClient;
 use vltava_proto::v1::group_service_client::GroupServiceClient;
 use vltava_proto::v1::record_service_client::RecordServiceClient;
@@ -40,7 +42,7 @@ pub(crate) struct TopicMeta {
 #[derive(Debug, Clone)]
 struct Broker {
     address: String,
-    channel: Channel,
+    channel: TracedChannel,
 }
 
 #[derive(Debug, Default)]
@@ -55,24 +57,24 @@ pub(crate) struct Node {
     /// `host:port`.
     pub address: String,
     /// The multiplexed connection.
-    pub channel: Channel,
+    pub channel: TracedChannel,
 }
 
 impl Node {
     /// A `RecordService` client accepting large responses.
-    pub fn records(&self) -> RecordServiceClient<Channel> {
+    pub fn records(&self) -> RecordServiceClient<TracedChannel> {
         RecordServiceClient::new(self.channel.clone())
             .max_decoding_message_size(MAX_MESSAGE_SIZE)
             .max_encoding_message_size(MAX_MESSAGE_SIZE)
     }
 
     /// An `AdminService` client.
-    pub fn admin(&self) -> AdminServiceClient<Channel> {
+    pub fn admin(&self) -> AdminServiceClient<TracedChannel> {
         AdminServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_SIZE)
     }
 
     /// A `GroupService` client.
-    pub fn groups(&self) -> GroupServiceClient<Channel> {
+    pub fn groups(&self) -> GroupServiceClient<TracedChannel> {
         GroupServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_SIZE)
     }
 }
@@ -82,6 +84,8 @@ impl Node {
 pub(crate) struct Cluster {
     bootstrap: Vec<Node>,
     request_timeout: Duration,
+    /// Every call goes to the first bootstrap node (a gateway) instead of the partition leader.
+    via_gateway: bool,
     state: RwLock<State>,
 }
 
@@ -100,8 +104,13 @@ fn endpoint(address: &str) -> Result<Endpoint, ClientError> {
 }
 
 impl Cluster {
-    /// Connects to the first reachable bootstrap server (the others are connected lazily).
-    pub async fn connect(bootstrap: &str, request_timeout: Duration) -> Result<Arc<Cluster>, ClientError> {
+    /// Connects to the first reachable bootstrap server (the others are connected lazily). With
+    /// `via_gateway`, calls meant for partition leaders go to that server too.
+    pub async fn connect(
+        bootstrap: &str,
+        request_timeout: Duration,
+        via_gateway: bool,
+    ) -> Result<Arc<Cluster>, ClientError> {
         let addresses = bootstrap_addresses(bootstrap);
         let mut nodes = Vec::with_capacity(addresses.len());
         let mut last_error = None;
@@ -109,24 +118,24 @@ impl Cluster {
         for address in addresses {
             let endpoint = endpoint(&address)?;
             if connected {
-                nodes.push(Node { channel: endpoint.connect_lazy(), address });
+                nodes.push(Node { channel: traced(endpoint.connect_lazy()), address });
                 continue;
             }
             match endpoint.connect().await {
                 Ok(channel) => {
                     connected = true;
-                    nodes.insert(0, Node { channel, address });
+                    nodes.insert(0, Node { channel: traced(channel), address });
                 }
                 Err(e) => {
                     last_error = Some(ClientError::Connect { message: error_chain(&e), address: address.clone() });
-                    nodes.push(Node { channel: endpoint.connect_lazy(), address });
+                    nodes.push(Node { channel: traced(endpoint.connect_lazy()), address });
                 }
             }
         }
         if !connected {
             return Err(last_error.unwrap_or_else(|| ClientError::Config("no bootstrap servers".into())));
         }
-        Ok(Arc::new(Cluster { bootstrap: nodes, request_timeout, state: RwLock::new(State::default()) }))
+        Ok(Arc::new(Cluster { bootstrap: nodes, request_timeout, via_gateway, state: RwLock::new(State::default()) }))
     }
 
     /// The request timeout used for metadata and admin calls.
@@ -159,6 +168,10 @@ impl Cluster {
         let state = self.state.read();
         let meta = state.topics.get(topic)?;
         let leader = meta.partitions.get(usize::try_from(partition).ok()?)?.leader;
+        if self.via_gateway && leader >= 0 {
+            // The gateway routes the call; the leader id still groups partitions per request.
+            return self.bootstrap.first().map(|gateway| (leader, gateway.clone()));
+        }
         let broker = state.brokers.get(&leader)?;
         Some((leader, Node { address: broker.address.clone(), channel: broker.channel.clone() }))
     }
@@ -232,7 +245,7 @@ impl Cluster {
             if !same {
                 match endpoint(&b.address) {
                     Ok(e) => {
-                        state.brokers.insert(b.id, Broker { channel: e.connect_lazy(), address: b.address });
+                        state.brokers.insert(b.id, Broker { channel: traced(e.connect_lazy()), address: b.address });
                     }
                     Err(e) => tracing::warn!(broker = b.id, error = %e, "ignoring broker with a bad address"),
                 }

@@ -80,6 +80,10 @@ pub struct ProducerConfig {
     pub max_request_size: usize,
     /// `metadata.max.age.ms`: metadata is refreshed at least this often. Default 5 min.
     pub metadata_max_age: Duration,
+    /// Send every call to the bootstrap servers (a `vltava gateway`), which route each one to
+    /// the partition leader, instead of connecting to the leaders directly. For clients that can
+    /// reach only the gateway (another network, a load balancer in front). Default false.
+    pub via_gateway: bool,
 }
 
 impl Default for ProducerConfig {
@@ -98,6 +102,7 @@ impl Default for ProducerConfig {
             compression: Compression::None,
             max_request_size: 1024 * 1024,
             metadata_max_age: Duration::from_secs(300),
+            via_gateway: false,
         }
     }
 }
@@ -206,6 +211,10 @@ pub struct ConsumerConfig {
     /// `request.timeout.ms`: how long to wait for one response (on top of `fetch_max_wait` for
     /// fetches). Default 30 s.
     pub request_timeout: Duration,
+    /// Send every call to the bootstrap servers (a `vltava gateway`), which route each one to
+    /// the partition leader, instead of connecting to the leaders directly. For clients that can
+    /// reach only the gateway (another network, a load balancer in front). Default false.
+    pub via_gateway: bool,
 }
 
 impl Default for ConsumerConfig {
@@ -223,6 +232,7 @@ impl Default for ConsumerConfig {
             check_crcs: true,
             max_poll_records: 500,
             request_timeout: Duration::from_secs(30),
+            via_gateway: false,
         }
     }
 }

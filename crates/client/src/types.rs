@@ -5,6 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use opentelemetry::trace::SpanContext;
+use vltava_common::telemetry::{self, TRACEPARENT_HEADER};
 use vltava_record::Header;
 
 /// A topic and a partition index.
@@ -130,6 +132,49 @@ pub struct ConsumerRecord {
     pub value: Option<Bytes>,
     /// Headers.
     pub headers: Vec<Header>,
+}
+
+impl ConsumerRecord {
+    /// The producer's `traceparent` header value, if the record was sent within a sampled trace.
+    pub fn traceparent(&self) -> Option<&str> {
+        let header = self.headers.iter().rev().find(|h| h.key == TRACEPARENT_HEADER)?;
+        std::str::from_utf8(header.value.as_deref()?).ok()
+    }
+
+    /// The trace context the record was produced in (its `traceparent` header), if any.
+    pub fn trace_context(&self) -> Option<SpanContext> {
+        telemetry::parse_traceparent(self.traceparent()?)
+    }
+
+    /// A span for processing this record (`process <topic>`, OpenTelemetry messaging
+    /// attributes), linked to the trace that produced it, so a record can be followed from its
+    /// producer to each consumer. Its parent is the current span, if any. Enter it (or
+    /// `instrument` the processing with it) while handling the record:
+    ///
+    /// ```no_run
+    /// # async fn demo(consumer: &mut vltava_client::Consumer) -> Result<(), vltava_client::ClientError> {
+    /// for record in consumer.poll(std::time::Duration::from_secs(1)).await? {
+    ///     let _span = record.process_span().entered();
+    ///     // handle the record; spans and calls made here belong to the processing trace
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn process_span(&self) -> tracing::Span {
+        let span = tracing::info_span!(
+            "process",
+            otel.name = %format_args!("process {}", self.topic),
+            otel.kind = "consumer",
+            messaging.system = "vltava",
+            messaging.operation.type = "process",
+            messaging.destination.name = &*self.topic,
+            messaging.destination.partition.id = self.partition,
+            messaging.vltava.offset = self.offset,
+        );
+        if let Some(traceparent) = self.traceparent() {
+            telemetry::add_link(&span, traceparent);
+        }
+        span
+    }
 }
 
 /// Which offset `Admin::list_offsets` looks up (Kafka's `OffsetSpec`).

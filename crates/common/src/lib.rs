@@ -3,14 +3,17 @@
 //! # Layout
 //! - [`error`]: Kafka-style error codes and their one mapping to and from `tonic::Status`.
 //! - [`config`]: typed configuration loaded from TOML plus `VLTAVA_*` environment overrides.
-//! - [`telemetry`]: `tracing` subscriber set-up (human or JSON logs, `RUST_LOG` filters).
+//! - [`metrics`]: OpenTelemetry metrics, the Prometheus endpoint and OTLP push.
+//! - [`telemetry`]: logs (human or JSON, `RUST_LOG` filters) and OpenTelemetry traces (OTLP
+//!   export, W3C trace context on gRPC calls and in record headers).
 //! - [`time`]: wall-clock helpers.
-//! - [`grpc`]: the tonic server settings every service shares.
+//! - [`grpc`]: the tonic server settings every service shares, and trace-propagating channels.
 //! - [`names`]: validation of topic and group names (Kafka's rules).
 
 pub mod config;
 pub mod error;
 pub mod grpc;
+pub mod metrics;
 pub mod names;
 pub mod telemetry;
 pub mod time;

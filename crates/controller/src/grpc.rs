@@ -15,9 +15,9 @@ use parking_lot::Mutex;
 use protobuf::Message as _;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use vltava_common::WireError;
+use vltava_common::grpc::{TracedChannel as Channel, traced};
 use vltava_proto::v1::controller_raft_service_server::{ControllerRaftService, ControllerRaftServiceServer};
 use vltava_proto::v1::controller_service_client::ControllerServiceClient;
 use vltava_proto::v1::controller_service_server::{ControllerService, ControllerServiceServer};
@@ -71,7 +71,7 @@ impl ControllerGrpc {
             .map_err(|e| Status::internal(format!("bad controller address {address}: {e}")))?
             .connect_timeout(Duration::from_millis(500))
             .tcp_nodelay(true);
-        let client = ControllerServiceClient::new(endpoint.connect_lazy())
+        let client = ControllerServiceClient::new(traced(endpoint.connect_lazy()))
             .max_decoding_message_size(256 * 1024 * 1024)
             .max_encoding_message_size(64 * 1024 * 1024);
         leaders.insert(address.to_string(), client.clone());

@@ -14,6 +14,7 @@
 //! - [`grpc`]: the controller's gRPC services; [`remote`]: [`RemoteMetadata`], the client side
 //!   used by brokers and gateways.
 //! - [`config`]: the `vltava controller` configuration file.
+//! - [`metrics`]: leader elections, Raft and cluster gauges, the gRPC edge's request metrics.
 //! - [`error`]: [`MetadataError`] and its mapping to wire errors.
 
 pub mod command;
@@ -24,6 +25,7 @@ pub mod election;
 pub mod error;
 pub mod grpc;
 pub mod liveness;
+pub mod metrics;
 pub mod model;
 pub mod node;
 pub mod partition_change;

@@ -388,6 +388,7 @@ impl Node {
         let mut published = Vec::new();
         let mut batch = WriteBatch::default();
         let mut last = 0;
+        let leading = self.raw.raft.state == StateRole::Leader;
         for entry in entries {
             last = entry.index;
             match entry.get_entry_type() {
@@ -402,9 +403,14 @@ impl Node {
                     };
                     let mut applied = applied_arc.write();
                     let prev = applied.state.image.version;
+                    let before = (leading && crate::metrics::may_elect(&envelope.command))
+                        .then(|| applied.state.image.topics.clone());
                     let result = applied.state.apply(entry.index, &envelope.command);
                     let result = match result {
                         Ok((outcome, delta)) => {
+                            if let Some(before) = &before {
+                                crate::metrics::count_leader_elections(before, &delta);
+                            }
                             state_store::put_delta(self.store.db(), &mut batch, &delta);
                             published.push((prev, delta));
                             Ok(outcome)

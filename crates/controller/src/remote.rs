@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
-use tonic::transport::Channel;
+use vltava_common::grpc::{TracedChannel as Channel, traced};
 use vltava_common::{ErrorCode, WireError};
 use vltava_proto::v1::controller_service_client::ControllerServiceClient;
 use vltava_proto::v1::*;
@@ -39,7 +39,7 @@ fn client(address: &str) -> Result<ControllerServiceClient<Channel>, MetadataErr
         .map_err(|e| MetadataError::Store(format!("bad controller address {address:?}: {e}")))?
         .connect_timeout(Duration::from_millis(500))
         .tcp_nodelay(true);
-    Ok(ControllerServiceClient::new(endpoint.connect_lazy())
+    Ok(ControllerServiceClient::new(traced(endpoint.connect_lazy()))
         .max_decoding_message_size(256 * 1024 * 1024)
         .max_encoding_message_size(64 * 1024 * 1024))
 }

@@ -12,6 +12,7 @@ use parking_lot::Mutex;
 use protobuf::Message as _;
 use raft::prelude::{Message, MessageType};
 use tokio::sync::mpsc;
+use vltava_common::grpc::TracedChannel;
 use vltava_proto::v1::RaftBatch;
 use vltava_proto::v1::controller_raft_service_client::ControllerRaftServiceClient;
 
@@ -89,7 +90,7 @@ async fn peer_task(
     mut rx: mpsc::Receiver<Message>,
     feedback: mpsc::Sender<Feedback>,
 ) {
-    let mut client: Option<ControllerRaftServiceClient<tonic::transport::Channel>> = None;
+    let mut client: Option<ControllerRaftServiceClient<TracedChannel>> = None;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < 256 {
@@ -129,14 +130,14 @@ async fn peer_task(
     }
 }
 
-async fn connect(address: &str) -> Option<ControllerRaftServiceClient<tonic::transport::Channel>> {
+async fn connect(address: &str) -> Option<ControllerRaftServiceClient<TracedChannel>> {
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
         .ok()?
         .connect_timeout(Duration::from_millis(500))
         .tcp_nodelay(true);
     let channel = endpoint.connect().await.ok()?;
     Some(
-        ControllerRaftServiceClient::new(channel)
+        ControllerRaftServiceClient::new(vltava_common::grpc::traced(channel))
             .max_decoding_message_size(256 * 1024 * 1024)
             .max_encoding_message_size(256 * 1024 * 1024),
     )

@@ -26,8 +26,22 @@ pub struct GatewayConfig {
     /// Pause before the first retry; it grows linearly with each further attempt (`retry.backoff.ms`).
     #[serde(with = "humantime_serde")]
     pub retry_backoff: Duration,
-    /// Largest gRPC message accepted from clients or brokers, in bytes.
+    /// Largest gRPC message exchanged with brokers, and largest response sent to clients, in bytes.
     pub max_message_bytes: usize,
+    /// Largest request a client may send, in bytes; a larger one is refused with `OUT_OF_RANGE`
+    /// before it is read into memory.
+    pub max_request_bytes: usize,
+    /// Unary calls served at once. One more is shed at once with `RESOURCE_EXHAUSTED` (it is not
+    /// queued), so an overloaded gateway answers quickly instead of piling up work.
+    pub max_concurrent_requests: usize,
+    /// Streaming calls (`Subscribe`, `Consume`) open at once; further ones get `RESOURCE_EXHAUSTED`.
+    pub max_concurrent_streams: usize,
+    /// Longest a unary call may take at the gateway, retries included, before the client gets
+    /// `DEADLINE_EXCEEDED`. A shorter `grpc-timeout` sent by the client wins.
+    #[serde(with = "humantime_serde")]
+    pub call_timeout: Duration,
+    /// HTTP/2 connections kept to each broker; calls are spread over them in turn.
+    pub connections_per_broker: usize,
 }
 
 impl Default for GatewayConfig {
@@ -41,6 +55,11 @@ impl Default for GatewayConfig {
             retries: 5,
             retry_backoff: Duration::from_millis(100),
             max_message_bytes: 100 << 20,
+            max_request_bytes: 16 << 20,
+            max_concurrent_requests: 1024,
+            max_concurrent_streams: 1024,
+            call_timeout: Duration::from_secs(60),
+            connections_per_broker: 2,
         }
     }
 }
@@ -54,8 +73,17 @@ impl GatewayConfig {
         if self.request_timeout.is_zero() {
             return Err("request_timeout must be positive".into());
         }
-        if self.max_message_bytes == 0 {
-            return Err("max_message_bytes must be positive".into());
+        if self.max_message_bytes == 0 || self.max_request_bytes == 0 {
+            return Err("max_message_bytes and max_request_bytes must be positive".into());
+        }
+        if self.max_concurrent_requests == 0 || self.max_concurrent_streams == 0 {
+            return Err("max_concurrent_requests and max_concurrent_streams must be positive".into());
+        }
+        if self.call_timeout.is_zero() {
+            return Err("call_timeout must be positive".into());
+        }
+        if self.connections_per_broker == 0 {
+            return Err("connections_per_broker must be at least 1".into());
         }
         Ok(())
     }

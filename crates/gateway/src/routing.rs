@@ -1,17 +1,19 @@
-//! The metadata cache, one channel per broker, and the two ways of reaching a broker: the leader
+//! The metadata cache, a small pool of connections per broker, and the two ways of reaching a broker: the leader
 //! of a partition ([`Router::call_leader`], [`Router::scatter_gather`]) or any of them
 //! ([`Router::call_any`]).
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use tonic::{Code, Status};
 use vltava_common::error::{ERROR_CODE_METADATA, WireError};
+// Every call to a broker carries the caller's trace context.
+use vltava_common::grpc::{TracedChannel as Channel, traced};
 use vltava_proto::v1::admin_service_client::AdminServiceClient;
 use vltava_proto::v1::record_service_client::RecordServiceClient;
 use vltava_proto::v1::{ErrorCode, MetadataRequest, MetadataResponse};
@@ -94,7 +96,20 @@ pub struct Router {
     /// Set while the controllers' metadata stream feeds the view (no polling needed).
     streamed: AtomicBool,
     refreshing: tokio::sync::Mutex<()>,
-    channels: Mutex<HashMap<String, Channel>>,
+    channels: Mutex<HashMap<String, ChannelPool>>,
+}
+
+/// The connections to one broker, used in turn.
+struct ChannelPool {
+    channels: Vec<Channel>,
+    next: AtomicUsize,
+}
+
+impl ChannelPool {
+    fn next(&self) -> Channel {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
+        self.channels[i].clone()
+    }
 }
 
 /// Whether a failed call never reached a broker's handler (connection refused, reset, ...).
@@ -125,11 +140,14 @@ impl Router {
         &self.config
     }
 
-    /// The (lazily connected) channel to a broker address, created on first use.
+    /// A (lazily connected) channel to a broker address. The gateway keeps
+    /// `connections_per_broker` HTTP/2 connections to each broker, created on first use, and hands
+    /// them out in turn: one connection's stream limit and flow-control window do not cap the
+    /// gateway's throughput to a busy leader.
     pub fn channel(&self, address: &str) -> Result<Channel, Status> {
-        let mut channels = self.channels.lock();
-        if let Some(c) = channels.get(address) {
-            return Ok(c.clone());
+        let mut pools = self.channels.lock();
+        if let Some(pool) = pools.get(address) {
+            return Ok(pool.next());
         }
         let endpoint = Endpoint::from_shared(format!("http://{address}"))
             .map_err(|e| Status::invalid_argument(format!("bad broker address {address:?}: {e}")))?
@@ -140,8 +158,12 @@ impl Router {
             .initial_stream_window_size(Some(4 * 1024 * 1024))
             .initial_connection_window_size(Some(16 * 1024 * 1024))
             .http2_keep_alive_interval(Duration::from_secs(30));
-        let channel = endpoint.connect_lazy();
-        channels.insert(address.to_string(), channel.clone());
+        // Each lazily connected channel is its own connection.
+        let channels =
+            (0..self.config.connections_per_broker.max(1)).map(|_| traced(endpoint.connect_lazy())).collect();
+        let pool = ChannelPool { channels, next: AtomicUsize::new(0) };
+        let channel = pool.next();
+        pools.insert(address.to_string(), pool);
         Ok(channel)
     }
 

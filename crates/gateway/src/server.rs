@@ -13,6 +13,7 @@ use vltava_proto::v1::*;
 use crate::config::GatewayConfig;
 use crate::error::GatewayError;
 use crate::forward::{self, RecordStream};
+use crate::limits::EdgeLimitsLayer;
 use crate::routing::Router;
 use crate::{fetch, produce};
 
@@ -41,18 +42,111 @@ pub async fn run(
         tracing::warn!(error = %e, "no broker answered at start; will retry on first use");
     }
     tracing::info!(%addr, bootstrap = ?router.config().bootstrap, "gateway serving");
+    let limits = EdgeLimitsLayer::new(
+        router.config().max_concurrent_requests,
+        router.config().max_concurrent_streams,
+        router.config().call_timeout,
+    );
+    let (health, health_service) = tonic_health::server::health_reporter();
+    tokio::spawn(report_health(health, Arc::downgrade(&router)));
+    let request_limit = router.config().max_request_bytes;
     let svc = Services(router);
+    let gateway_api = crate::metrics::observed(crate::client_api::GatewayApi::new(svc.0.clone()));
     vltava_common::grpc::server_builder()
+        .layer(crate::metrics::rpc_layer())
+        .layer(limits)
+        .add_service(health_service)
+        .add_service(reflection_v1()?)
+        .add_service(reflection_v1alpha()?)
         .add_service(
-            RecordServiceServer::new(svc.clone()).max_decoding_message_size(limit).max_encoding_message_size(limit),
+            RecordServiceServer::new(svc.clone())
+                .max_decoding_message_size(request_limit)
+                .max_encoding_message_size(limit),
         )
-        .add_service(AdminServiceServer::new(svc.clone()))
-        .add_service(GroupServiceServer::new(svc))
+        .add_service(
+            gateway_service_server::GatewayServiceServer::new(gateway_api)
+                .max_decoding_message_size(request_limit)
+                .max_encoding_message_size(limit),
+        )
+        .add_service(
+            AdminServiceServer::new(svc.clone())
+                .max_decoding_message_size(request_limit)
+                .max_encoding_message_size(limit),
+        )
+        .add_service(
+            GroupServiceServer::new(svc).max_decoding_message_size(request_limit).max_encoding_message_size(limit),
+        )
         .serve_with_incoming_shutdown(vltava_common::grpc::incoming(listener), shutdown)
         .await?;
     tracing::info!("gateway stopped");
     Ok(())
 }
+
+/// The public services the gateway serves, as reflection advertises them.
+const SERVED: &[&str] = &[
+    "vltava.v1.RecordService",
+    "vltava.v1.AdminService",
+    "vltava.v1.GroupService",
+    "vltava.v1.GatewayService",
+    "grpc.health.v1.Health",
+];
+
+/// gRPC server reflection (`grpc.reflection.v1`), so `grpcurl` and similar tools can list and call
+/// the gateway's services without the `.proto` files.
+fn reflection_v1() -> Result<
+    tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection>,
+    GatewayError,
+> {
+    SERVED
+        .iter()
+        .fold(reflection_builder(), |b, name| b.with_service_name(*name))
+        .build_v1()
+        .map_err(|e| GatewayError::Config(format!("reflection: {e}")))
+}
+
+/// The older `grpc.reflection.v1alpha` protocol, which many deployed tools still speak.
+fn reflection_v1alpha() -> Result<
+    tonic_reflection::server::v1alpha::ServerReflectionServer<impl tonic_reflection::server::v1alpha::ServerReflection>,
+    GatewayError,
+> {
+    SERVED
+        .iter()
+        .fold(reflection_builder(), |b, name| b.with_service_name(*name))
+        .build_v1alpha()
+        .map_err(|e| GatewayError::Config(format!("reflection: {e}")))
+}
+
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(vltava_proto::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
+/// Keeps the standard health service (`grpc.health.v1.Health`) true: the gateway, and each of its
+/// services, is `SERVING` while it knows at least one live broker and `NOT_SERVING` otherwise.
+async fn report_health(reporter: tonic_health::server::HealthReporter, router: std::sync::Weak<Router>) {
+    let services =
+        ["", "vltava.v1.RecordService", "vltava.v1.AdminService", "vltava.v1.GroupService", "vltava.v1.GatewayService"];
+    let mut last = None;
+    loop {
+        let Some(router) = router.upgrade() else { return };
+        let serving = !router.view().await.brokers.is_empty();
+        drop(router);
+        if last != Some(serving) {
+            let status =
+                if serving { tonic_health::ServingStatus::Serving } else { tonic_health::ServingStatus::NotServing };
+            for name in services {
+                reporter.set_service_status(name, status).await;
+            }
+            tracing::info!(serving, "gateway health changed");
+            last = Some(serving);
+        }
+        tokio::time::sleep(HEALTH_CHECK_INTERVAL).await;
+    }
+}
+
+/// How often the health status is re-evaluated.
+const HEALTH_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Routes by every metadata change the controllers commit, for as long as the router lives.
 async fn follow_controllers(metadata: Arc<vltava_controller::RemoteMetadata>, router: std::sync::Weak<Router>) {

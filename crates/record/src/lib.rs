@@ -9,6 +9,8 @@
 //!   [`set_partition_leader_epoch`] and [`batch_size_at`], which the log uses to stamp and
 //!   frame batches without decoding them.
 //! - [`iter`] — [`batches`] / [`BatchIter`], iterating over concatenated batches.
+//! - [`fetched`] — [`decode_fetched`], the records of a partition's fetch from a position on
+//!   (shared by every consumer of fetched bytes).
 //! - [`compression`] — [`Compression`] and the codecs (gzip, xerial-framed snappy, LZ4 frame,
 //!   zstd) applied to the whole records section.
 //! - `varint`: zigzag varint / varlong encoding used inside records (private).
@@ -27,6 +29,7 @@ pub mod batch;
 pub mod builder;
 pub mod compression;
 pub mod error;
+pub mod fetched;
 pub mod iter;
 pub mod murmur2;
 mod varint;
@@ -37,6 +40,7 @@ pub use batch::{RecordBatch, batch_size_at, set_base_offset, set_partition_leade
 pub use builder::BatchBuilder;
 pub use compression::Compression;
 pub use error::RecordError;
+pub use fetched::{FetchedRecords, decode_fetched};
 pub use iter::{BatchIter, batches};
 
 /// The only supported batch magic (RecordBatch v2).

@@ -20,6 +20,9 @@ pub struct ClusterProcess {
     pub id: u64,
     /// Address it serves on.
     pub address: String,
+    /// Address of its Prometheus endpoint (`GET /metrics`); empty when it has none.
+    #[serde(default)]
+    pub metrics_address: String,
     /// Process id as started by local-cluster.
     pub pid: u32,
     /// Its log file.
@@ -60,6 +63,17 @@ fn kill_pid(pid: u32, signal: &str) {
 impl LocalCluster {
     /// Starts `bin local-cluster --data-dir DIR --base-port 0` with `extra_args`, waiting until it serves.
     pub fn start(bin: &Path, data_dir: &Path, extra_args: &[&str]) -> Result<Self, TestkitError> {
+        Self::start_with_env(bin, data_dir, extra_args, &[])
+    }
+
+    /// Like [`LocalCluster::start`], with extra environment variables for local-cluster and
+    /// every process it starts.
+    pub fn start_with_env(
+        bin: &Path,
+        data_dir: &Path,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self, TestkitError> {
         let mut child = Command::new(bin)
             .arg("local-cluster")
             .arg("--data-dir")
@@ -68,6 +82,7 @@ impl LocalCluster {
             .arg("0")
             .args(extra_args)
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -67,14 +67,14 @@ pub struct FetcherContext {
     pub shared: Arc<FetcherShared>,
 }
 
-type Client = ReplicationServiceClient<tonic::transport::Channel>;
+type Client = ReplicationServiceClient<vltava_common::grpc::TracedChannel>;
 
 /// Runs the fetcher until the task is aborted.
 pub async fn run(ctx: FetcherContext) {
     let client = match tonic::transport::Endpoint::from_shared(format!("http://{}", ctx.address)) {
-        Ok(e) => ReplicationServiceClient::new(
+        Ok(e) => ReplicationServiceClient::new(vltava_common::grpc::traced(
             e.connect_timeout(Duration::from_secs(2)).tcp_nodelay(true).http2_adaptive_window(true).connect_lazy(),
-        )
+        ))
         .max_decoding_message_size(ctx.config.fetch_response_max_bytes + 1024 * 1024),
         Err(e) => {
             tracing::error!(leader = ctx.leader, address = %ctx.address, error = %e, "bad leader address");

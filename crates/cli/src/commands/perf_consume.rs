@@ -40,6 +40,10 @@ pub struct PerfConsumeArgs {
     /// Also print the summary as one JSON object on the last line of stdout.
     #[arg(long)]
     pub json: bool,
+    /// Send every call through the server given (a `vltava gateway`) instead of straight to the
+    /// partition leaders: measures the gateway's cost.
+    #[arg(long)]
+    pub via_gateway: bool,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -126,6 +130,7 @@ pub async fn run(args: PerfConsumeArgs) -> anyhow::Result<()> {
     config.auto_offset_reset = OffsetReset::Earliest;
     config.enable_auto_commit = false;
     config.max_poll_records = 10_000;
+    config.via_gateway = args.via_gateway;
     let mut consumer = Consumer::connect(config).await?;
     consumer.assign_topic(&args.topic).await?;
     consumer.seek_to_beginning(&consumer.assignment())?;

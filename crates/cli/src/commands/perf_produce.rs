@@ -51,6 +51,10 @@ pub struct PerfProduceArgs {
     /// Also print the summary as one JSON object on the last line of stdout.
     #[arg(long)]
     pub json: bool,
+    /// Send every call through the server given (a `vltava gateway`) instead of straight to the
+    /// partition leaders: measures the gateway's cost.
+    #[arg(long)]
+    pub via_gateway: bool,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -87,6 +91,7 @@ pub fn producer_config(args: &PerfProduceArgs) -> ProducerConfig {
     let mut config = ProducerConfig::new(args.server.server.clone());
     config.acks = args.acks;
     config.compression = args.compression;
+    config.via_gateway = args.via_gateway;
     if let Some(b) = args.batch_size {
         config.batch_size = b;
         config.buffer_memory = config.buffer_memory.max(b.saturating_mul(2));
@@ -318,11 +323,13 @@ mod tests {
             linger_ms: Some(200),
             compression: Compression::Lz4,
             json: false,
+            via_gateway: true,
             server: ServerArgs { server: "h:1".into() },
         };
         let c = producer_config(&args);
         assert_eq!((c.acks, c.compression, c.batch_size), (Acks::Leader, Compression::Lz4, 64 << 20));
         assert_eq!(c.linger, Duration::from_millis(200));
+        assert!(c.via_gateway);
         c.validate().unwrap();
         args.batch_size = None;
         args.linger_ms = None;

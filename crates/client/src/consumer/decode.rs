@@ -1,14 +1,12 @@
 //! Turns a partition's fetched bytes into [`ConsumerRecord`]s.
 //!
-//! A fetch returns whole batches, and the first may start before the fetch position (the
-//! broker does not split batches), so records below the position are skipped. Control batches
-//! (transaction markers) are skipped but still advance the position. A partial trailing batch
-//! (a broker may cut a response at `max_bytes`) ends the data; it is fetched again next time.
+//! The rules (records below the fetch position skipped, control batches skipped but advancing
+//! the position, a partial trailing batch ending the data) are [`vltava_record::decode_fetched`]'s,
+//! shared with the gateway; this module adds the topic and partition and the client's error.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use vltava_record::RecordError;
 
 use crate::error::ClientError;
 use crate::types::ConsumerRecord;
@@ -31,50 +29,31 @@ pub(crate) fn decode_partition(
     position: i64,
     check_crcs: bool,
 ) -> Result<Decoded, ClientError> {
-    let corrupt = |source: RecordError| ClientError::Corrupt { topic: topic.to_string(), partition, source };
-    let mut out = Decoded { records: Vec::new(), next_offset: position };
-    for (whole_batches, batch) in vltava_record::batches(data).enumerate() {
-        let batch = match batch {
-            Ok(b) => b,
-            // A cut-off last batch: the next fetch starts at it again.
-            Err(RecordError::Truncated { .. }) if whole_batches > 0 => break,
-            Err(e) => return Err(corrupt(e)),
-        };
-        if batch.next_offset() <= position {
-            continue;
-        }
-        if check_crcs {
-            batch.verify_crc().map_err(corrupt)?;
-        }
-        if !batch.is_control() {
-            let records = batch.records().map_err(corrupt)?;
-            if out.records.capacity() == 0 {
-                out.records.reserve(records.len());
-            }
-            for r in records {
-                if r.offset < position {
-                    continue;
-                }
-                out.records.push(ConsumerRecord {
-                    topic: topic.clone(),
-                    partition,
-                    offset: r.offset,
-                    timestamp: r.timestamp,
-                    key: r.key,
-                    value: r.value,
-                    headers: r.headers,
-                });
-            }
-        }
-        out.next_offset = out.next_offset.max(batch.next_offset());
-    }
-    Ok(out)
+    let fetched = vltava_record::decode_fetched(data, position, check_crcs).map_err(|source| ClientError::Corrupt {
+        topic: topic.to_string(),
+        partition,
+        source,
+    })?;
+    let records = fetched
+        .records
+        .into_iter()
+        .map(|r| ConsumerRecord {
+            topic: topic.clone(),
+            partition,
+            offset: r.offset,
+            timestamp: r.timestamp,
+            key: r.key,
+            value: r.value,
+            headers: r.headers,
+        })
+        .collect();
+    Ok(Decoded { records, next_offset: fetched.next_offset })
 }
 
 #[cfg(test)]
 mod tests {
     use bytes::BytesMut;
-    use vltava_record::{BatchBuilder, Compression, Header, set_base_offset};
+    use vltava_record::{BatchBuilder, Compression, Header, RecordError, set_base_offset};
 
     use super::*;
 
@@ -113,16 +92,6 @@ mod tests {
     }
 
     #[test]
-    fn a_partial_trailing_batch_ends_the_data() {
-        let mut data = batch(0, &["a", "b"], Compression::None);
-        let second = batch(2, &["c"], Compression::None);
-        data.extend_from_slice(&second[..second.len() - 3]);
-        let d = decode_partition(&topic(), 0, data.freeze(), 0, true).unwrap();
-        assert_eq!(d.records.len(), 2);
-        assert_eq!(d.next_offset, 2);
-    }
-
-    #[test]
     fn a_bad_crc_is_a_corrupt_error_unless_crcs_are_not_checked() {
         let mut data = batch(0, &["hello"], Compression::None);
         let last = data.len() - 1;
@@ -135,17 +104,6 @@ mod tests {
         assert_eq!(e.code(), Some(vltava_proto::v1::ErrorCode::CorruptMessage));
         // The record bytes are still decodable when CRCs are not checked.
         assert!(decode_partition(&topic(), 3, data.freeze(), 0, false).is_ok());
-    }
-
-    #[test]
-    fn control_batches_are_skipped_but_advance_the_position() {
-        let mut data = batch(0, &["a"], Compression::None);
-        let mut control = batch(1, &["marker"], Compression::None);
-        control[22] |= 0x20; // attributes bit 5: control batch (CRC no longer matches)
-        data.extend_from_slice(&control);
-        let d = decode_partition(&topic(), 0, data.freeze(), 0, false).unwrap();
-        assert_eq!(d.records.len(), 1);
-        assert_eq!(d.next_offset, 2);
     }
 
     #[test]

@@ -97,7 +97,7 @@ impl Consumer {
     /// Validates `config` and connects to a bootstrap server.
     pub async fn connect(config: ConsumerConfig) -> Result<Consumer, ClientError> {
         config.validate()?;
-        let cluster = Cluster::connect(&config.bootstrap, config.request_timeout).await?;
+        let cluster = Cluster::connect(&config.bootstrap, config.request_timeout, config.via_gateway).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         Ok(Consumer {
             config,

@@ -173,7 +173,9 @@ impl Accumulator {
     ///
     /// `size` is the record's reserved `buffer.memory` share. With `abort_on_new_batch` (sticky
     /// records), a record that does not fit the open batch is not appended: the full batch is
-    /// sealed and `Err(completion)` is returned so the caller can pick another partition.
+    /// sealed and `Err(completion)` is returned so the caller can pick another partition. `trace`
+    /// is the `traceparent` the record was sent in, if any.
+    #[allow(clippy::too_many_arguments)]
     pub fn append(
         &self,
         queue: &PartitionQueue,
@@ -182,6 +184,7 @@ impl Accumulator {
         size: usize,
         completion: Completion,
         abort_on_new_batch: bool,
+        trace: Option<&str>,
     ) -> Result<Option<DeliveryFuture>, Completion> {
         let mut notify = false;
         let mut inner = queue.inner.lock();
@@ -208,6 +211,12 @@ impl Accumulator {
         };
         if let super::batch::Body::Open(builder) = &mut batch.body {
             builder.append(timestamp, record.key.as_deref(), record.value.as_deref(), &record.headers);
+        }
+        if let Some(t) = trace
+            && batch.traces.len() < super::batch::MAX_TRACES
+            && !batch.traces.iter().any(|known| known == t)
+        {
+            batch.traces.push(t.to_string());
         }
         let index = batch.count;
         batch.count += 1;

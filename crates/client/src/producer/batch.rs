@@ -140,7 +140,13 @@ pub(crate) struct ProducerBatch {
     pub attempts: u32,
     /// Why the last attempt failed (reported if the batch expires).
     pub last_error: Option<ClientError>,
+    /// `traceparent` of the records sent within a sampled trace (at most [`MAX_TRACES`]): the
+    /// produce request continues the first trace and links to the others.
+    pub traces: Vec<String>,
 }
+
+/// Most trace contexts one batch remembers.
+pub(crate) const MAX_TRACES: usize = 32;
 
 impl ProducerBatch {
     pub fn new(builder: BatchBuilder, now: Instant) -> Self {
@@ -153,6 +159,7 @@ impl ProducerBatch {
             created: now,
             attempts: 0,
             last_error: None,
+            traces: Vec::new(),
         }
     }
 

@@ -15,7 +15,9 @@ use std::sync::atomic::Ordering;
 use parking_lot::Mutex;
 use tokio::sync::TryAcquireError;
 use tokio::task::JoinHandle;
+use vltava_common::telemetry::TRACEPARENT_HEADER;
 use vltava_proto::v1::ErrorCode;
+use vltava_record::Header;
 
 use self::accumulator::{Accumulator, Completion, TopicState};
 pub use self::batch::DeliveryFuture;
@@ -69,7 +71,7 @@ impl Producer {
     /// Must be called inside a Tokio runtime.
     pub async fn connect(config: ProducerConfig) -> Result<Producer, ClientError> {
         config.validate()?;
-        let cluster = Cluster::connect(&config.bootstrap, config.request_timeout).await?;
+        let cluster = Cluster::connect(&config.bootstrap, config.request_timeout, config.via_gateway).await?;
         Ok(Self::with_cluster(config, cluster))
     }
 
@@ -195,9 +197,10 @@ impl Producer {
         if acc.closing.load(Ordering::Acquire) {
             return Err(ClientError::Closed);
         }
+        let (record, trace) = stamp_trace_context(record);
         let size = record.estimated_size();
         self.reserve(size).await?;
-        match self.place(&record, size, completion).await {
+        match self.place(&record, size, completion, trace.as_deref()).await {
             Ok(r) => Ok(r),
             Err(e) => {
                 acc.memory.add_permits(size);
@@ -212,6 +215,7 @@ impl Producer {
         record: &ProducerRecord,
         size: usize,
         completion: Completion,
+        trace: Option<&str>,
     ) -> Result<Option<DeliveryFuture>, ClientError> {
         let acc = &self.inner.ctx.acc;
         let mut topic = match acc.topic(&record.topic) {
@@ -234,23 +238,39 @@ impl Producer {
                     ),
                 ));
             };
-            return Ok(acc.append(queue, record, timestamp, size, completion, false).ok().flatten());
+            return Ok(acc.append(queue, record, timestamp, size, completion, false, trace).ok().flatten());
         }
         if let Some(key) = &record.key {
             let p = partition_for_key(key, topic.partition_count());
             let queue = &topic.partitions[p as usize];
-            return Ok(acc.append(queue, record, timestamp, size, completion, false).ok().flatten());
+            return Ok(acc.append(queue, record, timestamp, size, completion, false, trace).ok().flatten());
         }
         let p = acc.sticky_partition(&topic);
-        match acc.append(&topic.partitions[p as usize], record, timestamp, size, completion, true) {
+        match acc.append(&topic.partitions[p as usize], record, timestamp, size, completion, true, trace) {
             Ok(r) => Ok(r),
             Err(completion) => {
                 // The sticky batch was full: it is sealed now, so this picks another partition.
                 let p = acc.sticky_partition(&topic);
-                Ok(acc.append(&topic.partitions[p as usize], record, timestamp, size, completion, false).ok().flatten())
+                Ok(acc
+                    .append(&topic.partitions[p as usize], record, timestamp, size, completion, false, trace)
+                    .ok()
+                    .flatten())
             }
         }
     }
+}
+
+/// When `send` runs inside a sampled trace: the record gets a `traceparent` header (unless it has
+/// one), so that consumers can link to this trace, and its batch remembers the context, so that
+/// the produce request continues the trace. Outside a trace this costs a thread-local lookup.
+fn stamp_trace_context(mut record: ProducerRecord) -> (ProducerRecord, Option<String>) {
+    let trace = vltava_common::telemetry::current_traceparent();
+    if let Some(t) = &trace
+        && !record.headers.iter().any(|h| h.key == TRACEPARENT_HEADER)
+    {
+        record.headers.push(Header { key: TRACEPARENT_HEADER.to_string(), value: Some(t.clone().into()) });
+    }
+    (record, trace)
 }
 
 #[cfg(test)]

@@ -15,10 +15,12 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
+use tracing::Instrument;
+use vltava_common::telemetry::{self, TRACEPARENT_HEADER};
 use vltava_proto::v1::ProduceRequest;
 
 use super::accumulator::{Accumulator, PartitionQueue};
-use super::batch::ProducerBatch;
+use super::batch::{MAX_TRACES, ProducerBatch};
 use crate::cluster::{Cluster, Node};
 use crate::config::{Acks, ProducerConfig};
 use crate::error::ClientError;
@@ -125,8 +127,9 @@ pub(crate) async fn run(ctx: Arc<SenderCtx>) {
                 *slots += 1;
                 requests += 1;
                 let (ctx, queue, tx) = (ctx.clone(), queue.clone(), done_tx.clone());
+                let span = send_span(&queue, &batches);
                 tokio::spawn(async move {
-                    let (retry, refresh) = produce(&ctx, &queue, &node, batches).await;
+                    let (retry, refresh) = produce(&ctx, &queue, &node, batches).instrument(span).await;
                     let _ = tx.send(Done::Request { queue, broker, retry, refresh });
                 });
             }
@@ -208,6 +211,37 @@ async fn refresh_metadata(ctx: &SenderCtx) {
     }
 }
 
+/// The span of a produce request carrying records sent within traces: it continues the first
+/// record's trace and links to the others. Without traced records it is disabled (free).
+fn send_span(queue: &PartitionQueue, batches: &[ProducerBatch]) -> tracing::Span {
+    let mut traces = batches.iter().flat_map(|b| b.traces.iter());
+    let Some(first) = traces.next() else {
+        return tracing::Span::none();
+    };
+    let count: u32 = batches.iter().map(|b| b.count).sum();
+    let span = tracing::info_span!(
+        "send",
+        otel.name = %format_args!("send {}", queue.topic),
+        otel.kind = "producer",
+        messaging.system = "vltava",
+        messaging.operation.type = "send",
+        messaging.destination.name = &*queue.topic,
+        messaging.destination.partition.id = queue.partition,
+        messaging.batch.message_count = count,
+    );
+    telemetry::set_remote_parent(&span, first);
+    for t in traces.take(MAX_TRACES) {
+        telemetry::add_link(&span, t);
+    }
+    span
+}
+
+/// The first trace context of the batches, as request metadata.
+fn first_traceparent(batches: &[ProducerBatch]) -> Option<tonic::metadata::AsciiMetadataValue> {
+    let first = batches.iter().find_map(|b| b.traces.first())?;
+    first.parse().ok()
+}
+
 /// Concatenates the batches' encoded bytes.
 fn request_body(batches: &mut [ProducerBatch]) -> Bytes {
     if let [single] = batches {
@@ -242,6 +276,11 @@ async fn produce(
         records,
     });
     request.set_timeout(config.request_timeout);
+    // Continues the records' trace even if no span is recorded here (the channel replaces it with
+    // the `send` span's context when there is one).
+    if let Some(traceparent) = first_traceparent(&batches) {
+        request.metadata_mut().insert(TRACEPARENT_HEADER, traceparent);
+    }
     if config.acks == Acks::None {
         // Fire and forget: records resolve with offset -1 once handed to the connection.
         for b in batches {

@@ -14,7 +14,7 @@ fn record(value_len: usize) -> ProducerRecord {
 
 fn append(acc: &Accumulator, partition: usize, rec: &ProducerRecord, sticky: bool) -> bool {
     let topic = acc.topic("t").unwrap();
-    acc.append(&topic.partitions[partition], rec, 1, rec.estimated_size(), Completion::Future, sticky).is_ok()
+    acc.append(&topic.partitions[partition], rec, 1, rec.estimated_size(), Completion::Future, sticky, None).is_ok()
 }
 
 fn ready_batches(acc: &Accumulator, partition: usize) -> Vec<u32> {
@@ -110,10 +110,11 @@ async fn delivery_futures_resolve_with_base_offset_plus_index() {
     let acc = Accumulator::new(Compression::None, 1_000, 1 << 20);
     let topic = acc.ensure_topic("t", 1);
     let q = &topic.partitions[0];
-    let futures: Vec<_> =
-        (0..3).map(|_| acc.append(q, &record(1), 42, 10, Completion::Future, false).ok().flatten().unwrap()).collect();
+    let futures: Vec<_> = (0..3)
+        .map(|_| acc.append(q, &record(1), 42, 10, Completion::Future, false, None).ok().flatten().unwrap())
+        .collect();
     let (tx, rx) = std::sync::mpsc::channel();
-    acc.append(q, &record(1), 43, 10, Completion::Callback(Box::new(move |r| tx.send(r).unwrap())), false).ok();
+    acc.append(q, &record(1), 43, 10, Completion::Callback(Box::new(move |r| tx.send(r).unwrap())), false, None).ok();
     let batch = q.inner.lock().open.take().unwrap();
     batch.complete(&q.topic, 0, Ok(100));
     for (i, f) in futures.into_iter().enumerate() {

@@ -1,0 +1,301 @@
+//! Metrics end to end: `vltava local-cluster` (one controller, three brokers, a gateway, each its
+//! own OS process with a Prometheus endpoint listed in cluster.json), some traffic through the
+//! SDK, then every process's `GET /metrics` scraped over a real socket; then a follower and the
+//! leader are killed with SIGKILL and the replication metrics must show it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use vltava_client::{
+    Acks, Admin, Consumer, ConsumerConfig, NewTopic, OffsetReset, OffsetSpec, Producer, ProducerConfig, ProducerRecord,
+    TopicPartition,
+};
+use vltava_testkit::cluster::LocalCluster;
+use vltava_testkit::eventually;
+
+const BIN: &str = env!("CARGO_BIN_EXE_vltava");
+const TOPIC: &str = "metered";
+const GROUP: &str = "metered-readers";
+const RECORDS: i64 = 20;
+const COMMITTED: i64 = 15;
+
+/// One sample line: `name{labels} value`.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+/// A parsed scrape.
+#[derive(Debug)]
+struct Scrape {
+    text: String,
+    samples: Vec<Sample>,
+}
+
+impl Scrape {
+    fn parse(text: &str) -> Scrape {
+        let samples = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(|line| {
+                let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("bad sample line {line:?}"));
+                let value = match value {
+                    "+Inf" => f64::INFINITY,
+                    v => v.parse().unwrap_or_else(|_| panic!("bad value in {line:?}")),
+                };
+                let (name, labels) = match series.split_once('{') {
+                    Some((name, rest)) => {
+                        (name.to_string(), parse_labels(rest.strip_suffix('}').expect("closing brace")))
+                    }
+                    None => (series.to_string(), BTreeMap::new()),
+                };
+                Sample { name, labels, value }
+            })
+            .collect();
+        Scrape { text: text.to_string(), samples }
+    }
+
+    /// Sum of the samples named `name` carrying every label of `labels`.
+    fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.matching(name, labels).map(|s| s.value).sum()
+    }
+
+    /// The one value of `name` with `labels`, if present.
+    fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.matching(name, labels).next().map(|s| s.value)
+    }
+
+    fn matching<'a>(&'a self, name: &'a str, labels: &'a [(&str, &str)]) -> impl Iterator<Item = &'a Sample> + 'a {
+        self.samples.iter().filter(move |s| {
+            s.name == name && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+    }
+
+    fn type_of(&self, family: &str) -> Option<&str> {
+        let prefix = format!("# TYPE {family} ");
+        self.text.lines().find_map(|l| l.strip_prefix(prefix.as_str()))
+    }
+}
+
+/// Parses `k="v",k2="v2"` with the exposition format's escapes.
+fn parse_labels(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if key.is_empty() {
+            return out;
+        }
+        assert_eq!(chars.next(), Some('"'), "label {key} has no quoted value in {text:?}");
+        let mut value = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some('n') => value.push('\n'),
+                    Some(other) => value.push(other),
+                    None => break,
+                },
+                '"' => break,
+                c => value.push(c),
+            }
+        }
+        out.insert(key, value);
+        if chars.peek() == Some(&',') {
+            chars.next();
+        }
+    }
+}
+
+/// `GET /metrics` over a plain TCP connection; `None` when the process does not answer.
+async fn scrape(address: &str) -> Option<Scrape> {
+    let io = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+        let request = format!("GET /metrics HTTP/1.1\r\nHost: {address}\r\nAccept: text/plain\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).await.ok()?;
+        Some(raw)
+    };
+    let raw = tokio::time::timeout(Duration::from_secs(10), io).await.ok()??;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "metrics of {address} answered {head}");
+    assert!(head.contains("Content-Type: text/plain; version=0.0.4"), "content type of {address}: {head}");
+    Some(Scrape::parse(body))
+}
+
+async fn scrape_process(cluster: &LocalCluster, role: &str, id: u64) -> Option<Scrape> {
+    scrape(&cluster.process(role, id).metrics_address).await
+}
+
+/// Every live broker's scrape, by id.
+async fn scrape_brokers(cluster: &LocalCluster) -> BTreeMap<u64, Scrape> {
+    let mut out = BTreeMap::new();
+    for id in 1..=3 {
+        if cluster.is_alive("broker", id)
+            && let Some(s) = scrape_process(cluster, "broker", id).await
+        {
+            out.insert(id, s);
+        }
+    }
+    out
+}
+
+fn total(scrapes: &BTreeMap<u64, Scrape>, name: &str, labels: &[(&str, &str)]) -> f64 {
+    scrapes.values().map(|s| s.sum(name, labels)).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_process_serves_the_named_metrics_and_replication_trouble_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--controllers", "1", "--brokers", "3", "--replication-factor", "3"];
+    let mut cluster = LocalCluster::start(std::path::Path::new(BIN), dir.path(), &args)
+        .unwrap_or_else(|e| panic!("local-cluster did not start: {e}"));
+    for p in cluster.processes() {
+        assert!(!p.metrics_address.is_empty(), "{} {} has no metrics address in cluster.json", p.role, p.id);
+    }
+
+    // Traffic: an RF-3 topic, RECORDS acknowledged one by one, read back, a group commit.
+    let admin = Admin::connect(cluster.client_address()).await.unwrap();
+    admin.create_topic(NewTopic::new(TOPIC, 1).replication_factor(3).config("min.insync.replicas", "2")).await.unwrap();
+    let leader = eventually(Duration::from_secs(30), "a leader with three in-sync replicas", || async {
+        let p = admin.describe_topic(TOPIC).await.ok()?.partitions[0].clone();
+        (p.leader >= 0 && p.isr.len() == 3).then_some(p.leader as u64)
+    })
+    .await;
+    let producer = Producer::connect(ProducerConfig {
+        acks: Acks::All,
+        linger: Duration::from_millis(0),
+        ..ProducerConfig::new(cluster.client_address())
+    })
+    .await
+    .unwrap();
+    for i in 0..RECORDS {
+        let record = ProducerRecord::new(TOPIC, format!("value-{i}")).partition(0);
+        producer.send(record).await.unwrap().await.unwrap();
+    }
+    producer.close().await;
+    let tp = TopicPartition::new(TOPIC, 0);
+    let mut consumer = Consumer::connect(ConsumerConfig {
+        group_id: Some(GROUP.into()),
+        auto_offset_reset: OffsetReset::Earliest,
+        enable_auto_commit: false,
+        ..ConsumerConfig::new(cluster.client_address())
+    })
+    .await
+    .unwrap();
+    consumer.assign(vec![tp.clone()]);
+    let mut read = 0;
+    for _ in 0..60 {
+        read += consumer.poll(Duration::from_millis(500)).await.unwrap_or_default().len() as i64;
+        if read >= RECORDS {
+            break;
+        }
+    }
+    assert_eq!(read, RECORDS, "the consumer read back every record");
+    consumer.commit_offsets(HashMap::from([(tp.clone(), COMMITTED)])).await.unwrap();
+    let high_watermark = admin.list_offsets(&tp, OffsetSpec::Latest).await.unwrap();
+    assert_eq!(high_watermark, RECORDS);
+
+    // Brokers: requests, bytes, partitions, sizes and the group's lag (followers catch up and
+    // gauges are read at scrape time, hence the bounded wait).
+    let brokers = eventually(Duration::from_secs(30), "broker metrics after the traffic", || async {
+        let s = scrape_brokers(&cluster).await;
+        let sizes_known = (1..=3).all(|id| {
+            s.get(&id)
+                .and_then(|b| b.value("vltava_broker_partition_size_bytes", &[("topic", TOPIC), ("partition", "0")]))
+                .is_some_and(|v| v > 0.0)
+        });
+        let lag =
+            total(&s, "vltava_broker_consumer_group_lag", &[("group", GROUP), ("topic", TOPIC), ("partition", "0")]);
+        (s.len() == 3 && sizes_known && lag > 0.0).then_some(s)
+    })
+    .await;
+    let ok_produces = total(&brokers, "vltava_broker_requests_total", &[("method", "Produce"), ("code", "NONE")]);
+    assert!(ok_produces >= RECORDS as f64, "{ok_produces} successful produce requests counted, sent {RECORDS}");
+    let timed = total(&brokers, "vltava_broker_request_duration_seconds_count", &[("method", "Produce")]);
+    assert!(timed >= RECORDS as f64, "{timed} produce latencies recorded");
+    let b = &brokers[&leader];
+    assert_eq!(b.type_of("vltava_broker_request_duration_seconds"), Some("histogram"));
+    let inf = b.sum("vltava_broker_request_duration_seconds_bucket", &[("method", "Produce"), ("le", "+Inf")]);
+    assert_eq!(
+        inf,
+        b.sum("vltava_broker_request_duration_seconds_count", &[("method", "Produce")]),
+        "+Inf bucket is the count"
+    );
+    assert!(inf >= RECORDS as f64, "the leader timed every produce");
+    let reads = total(&brokers, "vltava_broker_requests_total", &[("method", "Fetch")])
+        + total(&brokers, "vltava_broker_requests_total", &[("method", "Subscribe")]);
+    assert!(reads > 0.0, "fetches or subscriptions counted");
+    assert!(b.sum("vltava_broker_in_bytes_total", &[]) > 0.0, "the leader counted bytes in");
+    assert_eq!(b.type_of("vltava_broker_in_bytes_total"), Some("counter"));
+    assert!(total(&brokers, "vltava_broker_out_bytes_total", &[]) > 0.0, "bytes out counted");
+    for (id, s) in &brokers {
+        assert_eq!(s.value("vltava_broker_partitions", &[]), Some(1.0), "broker {id} hosts the one partition");
+        assert_eq!(s.value("vltava_broker_under_replicated_partitions", &[]), Some(0.0), "broker {id}: all in sync");
+        assert!(s.text.contains("service_name=\"vltava-broker\""), "broker {id} names its service in target_info");
+    }
+    assert_eq!(total(&brokers, "vltava_broker_leader_partitions", &[]), 1.0, "exactly one leader");
+    let lags: Vec<f64> = brokers
+        .values()
+        .filter_map(|s| {
+            s.value("vltava_broker_consumer_group_lag", &[("group", GROUP), ("topic", TOPIC), ("partition", "0")])
+        })
+        .collect();
+    assert!(
+        lags.contains(&((high_watermark - COMMITTED) as f64)),
+        "lag of {GROUP} is the high watermark {high_watermark} minus {COMMITTED}: {lags:?}"
+    );
+
+    // The controller: Raft state and registered brokers.
+    let controller =
+        eventually(Duration::from_secs(10), "controller metrics", || scrape_process(&cluster, "controller", 1)).await;
+    assert!(controller.value("vltava_controller_raft_term", &[]).is_some_and(|t| t >= 1.0), "term >= 1");
+    assert!(controller.value("vltava_controller_raft_commit_index", &[]).is_some_and(|c| c > 0.0), "commit index > 0");
+    assert!(
+        controller.value("vltava_controller_raft_applied_index", &[]).is_some_and(|c| c > 0.0),
+        "applied index > 0"
+    );
+    assert_eq!(controller.value("vltava_controller_raft_is_leader", &[]), Some(1.0), "the only voter leads");
+    assert_eq!(controller.value("vltava_controller_live_brokers", &[]), Some(3.0));
+    let elections = controller.value("vltava_controller_leader_elections_total", &[]).unwrap_or(0.0);
+    assert_eq!(elections, 0.0, "no leader has moved yet");
+
+    // The gateway: every admin call went through it.
+    let gateway =
+        eventually(Duration::from_secs(10), "gateway metrics", || scrape_process(&cluster, "gateway", 0)).await;
+    let calls = gateway.sum("vltava_gateway_requests_total", &[]);
+    assert!(calls > 0.0, "gateway requests counted:\n{}", gateway.text);
+    assert!(gateway.sum("vltava_gateway_request_duration_seconds_count", &[("method", "CreateTopic")]) >= 1.0);
+    assert_eq!(gateway.value("vltava_gateway_rebalances_total", &[]), Some(0.0), "no managed group yet");
+
+    // A follower dies: once the controller fences it, the leader's ISR shrinks.
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    cluster.kill9("broker", follower);
+    eventually(Duration::from_secs(30), "an under-replicated partition and an ISR shrink on the leader", || async {
+        let s = scrape_process(&cluster, "broker", leader).await?;
+        let under = s.value("vltava_broker_under_replicated_partitions", &[])?;
+        let shrinks = s.value("vltava_broker_isr_shrinks_total", &[])?;
+        (under == 1.0 && shrinks >= 1.0).then_some(())
+    })
+    .await;
+
+    // Then the leader dies: the controller elects the last in-sync replica.
+    let survivor = (1..=3).find(|id| *id != leader && *id != follower).unwrap();
+    cluster.kill9("broker", leader);
+    eventually(Duration::from_secs(30), "a leader election counted and the survivor leading alone", || async {
+        let c = scrape_process(&cluster, "controller", 1).await?;
+        let s = scrape_process(&cluster, "broker", survivor).await?;
+        let elections = c.value("vltava_controller_leader_elections_total", &[])?;
+        let led = s.value("vltava_broker_leader_partitions", &[])?;
+        let under = s.value("vltava_broker_under_replicated_partitions", &[])?;
+        (elections >= 1.0 && led == 1.0 && under == 1.0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        scrape_process(&cluster, "controller", 1).await.and_then(|c| c.value("vltava_controller_live_brokers", &[])),
+        Some(1.0)
+    );
+}
