@@ -91,7 +91,7 @@ async fn handle(mut stream: TcpStream, scraper: &Scraper) -> std::io::Result<()>
         // connection before it has read the answer.
         let mut sink = [0u8; 1024];
         let drain = async { while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {} };
-        let _ = tokio::time::timeout(Duration::from_millis(200), drain).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
         Ok(())
     };
     tokio::time::timeout(WRITE_TIMEOUT, write)
