@@ -71,17 +71,21 @@ pub fn rpc_layer() -> RpcMetricsLayer {
 /// Registers the gauges read from `controller` at collection time (for as long as it runs).
 pub fn observe(controller: &Arc<Controller>) {
     let meter = opentelemetry::global::meter(SCOPE);
-    let raft = |name: &'static str, description: &'static str, read: fn(&crate::node::QuorumStatus) -> u64| {
+    // One observable gauge reading `read` from the controller, for as long as it runs.
+    let gauge = |name: &'static str, description: &'static str, read: Box<dyn Fn(&Controller) -> u64 + Send + Sync>| {
         let weak = Arc::downgrade(controller);
         meter
             .u64_observable_gauge(name)
             .with_description(description)
             .with_callback(move |o| {
                 if let Some(c) = weak.upgrade() {
-                    o.observe(read(&c.status_watch().borrow()), &[]);
+                    o.observe(read(&c), &[]);
                 }
             })
             .build()
+    };
+    let raft = |name, description, read: fn(&crate::node::QuorumStatus) -> u64| {
+        gauge(name, description, Box::new(move |c| read(&c.status_watch().borrow())))
     };
     raft("vltava.controller.raft.term", "Current Raft term", |s| s.term);
     raft("vltava.controller.raft.commit_index", "Highest Raft log index known to be committed", |s| s.commit);
@@ -90,17 +94,8 @@ pub fn observe(controller: &Arc<Controller>) {
         u64::from(s.is_leader)
     });
     raft("vltava.controller.raft.leader_id", "Node id of the quorum leader (0: unknown)", |s| s.leader_id);
-    let image = |name: &'static str, description: &'static str, read: fn(&crate::model::ClusterImage) -> u64| {
-        let weak = Arc::downgrade(controller);
-        meter
-            .u64_observable_gauge(name)
-            .with_description(description)
-            .with_callback(move |o| {
-                if let Some(c) = weak.upgrade() {
-                    o.observe(read(&c.image()), &[]);
-                }
-            })
-            .build()
+    let image = |name, description, read: fn(&crate::model::ClusterImage) -> u64| {
+        gauge(name, description, Box::new(move |c| read(&c.image())))
     };
     image("vltava.controller.live_brokers", "Registered brokers that are not fenced", |i| {
         i.live_brokers().count() as u64
