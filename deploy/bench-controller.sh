@@ -24,7 +24,8 @@ command -v jq >/dev/null || { echo "jq is needed" >&2; exit 1; }
 export RUST_LOG=${RUST_LOG:-warn} # every process, including restarted brokers (as deploy/perf.sh)
 
 DATA=$(mktemp -d -t vltava-bench-controller.XXXXXX)
-CLUSTER_PID=""
+# shellcheck source=deploy/lib-cluster.sh
+. deploy/lib-cluster.sh
 declare -A BROKER_PID=()   # broker id -> current pid (updated when the script restarts one)
 RESTARTED=()               # pids of brokers this script started (not children of local-cluster)
 
@@ -32,26 +33,13 @@ cleanup() {
   local status=$?
   trap - EXIT INT TERM
   for pid in "${RESTARTED[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  if [ -n "$CLUSTER_PID" ]; then
-    kill -TERM "$CLUSTER_PID" 2>/dev/null || true
-    for _ in $(seq 300); do kill -0 "$CLUSTER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$CLUSTER_PID" 2>/dev/null || true
-    wait "$CLUSTER_PID" 2>/dev/null || true
-  fi
+  cluster_stop
   for pid in "${RESTARTED[@]}"; do
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
-  # Nothing of the cluster may survive: any pid from cluster.json still running gets SIGKILL.
-  if [ -f "$DATA/cluster.json" ]; then
-    for pid in $(jq -r '.processes[].pid' "$DATA/cluster.json"); do
-      if kill -0 "$pid" 2>/dev/null && grep -q vltava "/proc/$pid/cmdline" 2>/dev/null; then
-        echo "warning: process $pid was still running; killing it" >&2
-        kill -KILL "$pid" 2>/dev/null || true
-      fi
-    done
-  fi
+  cluster_reap "$DATA" # nothing of the cluster may survive, restarted brokers included
   if [ "${KEEP_DATA:-0}" = 1 ]; then echo "data kept in $DATA" >&2; else rm -rf "$DATA"; fi
   exit "$status"
 }
@@ -84,17 +72,8 @@ EOF
 BASE_PORT=$(pick_base_port)
 echo "== $(date -u +%FT%TZ), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), $BIN"
 echo "== local-cluster: 3 controllers, 3 brokers, ports $BASE_PORT-$((BASE_PORT + 6)), data in $DATA"
-"$BIN" local-cluster --data-dir "$DATA" --controllers 3 --brokers 3 --base-port "$BASE_PORT" \
-  >"$DATA/address" 2>"$DATA/local-cluster.log" &
-CLUSTER_PID=$!
-for _ in $(seq 1200); do
-  [ -s "$DATA/address" ] && break
-  kill -0 "$CLUSTER_PID" 2>/dev/null || { echo "local-cluster exited:" >&2; tail -n 20 "$DATA/local-cluster.log" >&2; exit 1; }
-  sleep 0.1
-done
-[ -s "$DATA/address" ] || { echo "local-cluster did not start in 120 s" >&2; exit 1; }
-export VLTAVA_SERVER
-VLTAVA_SERVER=$(head -n 1 "$DATA/address")
+cluster_start "$DATA" --controllers 3 --brokers 3 --base-port "$BASE_PORT"
+export VLTAVA_SERVER=$SERVER
 CLUSTER_JSON="$DATA/cluster.json"
 for id in 1 2 3; do
   BROKER_PID[$id]=$(jq -r --argjson id "$id" '.processes[] | select(.role=="broker" and .id==$id) | .pid' "$CLUSTER_JSON")

@@ -35,7 +35,8 @@ export RUST_LOG=${RUST_LOG:-warn} # the cluster's processes inherit it (as deplo
 HZ=$(getconf CLK_TCK)
 
 DATA=$(mktemp -d -t vltava-bench-replication.XXXXXX)
-CLUSTER_PID=""
+# shellcheck source=deploy/lib-cluster.sh
+. deploy/lib-cluster.sh
 PERF_PID=""
 
 cleanup() {
@@ -45,21 +46,7 @@ cleanup() {
     kill -TERM "$PERF_PID" 2>/dev/null || true
     wait "$PERF_PID" 2>/dev/null || true
   fi
-  if [ -n "$CLUSTER_PID" ]; then
-    kill -TERM "$CLUSTER_PID" 2>/dev/null || true
-    for _ in $(seq 300); do kill -0 "$CLUSTER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$CLUSTER_PID" 2>/dev/null || true
-    wait "$CLUSTER_PID" 2>/dev/null || true
-  fi
-  # Nothing of the cluster may survive: any pid from cluster.json still running gets SIGKILL.
-  if [ -f "$DATA/cluster.json" ]; then
-    for pid in $(jq -r '.processes[].pid' "$DATA/cluster.json"); do
-      if kill -0 "$pid" 2>/dev/null && grep -q vltava "/proc/$pid/cmdline" 2>/dev/null; then
-        echo "warning: process $pid was still running; killing it" >&2
-        kill -KILL "$pid" 2>/dev/null || true
-      fi
-    done
-  fi
+  cluster_stop # nothing of the cluster may survive
   if [ "${KEEP_DATA:-0}" = 1 ]; then echo "data kept in $DATA" >&2; else rm -rf "$DATA"; fi
   exit "$status"
 }
@@ -71,16 +58,7 @@ echo "== $(date -u +%FT%TZ), $(nproc) cores, load average $(cut -d' ' -f1-3 /pro
 echo "== git: $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(git status --porcelain 2>/dev/null | wc -l) changed files in the tree;" \
   "binary built $(date -u -r "$BIN" +%FT%TZ)"
 echo "== local-cluster: 1 controller, 3 brokers, free ports, RUST_LOG=$RUST_LOG, data in $DATA"
-"$BIN" local-cluster --data-dir "$DATA" --controllers 1 --brokers 3 --base-port 0 \
-  >"$DATA/address" 2>"$DATA/local-cluster.log" &
-CLUSTER_PID=$!
-for _ in $(seq 1200); do
-  [ -s "$DATA/address" ] && break
-  kill -0 "$CLUSTER_PID" 2>/dev/null || { echo "local-cluster exited:" >&2; tail -n 20 "$DATA/local-cluster.log" >&2; exit 1; }
-  sleep 0.1
-done
-[ -s "$DATA/address" ] || { echo "local-cluster did not start in 120 s" >&2; exit 1; }
-SERVER=$(head -n 1 "$DATA/address")
+cluster_start "$DATA" --controllers 1 --brokers 3 --base-port 0
 CLUSTER_JSON="$DATA/cluster.json"
 # role-id:pid of every server process, e.g. "broker-1:1234".
 mapfile -t PROCS < <(jq -r '.processes[] | "\(.role)-\(.id):\(.pid)"' "$CLUSTER_JSON")

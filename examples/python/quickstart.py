@@ -3,7 +3,7 @@
 
     pip install -r requirements.txt
     ./generate.sh                      # stubs into ./vltava_pb (or set VLTAVA_PB_DIR)
-    python quickstart.py [HOST:PORT]   # default: $VLTAVA_GATEWAY, else 127.0.0.1:7070
+    python quickstart.py [HOST:PORT]   # default: $VLTAVA_GATEWAY, else 127.0.0.1:7071 (`make dev`'s gateway)
 
 Only the gateway's address is needed: it places records on partitions (murmur2 of the key, as
 Kafka does), routes every call to the partition's leader and decodes what it reads.
@@ -133,7 +133,7 @@ def commit_and_fetch(groups: groups_pb2_grpc.GroupServiceStub, results: list) ->
 
 
 def main() -> int:
-    address = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("VLTAVA_GATEWAY", "127.0.0.1:7070")
+    address = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("VLTAVA_GATEWAY", "127.0.0.1:7071")
     print(f"connecting to the gateway at {address}")
     with grpc.insecure_channel(address) as channel:
         grpc.channel_ready_future(channel).result(timeout=TIMEOUT)

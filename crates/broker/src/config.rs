@@ -58,6 +58,10 @@ pub struct BrokerConfig {
     /// How long a stopping broker waits for the controller to move its leaderships away.
     #[serde(with = "humantime_serde")]
     pub controlled_shutdown_timeout: Duration,
+    /// On shutdown, after the controlled shutdown, how long open `Subscribe` streams may go on
+    /// before they end with `UNAVAILABLE` (their clients reconnect to the new leaders).
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
     /// Follower replication and ISR management.
     pub replication: ReplicationConfig,
 }
@@ -125,6 +129,7 @@ impl Default for BrokerConfig {
             cluster_id: String::new(),
             heartbeat_interval: Duration::from_millis(250),
             controlled_shutdown_timeout: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(5),
             replication: ReplicationConfig::default(),
         }
     }

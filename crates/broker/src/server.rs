@@ -101,8 +101,20 @@ pub async fn run(
     let controlled_shutdown_timeout = broker.config.controlled_shutdown_timeout;
     let limit = broker.config.max_request_bytes.max(broker.config.fetch_max_bytes) + 64 * 1024;
     let svc = Services(broker.clone());
+    let drain = vltava_common::drain::StreamDrain::new();
+    let drain_layer = drain.layer(&["/vltava.v1.RecordService/Subscribe"]);
+    let signal = drain.after(
+        async move {
+            shutdown.await;
+            // Leaderships move while this broker still answers, so clients are redirected rather
+            // than left waiting for a session timeout.
+            membership.controlled_shutdown(controlled_shutdown_timeout).await;
+        },
+        broker.config.shutdown_grace,
+    );
     let result = vltava_common::grpc::server_builder()
         .layer(crate::metrics::rpc_layer())
+        .layer(drain_layer)
         .add_service(
             RecordServiceServer::new(svc.clone()).max_decoding_message_size(limit).max_encoding_message_size(limit),
         )
@@ -113,12 +125,7 @@ pub async fn run(
         )
         .add_service(AdminServiceServer::new(svc.clone()))
         .add_service(GroupServiceServer::new(svc))
-        .serve_with_incoming_shutdown(vltava_common::grpc::incoming(listener), async move {
-            shutdown.await;
-            // Leaderships move while this broker still answers, so clients are redirected rather
-            // than left waiting for a session timeout.
-            membership.controlled_shutdown(controlled_shutdown_timeout).await;
-        })
+        .serve_with_incoming_shutdown(vltava_common::grpc::incoming(listener), signal)
         .await;
 
     heartbeats.abort();

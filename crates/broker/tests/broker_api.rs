@@ -360,3 +360,19 @@ async fn partitions_grow_configs_change_and_bad_changes_are_refused_without_effe
     assert_eq!(cluster.brokers.len(), 1);
     assert!(!cluster.brokers[0].fenced);
 }
+
+#[tokio::test]
+async fn given_an_open_subscription_a_stopping_broker_should_end_it_with_unavailable_after_the_grace() {
+    let b = TestBroker::start(|c| c.shutdown_grace = Duration::from_millis(100)).await;
+    b.create_topic("t", 1, &[]).await;
+    b.produce("t", 0, "old", 2).await;
+    let request = SubscribeRequest { topic: "t".into(), partition: 0, offset: -2, max_bytes: 0 };
+    let mut stream = b.records().await.subscribe(request).await.unwrap().into_inner();
+    let first = tokio::time::timeout(Duration::from_secs(10), stream.message()).await.unwrap().unwrap().unwrap();
+    assert_eq!(values(&first.records).len(), 2);
+    // The idle subscription would hold a graceful stop for ever; `stop` fails the test after 30 s.
+    let _dir = b.stop().await;
+    let end = tokio::time::timeout(Duration::from_secs(10), stream.message()).await.unwrap();
+    let status = end.expect_err("the stream ends with a status");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+}

@@ -87,14 +87,23 @@ async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     let controller = Controller::start(settings).context("starting the controller")?;
     vltava_controller::metrics::observe(&controller);
     let grpc = ControllerGrpc::new(controller.clone());
-    let served = vltava_common::grpc::server_builder()
-        .layer(vltava_controller::metrics::rpc_layer())
-        .add_service(grpc.raft_service())
-        .add_service(grpc.controller_service())
-        .serve_with_incoming_shutdown(vltava_common::grpc::incoming(listener), async {
+    // Metadata watchers (brokers, gateways) have a moment, then their streams end with UNAVAILABLE
+    // and they reconnect to another controller.
+    let drain = vltava_common::drain::StreamDrain::new();
+    let drain_layer = drain.layer(&["/vltava.v1.ControllerService/WatchMetadata"]);
+    let signal = drain.after(
+        async {
             crate::commands::interrupted().await;
             tracing::info!("shutting down");
-        })
+        },
+        WATCH_SHUTDOWN_GRACE,
+    );
+    let served = vltava_common::grpc::server_builder()
+        .layer(vltava_controller::metrics::rpc_layer())
+        .layer(drain_layer)
+        .add_service(grpc.raft_service())
+        .add_service(grpc.controller_service())
+        .serve_with_incoming_shutdown(vltava_common::grpc::incoming(listener), signal)
         .await;
     drop(grpc);
     let image = controller.image();
@@ -104,6 +113,9 @@ async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     served.context("controller gRPC server")?;
     Ok(())
 }
+
+/// How long metadata watch streams may go on after a controller starts shutting down.
+const WATCH_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 async fn change_voters(action: VoterCommand) -> anyhow::Result<()> {
     let address = match &action {

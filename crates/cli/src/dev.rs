@@ -3,9 +3,10 @@
 //! It runs a single-voter controller quorum in process (Raft log and metadata in RocksDB under
 //! `DATA_DIR/metadata`) and one broker
 //! (id 1, logs under `DATA_DIR/broker/logs`, group offsets under `DATA_DIR/broker/groups`),
-//! serving the client API on `--listen`. Configuration: `--config FILE` (TOML, same shape as
-//! `deploy/config/dev.toml`) plus `VLTAVA_*` environment overrides; `--listen` and
-//! `--data-dir` win over both.
+//! serving the client API on `--listen`, and a gateway in front of it on `--gateway-listen`
+//! (`GatewayService` for thin clients in any language, health and reflection; `off` leaves it
+//! out). Configuration: `--config FILE` (TOML, same shape as `deploy/config/dev.toml`) plus
+//! `VLTAVA_*` environment overrides; `--listen`, `--gateway-listen` and `--data-dir` win over both.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use vltava_broker::BrokerConfig;
 use vltava_common::metrics::{Metrics, MetricsConfig};
 use vltava_common::telemetry::{LogFormat, TelemetryConfig, init_telemetry};
 use vltava_controller::{Controller, MetadataService};
+use vltava_gateway::GatewayConfig;
 
 /// Arguments of `vltava dev`.
 #[derive(Debug, Clone, Args)]
@@ -24,6 +26,9 @@ pub struct DevArgs {
     /// Address to serve the client API on.
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub listen: String,
+    /// Address to serve the gateway on (`GatewayService`, health, reflection), or `off`.
+    #[arg(long, default_value = "127.0.0.1:7071")]
+    pub gateway_listen: String,
     /// Directory for all data (metadata, logs, group offsets).
     #[arg(long, default_value = "./data/dev")]
     pub data_dir: PathBuf,
@@ -40,6 +45,9 @@ pub struct DevConfig {
     pub log_format: LogFormat,
     /// The embedded broker's settings (`listen` and `data_dir` come from the flags).
     pub broker: BrokerConfig,
+    /// The embedded gateway's settings (`listen` comes from `--gateway-listen`, and `bootstrap`
+    /// is the embedded broker).
+    pub gateway: GatewayConfig,
     /// Traces: OTLP export (see `[telemetry]` in the example configuration).
     pub telemetry: TelemetryConfig,
     /// Metrics: the Prometheus endpoint and OTLP push.
@@ -63,11 +71,41 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let detail = format!("data in {}", args.data_dir.display());
     let listener = crate::commands::bind_and_announce("dev", &args.listen, &detail).await?;
     let metadata: Arc<dyn MetadataService> = controller.clone();
-    let result = vltava_broker::run(config.broker, metadata, listener, async {
+    // One Ctrl-C or SIGTERM stops the broker and the gateway.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let gateway = match args.gateway_listen.as_str() {
+        "off" | "" => None,
+        listen => {
+            let mut gateway = config.gateway.clone();
+            gateway.listen = listen.to_string();
+            let broker = listener.local_addr()?;
+            let broker =
+                if broker.ip().is_unspecified() { format!("127.0.0.1:{}", broker.port()) } else { broker.to_string() };
+            gateway.bootstrap = vec![broker.clone()];
+            gateway.validate().map_err(|e| anyhow::anyhow!("invalid [gateway] configuration: {e}"))?;
+            let detail = format!("gateway in front of {broker}");
+            let listener = crate::commands::bind_and_announce("dev gateway", listen, &detail).await?;
+            Some(tokio::spawn(vltava_gateway::run(gateway, listener, stopped())))
+        }
+    };
+    let interrupt = stop_tx.clone();
+    tokio::spawn(async move {
         crate::commands::interrupted().await;
         tracing::info!("shutting down");
-    })
-    .await;
+        interrupt.send_replace(true);
+    });
+    let result = vltava_broker::run(config.broker, metadata, listener, stopped()).await;
+    stop_tx.send_replace(true); // the broker may also have stopped on an error
+    if let Some(gateway) = gateway {
+        gateway.await.context("the gateway task")?.context("the gateway")?;
+    }
     controller.stop().await;
     metrics.shutdown().await;
     result?;
@@ -89,6 +127,7 @@ mod tests {
         assert_eq!(c.broker.log.retention_ms, d.log.retention_ms);
         assert_eq!(c.broker.log.max_message_bytes, d.log.max_message_bytes);
         assert_eq!(c.broker.log.flush_messages, None);
+        assert_eq!(c.gateway, GatewayConfig::default());
         assert_eq!(c.telemetry, TelemetryConfig::default());
         assert_eq!(c.metrics, MetricsConfig::default());
     }

@@ -250,7 +250,15 @@ async fn wait_until_ready(
     while Instant::now() < deadline {
         for (child, info) in children.iter_mut().zip(infos) {
             if let Ok(Some(status)) = child.try_wait() {
-                bail!("{} {} exited during startup ({status}); see {}", info.role, info.id, info.log.display());
+                let log = std::fs::read_to_string(&info.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect();
+                bail!(
+                    "{} {} exited during startup ({status}); see {}; its last lines:\n{}",
+                    info.role,
+                    info.id,
+                    info.log.display(),
+                    tail.join("\n")
+                );
             }
         }
         if let Ok(channel) = tonic::transport::Endpoint::from_shared(format!("http://{gateway}"))?.connect().await {

@@ -196,3 +196,60 @@ async fn given_acks_1_when_the_server_is_killed_mid_stream_should_keep_every_ack
     }
     assert!(acked.len() >= 20_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vltava_dev_embeds_a_gateway_for_thin_clients_and_stops_cleanly_on_sigterm() {
+    use vltava_proto::v1::gateway_service_client::GatewayServiceClient;
+    use vltava_proto::v1::{PublishRequest, ReadPartition, ReadRequest, Record};
+
+    let data = tempfile::tempdir().unwrap();
+    let mut server = ServerProcess::start_dev(&vltava(), data.path(), &[]).unwrap();
+    let gateway = server.gateway().expect("dev announces its gateway");
+    assert_ne!(gateway, server.server(), "the gateway has its own port");
+    let admin = Admin::connect(&server.server()).await.unwrap();
+    admin.create_topic(NewTopic::new("thin", 2)).await.unwrap();
+
+    // A thin client publishes keyed records through the embedded gateway and reads them back.
+    let channel = tonic::transport::Channel::from_shared(format!("http://{gateway}")).unwrap().connect().await.unwrap();
+    let mut api = GatewayServiceClient::new(channel);
+    let records = (0..4)
+        .map(|i| Record {
+            key: Some(format!("k{i}").into()),
+            value: Some(format!("v{i}").into()),
+            ..Default::default()
+        })
+        .collect();
+    let request = PublishRequest { topic: "thin".into(), records, acks: Some(-1), ..Default::default() };
+    let published = tokio::time::timeout(Duration::from_secs(20), api.publish(request)).await.unwrap().unwrap();
+    let results = published.into_inner().results;
+    assert!(results.iter().all(|r| r.error_code == 0 && r.offset >= 0), "{results:?}");
+    for (i, r) in results.iter().enumerate() {
+        let expected = vltava_record::murmur2::partition_for_key(format!("k{i}").as_bytes(), 2) as i32;
+        assert_eq!(r.partition, expected, "record {i} is placed by murmur2 of its key");
+    }
+    let read = ReadRequest {
+        partitions: (0..2).map(|p| ReadPartition { topic: "thin".into(), partition: p, offset: -2 }).collect(),
+        ..Default::default()
+    };
+    let read = tokio::time::timeout(Duration::from_secs(20), api.read(read)).await.unwrap().unwrap().into_inner();
+    let mut values: Vec<String> = read
+        .partitions
+        .iter()
+        .flat_map(|p| p.records.iter().map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into()))
+        .collect();
+    values.sort();
+    assert_eq!(values, ["v0", "v1", "v2", "v3"]);
+
+    // SIGTERM stops the broker and the gateway together (stop() would SIGKILL after 20 s). The
+    // log's last lines may still be on their way from the pipe: wait for them, bounded.
+    let started = Instant::now();
+    server.stop(Duration::from_secs(20));
+    let stopped = |o: &str| o.contains("gateway stopped") && o.contains("broker stopped");
+    for _ in 0..50 {
+        if stopped(&server.output()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(stopped(&server.output()), "both parts stop cleanly within {:?}:\n{}", started.elapsed(), server.output());
+}

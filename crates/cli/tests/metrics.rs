@@ -11,6 +11,8 @@ use vltava_client::{
     Acks, Admin, Consumer, ConsumerConfig, NewTopic, OffsetReset, OffsetSpec, Producer, ProducerConfig, ProducerRecord,
     TopicPartition,
 };
+use vltava_proto::v1::ConsumeRequest;
+use vltava_proto::v1::gateway_service_client::GatewayServiceClient;
 use vltava_testkit::cluster::LocalCluster;
 use vltava_testkit::eventually;
 
@@ -270,6 +272,29 @@ async fn every_process_serves_the_named_metrics_and_replication_trouble_shows() 
     assert!(calls > 0.0, "gateway requests counted:\n{}", gateway.text);
     assert!(gateway.sum("vltava_gateway_request_duration_seconds_count", &[("method", "CreateTopic")]) >= 1.0);
     assert_eq!(gateway.value("vltava_gateway_rebalances_total", &[]), Some(0.0), "no managed group yet");
+
+    // Two thin clients join one managed group through the gateway: each join is a rebalance.
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", cluster.client_address()))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut api = GatewayServiceClient::new(channel);
+    let mut streams = Vec::new();
+    for _ in 0..2 {
+        let request = ConsumeRequest { topic: TOPIC.into(), group_id: "managed".into(), ..ConsumeRequest::default() };
+        let call = tokio::time::timeout(Duration::from_secs(20), api.consume(request));
+        let mut stream = call.await.expect("Consume answers in time").unwrap().into_inner();
+        let first = tokio::time::timeout(Duration::from_secs(20), stream.message()).await.expect("a first message");
+        assert!(first.unwrap().is_some(), "the managed stream starts with its assignment");
+        streams.push(stream);
+    }
+    eventually(Duration::from_secs(10), "two rebalances counted on the gateway", || async {
+        let g = scrape_process(&cluster, "gateway", 0).await?;
+        (g.value("vltava_gateway_rebalances_total", &[])? >= 2.0).then_some(())
+    })
+    .await;
+    drop(streams);
 
     // A follower dies: once the controller fences it, the leader's ISR shrinks.
     let follower = (1..=3).find(|id| *id != leader).unwrap();

@@ -6,6 +6,10 @@
 //! gateway's `Produce` span, the leader broker's `Produce` span and its wait for the followers
 //! (acks=all, RF 3), each the child of the one before. The record carries the producer's
 //! `traceparent` header, and the consumer's `process` span links to the producer's span.
+//!
+//! A thin client's `GatewayService/Publish` (a raw gRPC call with a `traceparent` in its metadata,
+//! as any language's OpenTelemetry gRPC instrumentation sends it) continues the caller's trace, and
+//! the gateway stamps its Publish span's context on the record it writes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,6 +26,8 @@ use vltava_client::{
     TopicPartition,
 };
 use vltava_common::telemetry::{LogFormat, TelemetryConfig, init_telemetry};
+use vltava_proto::v1::gateway_service_client::GatewayServiceClient;
+use vltava_proto::v1::{PublishRequest, Record};
 use vltava_testkit::cluster::LocalCluster;
 use vltava_testkit::eventually;
 
@@ -187,6 +193,25 @@ async fn tracing_one_produce_is_one_trace_across_processes_and_the_consumer_link
     // 00-<trace id>-<span id>-01
     let (trace_id, root_span_id) = (traceparent[3..35].to_string(), traceparent[36..52].to_string());
 
+    // A second record, published by a "thin client" through the GatewayService.
+    let thin_traceparent = async {
+        let traceparent = vltava_common::telemetry::current_traceparent().expect("the client span is sampled");
+        let channel = tonic::transport::Channel::from_shared(format!("http://{}", cluster.client_address()))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut gateway = GatewayServiceClient::new(vltava_common::telemetry::grpc::traced(channel));
+        let record = Record { value: Some("order-2".into()), ..Record::default() };
+        let request = PublishRequest { topic: "traced".into(), records: vec![record], ..PublishRequest::default() };
+        let result = gateway.publish(request).await.unwrap().into_inner().results.remove(0);
+        assert_eq!((result.error_code, result.offset), (0, 1), "{result:?}");
+        traceparent
+    }
+    .instrument(tracing::info_span!("thin-client"))
+    .await;
+    let thin_trace_id = thin_traceparent[3..35].to_string();
+
     // The consumer processes it in a span of its own, linked to the producer's.
     let mut consumer = Consumer::connect(ConsumerConfig {
         auto_offset_reset: OffsetReset::Earliest,
@@ -196,12 +221,12 @@ async fn tracing_one_produce_is_one_trace_across_processes_and_the_consumer_link
     .unwrap();
     consumer.assign(vec![TopicPartition::new("traced", 0)]);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let record = loop {
-        if let Some(r) = consumer.poll(Duration::from_millis(500)).await.unwrap().into_iter().next() {
-            break r;
-        }
-        assert!(std::time::Instant::now() < deadline, "the record did not reach the consumer");
-    };
+    let mut records = Vec::new();
+    while records.len() < 2 {
+        records.extend(consumer.poll(Duration::from_millis(500)).await.unwrap());
+        assert!(std::time::Instant::now() < deadline, "the records did not reach the consumer: {records:?}");
+    }
+    let (record, thin_record) = (records.remove(0), records.remove(0));
     assert_eq!(record.traceparent(), Some(traceparent.as_str()), "the record carries the producer's context");
     let producer_context = record.trace_context().expect("a valid trace context");
     assert_eq!(format!("{}", producer_context.trace_id()), trace_id);
@@ -249,6 +274,22 @@ async fn tracing_one_produce_is_one_trace_across_processes_and_the_consumer_link
         processed.links
     );
     assert_eq!(processed.attributes.get("messaging.operation.type").map(String::as_str), Some("process"));
+
+    // The thin client's Publish: the gateway's span continues the client's trace, and the record
+    // carries the Publish span's context.
+    let t = thin_trace_id.as_str();
+    let publish = find(&receiver, t, "the gateway's Publish span in the thin client's trace", |s| {
+        s.service == "vltava-gateway" && s.trace_id == t && s.name == "vltava.v1.GatewayService/Publish"
+    })
+    .await;
+    assert_eq!(publish.parent_span_id, &thin_traceparent[36..52], "{}", receiver.summary(t));
+    let stored = format!("00-{t}-{}-01", publish.span_id);
+    assert_eq!(thin_record.traceparent(), Some(stored.as_str()), "the gateway stamps its Publish span's context");
+    let broker = find(&receiver, t, "the leader's Produce span under the Publish", |s| {
+        s.service == "vltava-broker" && s.trace_id == t && s.name == "vltava.v1.RecordService/Produce"
+    })
+    .await;
+    assert_eq!(broker.parent_span_id, publish.span_id, "{}", receiver.summary(t));
     drop(cluster);
     drop(telemetry);
 }

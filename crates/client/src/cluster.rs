@@ -90,17 +90,9 @@ pub(crate) struct Cluster {
 }
 
 fn endpoint(address: &str) -> Result<Endpoint, ClientError> {
-    let endpoint = Endpoint::from_shared(format!("http://{address}"))
+    let endpoint = vltava_common::grpc::data_endpoint(address)
         .map_err(|e| ClientError::Config(format!("invalid address {address:?}: {e}")))?;
-    Ok(endpoint
-        .connect_timeout(Duration::from_secs(10))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(20))
-        .initial_stream_window_size(Some(8 * 1024 * 1024))
-        .initial_connection_window_size(Some(32 * 1024 * 1024))
-        // Fetch responses are megabytes: 1 MiB frames instead of HTTP/2's 16 KiB default.
-        .max_frame_size(Some(1024 * 1024)))
+    Ok(endpoint.connect_timeout(Duration::from_secs(10)))
 }
 
 impl Cluster {

@@ -7,10 +7,12 @@
 //! - [`telemetry`]: logs (human or JSON, `RUST_LOG` filters) and OpenTelemetry traces (OTLP
 //!   export, W3C trace context on gRPC calls and in record headers).
 //! - [`time`]: wall-clock helpers.
+//! - [`drain`]: a bounded graceful shutdown that ends long-lived server streams.
 //! - [`grpc`]: the tonic server settings every service shares, and trace-propagating channels.
 //! - [`names`]: validation of topic and group names (Kafka's rules).
 
 pub mod config;
+pub mod drain;
 pub mod error;
 pub mod grpc;
 pub mod metrics;

@@ -42,6 +42,10 @@ pub struct GatewayConfig {
     pub call_timeout: Duration,
     /// HTTP/2 connections kept to each broker; calls are spread over them in turn.
     pub connections_per_broker: usize,
+    /// On shutdown, how long open streams (`Subscribe`, `Consume`) may go on before they end with
+    /// `UNAVAILABLE`, so that their clients reconnect elsewhere. Unary calls in flight always finish.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -60,6 +64,7 @@ impl Default for GatewayConfig {
             max_concurrent_streams: 1024,
             call_timeout: Duration::from_secs(60),
             connections_per_broker: 2,
+            shutdown_grace: Duration::from_secs(5),
         }
     }
 }

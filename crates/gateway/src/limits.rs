@@ -25,7 +25,7 @@ use tonic::body::Body;
 use tower::{Layer, Service};
 
 /// Paths of the streaming calls: they take a stream permit and have no call timeout.
-const STREAMING: &[&str] = &["/vltava.v1.RecordService/Subscribe", "/vltava.v1.GatewayService/Consume"];
+pub(crate) const STREAMING: &[&str] = &["/vltava.v1.RecordService/Subscribe", "/vltava.v1.GatewayService/Consume"];
 
 /// Path prefixes never limited: health checks and server reflection.
 const EXEMPT: &[&str] = &["/grpc.health.v1.Health/", "/grpc.reflection."];

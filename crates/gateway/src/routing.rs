@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
-use tonic::transport::Endpoint;
 use tonic::{Code, Status};
 use vltava_common::error::{ERROR_CODE_METADATA, WireError};
 // Every call to a broker carries the caller's trace context.
@@ -149,15 +148,12 @@ impl Router {
         if let Some(pool) = pools.get(address) {
             return Ok(pool.next());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+        // 1 MiB frames and large windows: fetch responses pass through the gateway.
+        let endpoint = vltava_common::grpc::data_endpoint(address)
             .map_err(|e| Status::invalid_argument(format!("bad broker address {address:?}: {e}")))?
             .connect_timeout(self.config.request_timeout)
             // A fetch may long-poll for up to MAX_FETCH_WAIT before the broker answers.
-            .timeout(self.config.request_timeout + MAX_FETCH_WAIT)
-            .tcp_nodelay(true)
-            .initial_stream_window_size(Some(4 * 1024 * 1024))
-            .initial_connection_window_size(Some(16 * 1024 * 1024))
-            .http2_keep_alive_interval(Duration::from_secs(30));
+            .timeout(self.config.request_timeout + MAX_FETCH_WAIT);
         // Each lazily connected channel is its own connection.
         let channels =
             (0..self.config.connections_per_broker.max(1)).map(|_| traced(endpoint.connect_lazy())).collect();

@@ -17,9 +17,10 @@ use crate::limits::EdgeLimitsLayer;
 use crate::routing::Router;
 use crate::{fetch, produce};
 
-/// Serves `AdminService`, `RecordService` and `GroupService` on `listener`, routing every call to
-/// the brokers named by `config.bootstrap`, until `shutdown` resolves. Brokers need not be up at
-/// start: metadata is fetched on first use.
+/// Serves `AdminService`, `RecordService`, `GroupService` and `GatewayService` on `listener`,
+/// routing every call to the brokers named by `config.bootstrap`, until `shutdown` resolves.
+/// Brokers need not be up at start: metadata is fetched on first use. On shutdown, calls in flight
+/// finish; open streams get `shutdown_grace` and then end with `UNAVAILABLE`.
 pub async fn run(
     config: GatewayConfig,
     listener: TcpListener,
@@ -50,11 +51,16 @@ pub async fn run(
     let (health, health_service) = tonic_health::server::health_reporter();
     tokio::spawn(report_health(health, Arc::downgrade(&router)));
     let request_limit = router.config().max_request_bytes;
+    // Open streams get `shutdown_grace` after shutdown starts, then end with UNAVAILABLE.
+    let drain = vltava_common::drain::StreamDrain::new();
+    let drain_layer = drain.layer(crate::limits::STREAMING);
+    let shutdown = drain.after(shutdown, router.config().shutdown_grace);
     let svc = Services(router);
     let gateway_api = crate::metrics::observed(crate::client_api::GatewayApi::new(svc.0.clone()));
     vltava_common::grpc::server_builder()
         .layer(crate::metrics::rpc_layer())
         .layer(limits)
+        .layer(drain_layer)
         .add_service(health_service)
         .add_service(reflection_v1()?)
         .add_service(reflection_v1alpha()?)

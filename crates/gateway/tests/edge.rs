@@ -158,3 +158,39 @@ async fn health_reports_serving_and_reflection_lists_the_public_services() {
     assert!(methods.contains(&"Publish") && methods.contains(&"Consume"), "{methods:?}");
     cluster.stop().await;
 }
+
+/// The next message of an open stream, skipping data: the status the stream ends with.
+async fn end_of<T>(stream: &mut tonic::Streaming<T>) -> tonic::Status {
+    for _ in 0..1_000 {
+        match bounded(stream.message()).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the stream ended without a status"),
+            Err(status) => return status,
+        }
+    }
+    panic!("the stream went on past 1,000 messages");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_open_streams_with_unavailable_after_the_grace_instead_of_hanging() {
+    let mut cluster = Cluster::start_with(|c| c.shutdown_grace = Duration::from_millis(200)).await;
+    cluster.create_topic("t", 1).await;
+    produce(&cluster, "t", batch(3, 10)).await.unwrap();
+    let mut api = gateway_service_client::GatewayServiceClient::new(cluster.channel().await);
+    let request =
+        ConsumeRequest { topic: "t".into(), auto_offset_reset: OffsetReset::Earliest as i32, ..Default::default() };
+    let mut consume = bounded(api.consume(request)).await.unwrap().into_inner();
+    assert!(bounded(consume.message()).await.unwrap().is_some(), "the Consume stream delivers");
+    let subscribe = SubscribeRequest { topic: "t".into(), partition: 0, offset: -2, max_bytes: 0 };
+    let mut subscribe = bounded(cluster.records().await.subscribe(subscribe)).await.unwrap().into_inner();
+    assert!(bounded(subscribe.message()).await.unwrap().is_some(), "the Subscribe stream delivers");
+
+    // Both streams stay open and idle: without the drain, the graceful stop would wait for them
+    // for ever (`stop` fails the test after 20 s).
+    cluster.gateway.stop().await;
+    for (name, status) in [("Consume", end_of(&mut consume).await), ("Subscribe", end_of(&mut subscribe).await)] {
+        assert_eq!(status.code(), Code::Unavailable, "{name}: {status:?}");
+        assert!(status.message().contains("shutting down"), "{name}: {status:?}");
+    }
+    cluster.stop().await;
+}

@@ -68,7 +68,36 @@ impl LocalCluster {
 
     /// Like [`LocalCluster::start`], with extra environment variables for local-cluster and
     /// every process it starts.
+    ///
+    /// `--base-port 0` picks free ports before the processes bind them, so another program may take
+    /// one in between; a start that failed on a port already in use is retried (three attempts in
+    /// all) on an emptied `data_dir`.
     pub fn start_with_env(
+        bin: &Path,
+        data_dir: &Path,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self, TestkitError> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(bin, data_dir, extra_args, env) {
+                Err(TestkitError::NotStarted { output, .. })
+                    if attempt < 3 && output.contains("Address already in use") =>
+                {
+                    eprintln!("local-cluster lost a port race (attempt {attempt}); starting again:\n{output}");
+                    for entry in std::fs::read_dir(data_dir).into_iter().flatten().flatten() {
+                        let path = entry.path();
+                        let _ =
+                            if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+                    }
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn start_once(
         bin: &Path,
         data_dir: &Path,
         extra_args: &[&str],

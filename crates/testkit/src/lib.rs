@@ -50,6 +50,8 @@ pub struct ServerProcess {
     envs: Vec<(String, String)>,
     child: Option<Child>,
     addr: SocketAddr,
+    /// The embedded gateway of a `dev` process (`--gateway-listen`), when it runs one.
+    gateway_addr: Option<SocketAddr>,
     output: Arc<Mutex<Vec<String>>>,
 }
 
@@ -84,6 +86,7 @@ impl ServerProcess {
             envs: envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             child: None,
             addr: "127.0.0.1:0".parse().expect("literal address"),
+            gateway_addr: None,
             output: Arc::default(),
         };
         s.spawn()?;
@@ -98,6 +101,12 @@ impl ServerProcess {
     /// `host:port` for clients.
     pub fn server(&self) -> String {
         self.addr.to_string()
+    }
+
+    /// `host:port` of the gateway a `dev` process embeds (on a free port unless the extra
+    /// arguments give `--gateway-listen`); `None` for a gateway process or `--gateway-listen off`.
+    pub fn gateway(&self) -> Option<String> {
+        self.gateway_addr.map(|a| a.to_string())
     }
 
     /// The data directory.
@@ -143,8 +152,19 @@ impl ServerProcess {
     fn spawn(&mut self) -> Result<(), TestkitError> {
         let mut cmd = Command::new(&self.bin);
         cmd.arg(self.subcommand).arg("--listen").arg(self.addr.to_string());
+        // A dev process also announces its embedded gateway, unless told not to run one.
+        let mut announcements = 1;
         if self.subcommand == "dev" {
             cmd.arg("--data-dir").arg(&self.data_dir);
+            match self.extra_args.iter().position(|a| a == "--gateway-listen") {
+                None => {
+                    let gateway = self.gateway_addr.map_or("127.0.0.1:0".to_string(), |a| a.to_string());
+                    cmd.arg("--gateway-listen").arg(gateway);
+                    announcements = 2;
+                }
+                Some(i) if self.extra_args.get(i + 1).is_some_and(|v| v != "off") => announcements = 2,
+                Some(_) => {}
+            }
         }
         cmd.args(&self.extra_args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         cmd.envs(self.envs.iter().map(|(k, v)| (k, v)));
@@ -165,18 +185,24 @@ impl ServerProcess {
                 }
             }
         });
-        match rx.recv_timeout(START_TIMEOUT).ok().and_then(|a| a.parse().ok()) {
-            Some(addr) => {
-                self.addr = addr;
-                self.child = Some(child);
-                Ok(())
-            }
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(TestkitError::NotStarted { timeout: START_TIMEOUT, output: self.output() })
+        // The server announces its own address first, then (dev) its gateway's.
+        let deadline = std::time::Instant::now() + START_TIMEOUT;
+        let mut addrs: Vec<SocketAddr> = Vec::new();
+        while addrs.len() < announcements {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left).ok().and_then(|a| a.parse().ok()) {
+                Some(addr) => addrs.push(addr),
+                None => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(TestkitError::NotStarted { timeout: START_TIMEOUT, output: self.output() });
+                }
             }
         }
+        self.addr = addrs[0];
+        self.gateway_addr = addrs.get(1).copied();
+        self.child = Some(child);
+        Ok(())
     }
 }
 

@@ -71,9 +71,10 @@ type Client = ReplicationServiceClient<vltava_common::grpc::TracedChannel>;
 
 /// Runs the fetcher until the task is aborted.
 pub async fn run(ctx: FetcherContext) {
-    let client = match tonic::transport::Endpoint::from_shared(format!("http://{}", ctx.address)) {
+    // 1 MiB frames (replica fetch responses are megabytes); windows sized by BDP estimation.
+    let client = match vltava_common::grpc::data_endpoint(&ctx.address) {
         Ok(e) => ReplicationServiceClient::new(vltava_common::grpc::traced(
-            e.connect_timeout(Duration::from_secs(2)).tcp_nodelay(true).http2_adaptive_window(true).connect_lazy(),
+            e.connect_timeout(Duration::from_secs(2)).http2_adaptive_window(true).connect_lazy(),
         ))
         .max_decoding_message_size(ctx.config.fetch_response_max_bytes + 1024 * 1024),
         Err(e) => {

@@ -6,12 +6,17 @@
 //! record goes to `toPositive(murmur2(key)) % partitions`, and the keyless records of one request
 //! all go to one partition, which rotates round-robin from request to request (Kafka's sticky
 //! idea, with the request as the batch). Leader changes are retried by [`crate::produce::handle`].
+//!
+//! Inside a sampled trace (the caller sent a `traceparent`), every record without a `traceparent`
+//! header gets the Publish span's, as the Rust SDK's producer does, so that consumers can link
+//! their processing to the publish.
 
 use std::collections::{BTreeMap, HashMap};
 
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use tonic::Status;
+use vltava_common::telemetry::TRACEPARENT_HEADER;
 use vltava_common::{ErrorCode, WireError};
 use vltava_proto::v1::{ProduceRequest, PublishRequest, PublishResponse, PublishResult, Record};
 use vltava_record::{BatchBuilder, Compression};
@@ -73,7 +78,7 @@ impl PartitionBatches {
         Self { sealed: BytesMut::new(), open: BatchBuilder::new(codec), codec, indices: Vec::new() }
     }
 
-    fn append(&mut self, index: usize, timestamp: i64, record: &Record) {
+    fn append(&mut self, index: usize, timestamp: i64, record: &Record, trace: Option<&str>) {
         let size = record.key.as_ref().map_or(0, Bytes::len)
             + record.value.as_ref().map_or(0, Bytes::len)
             + record.headers.iter().map(|h| h.key.len() + h.value.len() + 10).sum::<usize>()
@@ -82,7 +87,15 @@ impl PartitionBatches {
             let full = std::mem::replace(&mut self.open, BatchBuilder::new(self.codec));
             self.sealed.extend_from_slice(&full.build());
         }
-        let headers = convert::record_headers(&record.headers);
+        let mut headers = convert::record_headers(&record.headers);
+        if let Some(t) = trace
+            && !record.headers.iter().any(|h| h.key == TRACEPARENT_HEADER)
+        {
+            headers.push(vltava_record::Header {
+                key: TRACEPARENT_HEADER.to_string(),
+                value: Some(Bytes::copy_from_slice(t.as_bytes())),
+            });
+        }
         self.open.append(timestamp, record.key.as_deref(), record.value.as_deref(), &headers);
         self.indices.push(index);
     }
@@ -129,6 +142,7 @@ pub(super) async fn handle(
     }
 
     let view = router.view().await;
+    let trace = vltava_common::telemetry::current_traceparent();
     let mut keyless = None;
     let mut results = Vec::with_capacity(records.len());
     let mut by_partition: BTreeMap<i32, PartitionBatches> = BTreeMap::new();
@@ -140,10 +154,12 @@ pub(super) async fn handle(
         });
         match chosen {
             Ok(partition) => {
-                by_partition
-                    .entry(partition)
-                    .or_insert_with(|| PartitionBatches::new(codec))
-                    .append(index, timestamp, record);
+                by_partition.entry(partition).or_insert_with(|| PartitionBatches::new(codec)).append(
+                    index,
+                    timestamp,
+                    record,
+                    trace.as_deref(),
+                );
                 results.push(PublishResult { partition, offset: -1, timestamp_ms: timestamp, ..Default::default() });
             }
             Err(message) => results.push(failed(
@@ -226,7 +242,7 @@ mod tests {
         let mut batches = PartitionBatches::new(Compression::None);
         let value = Bytes::from(vec![7u8; 300_000]);
         for i in 0..5 {
-            batches.append(i, 1_000 + i as i64, &Record { value: Some(value.clone()), ..Default::default() });
+            batches.append(i, 1_000 + i as i64, &Record { value: Some(value.clone()), ..Default::default() }, None);
         }
         let (indices, bytes) = batches.finish();
         assert_eq!(indices, vec![0, 1, 2, 3, 4]);
@@ -235,5 +251,27 @@ mod tests {
         let decoded = vltava_record::decode_fetched(bytes, 0, true).unwrap();
         let stamps: Vec<i64> = decoded.records.iter().map(|r| r.timestamp).collect();
         assert_eq!(stamps, vec![1_000, 1_001, 1_002, 1_003, 1_004]);
+    }
+
+    #[test]
+    fn records_in_a_trace_get_its_traceparent_unless_they_carry_their_own() {
+        let trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let own = vltava_proto::v1::Header { key: TRACEPARENT_HEADER.into(), value: Bytes::from_static(b"mine") };
+        let mut batches = PartitionBatches::new(Compression::None);
+        batches.append(0, 1, &Record::default(), Some(trace));
+        batches.append(1, 1, &Record { headers: vec![own], ..Default::default() }, Some(trace));
+        batches.append(2, 1, &Record::default(), None);
+        let (_, bytes) = batches.finish();
+        let decoded = vltava_record::decode_fetched(bytes, 0, true).unwrap();
+        let traceparents: Vec<Vec<Option<Bytes>>> = decoded
+            .records
+            .iter()
+            .map(|r| r.headers.iter().filter(|h| h.key == TRACEPARENT_HEADER).map(|h| h.value.clone()).collect())
+            .collect();
+        assert_eq!(
+            traceparents,
+            vec![vec![Some(Bytes::from(trace))], vec![Some(Bytes::from_static(b"mine"))], vec![]],
+            "one traceparent each, the record's own first, none outside a trace"
+        );
     }
 }
