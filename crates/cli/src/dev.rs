@@ -103,13 +103,15 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     });
     let result = vltava_broker::run(config.broker, metadata, listener, stopped()).await;
     stop_tx.send_replace(true); // the broker may also have stopped on an error
-    if let Some(gateway) = gateway {
-        gateway.await.context("the gateway task")?.context("the gateway")?;
-    }
+    let gateway_result = match gateway {
+        Some(task) => task.await.context("the gateway task").and_then(|r| r.context("the gateway")),
+        None => Ok(()),
+    };
+    // The metadata store is closed cleanly whatever failed.
     controller.stop().await;
     metrics.shutdown().await;
     result?;
-    Ok(())
+    gateway_result
 }
 
 #[cfg(test)]
