@@ -109,6 +109,12 @@ impl BatchBuilder {
     /// [`crate::RecordBatch::validate`] rejects). If compression fails (it cannot for
     /// in-memory buffers in practice) the records are stored uncompressed.
     pub fn build(self) -> Bytes {
+        self.build_at(0)
+    }
+
+    /// Like [`BatchBuilder::build`], with the records at offsets from `base_offset` on, as a log
+    /// that stored the batch would return it (the base offset is outside the CRC).
+    pub fn build_at(self, base_offset: i64) -> Bytes {
         let (codec, payload) = match self.compression {
             Compression::None => (Compression::None, self.records),
             codec => match compress(codec, &self.records) {
@@ -123,7 +129,7 @@ impl BatchBuilder {
         debug_assert_eq!(attributes & TIMESTAMP_TYPE_FLAG, 0, "CreateTime");
         let total = RECORD_BATCH_OVERHEAD + payload.len();
         let mut buf = BytesMut::with_capacity(total);
-        buf.put_i64(0); // base offset
+        buf.put_i64(base_offset);
         buf.put_i32((total - 12) as i32); // batch length
         buf.put_i32(-1); // partition leader epoch
         buf.put_i8(MAGIC);

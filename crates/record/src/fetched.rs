@@ -59,7 +59,7 @@ mod tests {
     use bytes::BytesMut;
 
     use super::*;
-    use crate::{BatchBuilder, Compression, Header, set_base_offset};
+    use crate::{BatchBuilder, Compression, Header};
 
     fn batch(base: i64, values: &[&str], compression: Compression) -> BytesMut {
         let mut b = BatchBuilder::new(compression);
@@ -67,9 +67,7 @@ mod tests {
             let headers = [Header { key: "h".into(), value: Some(Bytes::from_static(b"x")) }];
             b.append(1_000 + i as i64, Some(b"k"), Some(v.as_bytes()), &headers);
         }
-        let mut bytes = BytesMut::from(&b.build()[..]);
-        set_base_offset(&mut bytes, base);
-        bytes
+        BytesMut::from(&b.build_at(base)[..])
     }
 
     #[test]

@@ -146,6 +146,18 @@ fn stamping_base_offset_and_epoch_keeps_the_crc_valid() {
 }
 
 #[test]
+fn build_at_places_the_records_at_the_given_offsets() {
+    let mut b = BatchBuilder::new(Compression::Lz4);
+    b.append(1_000, Some(b"k0"), Some(b"v0"), &[]);
+    b.append(1_001, None, Some(b"v1"), &[]);
+    let batch = RecordBatch::parse(b.build_at(42)).unwrap();
+    batch.validate().unwrap();
+    assert_eq!(batch.base_offset(), 42);
+    let offsets: Vec<i64> = batch.records().unwrap().iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, vec![42, 43]);
+}
+
+#[test]
 fn truncated_input_is_reported_with_needed_and_available() {
     let bytes = sample_batch(Compression::None);
     let cut = bytes.slice(..bytes.len() - 1);

@@ -53,7 +53,7 @@ pub(crate) fn decode_partition(
 #[cfg(test)]
 mod tests {
     use bytes::BytesMut;
-    use vltava_record::{BatchBuilder, Compression, Header, RecordError, set_base_offset};
+    use vltava_record::{BatchBuilder, Compression, Header, RecordError};
 
     use super::*;
 
@@ -63,9 +63,7 @@ mod tests {
             let headers = [Header { key: "h".into(), value: Some(Bytes::from_static(b"x")) }];
             b.append(1_000 + i as i64, Some(b"k"), Some(v.as_bytes()), &headers);
         }
-        let mut bytes = BytesMut::from(&b.build()[..]);
-        set_base_offset(&mut bytes, base);
-        bytes
+        BytesMut::from(&b.build_at(base)[..])
     }
 
     fn topic() -> Arc<str> {

@@ -78,7 +78,7 @@ impl PartitionBatches {
         Self { sealed: BytesMut::new(), open: BatchBuilder::new(codec), codec, indices: Vec::new() }
     }
 
-    fn append(&mut self, index: usize, timestamp: i64, record: &Record, trace: Option<&str>) {
+    fn append(&mut self, index: usize, timestamp: i64, record: &Record, trace: Option<&Bytes>) {
         let size = record.key.as_ref().map_or(0, Bytes::len)
             + record.value.as_ref().map_or(0, Bytes::len)
             + record.headers.iter().map(|h| h.key.len() + h.value.len() + 10).sum::<usize>()
@@ -91,10 +91,7 @@ impl PartitionBatches {
         if let Some(t) = trace
             && !record.headers.iter().any(|h| h.key == TRACEPARENT_HEADER)
         {
-            headers.push(vltava_record::Header {
-                key: TRACEPARENT_HEADER.to_string(),
-                value: Some(Bytes::copy_from_slice(t.as_bytes())),
-            });
+            headers.push(vltava_record::Header { key: TRACEPARENT_HEADER.to_string(), value: Some(t.clone()) });
         }
         self.open.append(timestamp, record.key.as_deref(), record.value.as_deref(), &headers);
         self.indices.push(index);
@@ -142,7 +139,8 @@ pub(super) async fn handle(
     }
 
     let view = router.view().await;
-    let trace = vltava_common::telemetry::current_traceparent();
+    // Once per request; each record's header shares the bytes.
+    let trace = vltava_common::telemetry::current_traceparent().map(Bytes::from);
     let mut keyless = None;
     let mut results = Vec::with_capacity(records.len());
     let mut by_partition: BTreeMap<i32, PartitionBatches> = BTreeMap::new();
@@ -158,7 +156,7 @@ pub(super) async fn handle(
                     index,
                     timestamp,
                     record,
-                    trace.as_deref(),
+                    trace.as_ref(),
                 );
                 results.push(PublishResult { partition, offset: -1, timestamp_ms: timestamp, ..Default::default() });
             }
@@ -255,11 +253,11 @@ mod tests {
 
     #[test]
     fn records_in_a_trace_get_its_traceparent_unless_they_carry_their_own() {
-        let trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let trace = Bytes::from_static(b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
         let own = vltava_proto::v1::Header { key: TRACEPARENT_HEADER.into(), value: Bytes::from_static(b"mine") };
         let mut batches = PartitionBatches::new(Compression::None);
-        batches.append(0, 1, &Record::default(), Some(trace));
-        batches.append(1, 1, &Record { headers: vec![own], ..Default::default() }, Some(trace));
+        batches.append(0, 1, &Record::default(), Some(&trace));
+        batches.append(1, 1, &Record { headers: vec![own], ..Default::default() }, Some(&trace));
         batches.append(2, 1, &Record::default(), None);
         let (_, bytes) = batches.finish();
         let decoded = vltava_record::decode_fetched(bytes, 0, true).unwrap();
@@ -270,7 +268,7 @@ mod tests {
             .collect();
         assert_eq!(
             traceparents,
-            vec![vec![Some(Bytes::from(trace))], vec![Some(Bytes::from_static(b"mine"))], vec![]],
+            vec![vec![Some(trace.clone())], vec![Some(Bytes::from_static(b"mine"))], vec![]],
             "one traceparent each, the record's own first, none outside a trace"
         );
     }

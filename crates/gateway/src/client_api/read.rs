@@ -205,8 +205,8 @@ pub(super) fn code_of(code: i32) -> ErrorCode {
 
 #[cfg(test)]
 mod tests {
-    use bytes::{Bytes, BytesMut};
-    use vltava_record::{BatchBuilder, Compression, set_base_offset};
+    use bytes::Bytes;
+    use vltava_record::{BatchBuilder, Compression};
 
     use super::*;
 
@@ -226,9 +226,7 @@ mod tests {
         for i in 0..n {
             b.append(100 + i as i64, None, Some(format!("v{i}").as_bytes()), &[]);
         }
-        let mut bytes = BytesMut::from(&b.build()[..]);
-        set_base_offset(&mut bytes, base);
-        bytes.freeze()
+        b.build_at(base)
     }
 
     #[test]
