@@ -199,11 +199,40 @@ impl ServerProcess {
                 }
             }
         }
+        // The address is announced when the port is bound; a restarted server recovers its logs
+        // before it serves. Started means serving: wait until the server speaks HTTP/2.
+        while !speaks_http2(addrs[0]) {
+            let exited = matches!(child.try_wait(), Ok(Some(_)));
+            if exited || std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(TestkitError::NotStarted { timeout: START_TIMEOUT, output: self.output() });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         self.addr = addrs[0];
         self.gateway_addr = addrs.get(1).copied();
         self.child = Some(child);
         Ok(())
     }
+}
+
+/// Whether a server at `addr` answers an HTTP/2 connection preface with its SETTINGS frame within
+/// a second, i.e. accepts and serves connections (a bound port that nobody accepts on yet holds
+/// the connection in its backlog, silent).
+fn speaks_http2(addr: SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    const EMPTY_SETTINGS: [u8; 9] = [0, 0, 0, 4, 0, 0, 0, 0, 0];
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+        return false;
+    };
+    let mut header = [0u8; 9];
+    stream.set_read_timeout(Some(Duration::from_secs(1))).is_ok()
+        && stream.write_all(PREFACE).is_ok()
+        && stream.write_all(&EMPTY_SETTINGS).is_ok()
+        && stream.read_exact(&mut header).is_ok()
+        && header[3] == 4 // frame type SETTINGS
 }
 
 impl Drop for ServerProcess {
