@@ -44,15 +44,17 @@ async fn health(cluster: &Cluster, service: &str) -> ServingStatus {
 async fn calls_beyond_the_concurrency_limit_get_resource_exhausted_and_the_gateway_stays_up() {
     let cluster = Cluster::start_with(|c| c.max_concurrent_requests = 2).await;
     cluster.create_topic("busy", 1).await;
+    cluster.create_topic("idle", 1).await;
     produce(&cluster, "busy", batch(1, 10)).await.unwrap();
 
-    // Two long polls on the empty end of the log hold both permits for several seconds.
+    // Two long polls on a topic nobody writes to hold both permits for several seconds (on the
+    // produced topic, the first admitted produce would wake them and free the permits).
     let long_poll = |client: vltava_proto::v1::record_service_client::RecordServiceClient<_>| {
         let mut client = client;
         async move {
             let partitions =
-                vec![FetchPartition { topic: "busy".into(), partition: 0, fetch_offset: 1, partition_max_bytes: 0 }];
-            client.fetch(FetchRequest { max_wait_ms: 4_000, min_bytes: 1, max_bytes: 1 << 20, partitions }).await
+                vec![FetchPartition { topic: "idle".into(), partition: 0, fetch_offset: 0, partition_max_bytes: 0 }];
+            client.fetch(FetchRequest { max_wait_ms: 8_000, min_bytes: 1, max_bytes: 1 << 20, partitions }).await
         }
     };
     let mut polls = Vec::new();
