@@ -29,8 +29,9 @@ test: deps
 test-python:
 	./examples/python/run-test.sh
 
-## Formatting and lints, as CI runs them.
+## Formatting, lints and the import-cycle check, as CI runs them.
 lint: deps
+	python3 deploy/check-import-cycles.py
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 

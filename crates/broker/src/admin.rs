@@ -4,10 +4,7 @@
 //! service; it answers once its own view of the cluster includes the change, so that a produce
 //! right after a create finds the topic.
 
-use std::time::Duration;
-
-use vltava_common::WireError;
-use vltava_controller::{CreateTopic, MetadataError, PartitionState, TopicMetadata};
+use vltava_metadata::{CreateTopic, MetadataError, PartitionState, TopicMetadata};
 use vltava_proto::v1::{
     AlterConfigsRequest, AlterConfigsResponse, AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse,
     BrokerInfo, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicRequest, CreateTopicResponse,
@@ -16,14 +13,12 @@ use vltava_proto::v1::{
     MetadataRequest, MetadataResponse, PartitionDescription, PartitionReassignment, TopicDescription, TopicSummary,
 };
 
+use crate::auto_create;
+use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::server::Broker;
-
-/// How long an admin call waits for this broker to apply its own change.
-const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Creates a topic.
-pub async fn create_topic(broker: &Broker, req: CreateTopicRequest) -> Result<CreateTopicResponse, WireError> {
+pub async fn create_topic(broker: &Broker, req: CreateTopicRequest) -> Result<CreateTopicResponse, BrokerError> {
     let request = CreateTopic {
         name: req.name,
         partitions: req.partitions,
@@ -31,63 +26,31 @@ pub async fn create_topic(broker: &Broker, req: CreateTopicRequest) -> Result<Cr
         configs: req.configs.into_iter().collect(),
         validate_only: req.validate_only,
     };
-    let (topic, version) = broker.metadata.create_topic(request).await.map_err(BrokerError::from)?;
-    if !topic_applied(broker, version).await {
+    let (topic, version) = broker.metadata.create_topic(request).await?;
+    if !broker.applied(version).await {
         tracing::warn!(topic = %topic.name, "created, but this broker has not applied it yet");
     }
     Ok(CreateTopicResponse { topic: Some(describe(broker, &topic)) })
-}
-
-/// Creates `topic` with the broker's defaults (`auto.create.topics.enable`); an existing topic is fine.
-pub async fn auto_create(broker: &Broker, topic: &str) -> Result<(), BrokerError> {
-    let request = CreateTopic {
-        name: topic.to_string(),
-        partitions: broker.config.num_partitions,
-        replication_factor: broker.config.default_replication_factor,
-        configs: Default::default(),
-        validate_only: false,
-    };
-    match broker.metadata.create_topic(request).await {
-        Ok((_, version)) => {
-            topic_applied(broker, version).await;
-            Ok(())
-        }
-        Err(e) => {
-            let wire = WireError::from(BrokerError::from(e));
-            if wire.code == vltava_common::ErrorCode::TopicAlreadyExists {
-                Ok(())
-            } else {
-                Err(BrokerError::Metadata(MetadataError::Remote(wire)))
-            }
-        }
-    }
 }
 
 /// Grows a topic's partition count.
 pub async fn create_partitions(
     broker: &Broker,
     req: CreatePartitionsRequest,
-) -> Result<CreatePartitionsResponse, WireError> {
-    let (topic, version) = broker
-        .metadata
-        .create_partitions(&req.topic, req.total_count, req.validate_only)
-        .await
-        .map_err(BrokerError::from)?;
+) -> Result<CreatePartitionsResponse, BrokerError> {
+    let (topic, version) = broker.metadata.create_partitions(&req.topic, req.total_count, req.validate_only).await?;
     if !req.validate_only {
-        topic_applied(broker, version).await;
+        broker.applied(version).await;
     }
     Ok(CreatePartitionsResponse { topic: Some(describe(broker, &topic)) })
 }
 
 /// Sets or removes per-topic configuration.
-pub async fn alter_configs(broker: &Broker, req: AlterConfigsRequest) -> Result<AlterConfigsResponse, WireError> {
-    let (topic, version) = broker
-        .metadata
-        .alter_configs(&req.topic, req.set.into_iter().collect(), req.delete, req.validate_only)
-        .await
-        .map_err(BrokerError::from)?;
+pub async fn alter_configs(broker: &Broker, req: AlterConfigsRequest) -> Result<AlterConfigsResponse, BrokerError> {
+    let (topic, version) =
+        broker.metadata.alter_configs(&req.topic, req.set.into_iter().collect(), req.delete, req.validate_only).await?;
     if !req.validate_only {
-        topic_applied(broker, version).await;
+        broker.applied(version).await;
     }
     Ok(AlterConfigsResponse { topic: Some(describe(broker, &topic)) })
 }
@@ -96,8 +59,8 @@ pub async fn alter_configs(broker: &Broker, req: AlterConfigsRequest) -> Result<
 pub async fn describe_cluster(
     broker: &Broker,
     _req: DescribeClusterRequest,
-) -> Result<DescribeClusterResponse, WireError> {
-    Ok(broker.metadata.describe_cluster().await.map_err(BrokerError::from)?)
+) -> Result<DescribeClusterResponse, BrokerError> {
+    Ok(broker.metadata.describe_cluster().await?)
 }
 
 /// Starts or cancels one partition's reassignment; answers with the partition as this broker
@@ -105,7 +68,7 @@ pub async fn describe_cluster(
 pub async fn alter_partition_reassignments(
     broker: &Broker,
     req: AlterPartitionReassignmentsRequest,
-) -> Result<AlterPartitionReassignmentsResponse, WireError> {
+) -> Result<AlterPartitionReassignmentsResponse, BrokerError> {
     let target = match (req.cancel, req.replicas.is_empty()) {
         (true, true) => None,
         (true, false) => {
@@ -113,16 +76,16 @@ pub async fn alter_partition_reassignments(
         }
         (false, _) => Some(req.replicas),
     };
-    let version =
-        broker.metadata.reassign_partition(&req.topic, req.partition, target).await.map_err(BrokerError::from)?;
-    topic_applied(broker, version).await;
+    let version = broker.metadata.reassign_partition(&req.topic, req.partition, target).await?;
+    broker.applied(version).await;
     let image = broker.metadata.image();
     let topic = image
         .topic(&req.topic)
-        .ok_or_else(|| WireError::from(BrokerError::from(MetadataError::UnknownTopic { name: req.topic.clone() })))?;
-    let partition = topic.partitions.get(usize::try_from(req.partition).unwrap_or(usize::MAX)).ok_or_else(|| {
-        WireError::from(BrokerError::UnknownTopicOrPartition { topic: req.topic.clone(), partition: req.partition })
-    })?;
+        .ok_or_else(|| BrokerError::from(MetadataError::UnknownTopic { name: req.topic.clone() }))?;
+    let partition = topic
+        .partitions
+        .get(usize::try_from(req.partition).unwrap_or(usize::MAX))
+        .ok_or_else(|| BrokerError::UnknownTopicOrPartition { topic: req.topic.clone(), partition: req.partition })?;
     let offsets = offsets_of(broker, &topic.name);
     Ok(AlterPartitionReassignmentsResponse { partition: Some(partition_description(partition, &offsets)) })
 }
@@ -151,14 +114,10 @@ pub fn list_partition_reassignments(
     ListPartitionReassignmentsResponse { reassignments }
 }
 
-async fn topic_applied(broker: &Broker, version: u64) -> bool {
-    broker.replicas.wait_for_version(version, APPLY_TIMEOUT).await
-}
-
 /// Deletes a topic, its data and the offsets committed for it.
-pub async fn delete_topic(broker: &Broker, req: DeleteTopicRequest) -> Result<DeleteTopicResponse, WireError> {
-    let version = broker.metadata.delete_topic(&req.name).await.map_err(BrokerError::from)?;
-    topic_applied(broker, version).await;
+pub async fn delete_topic(broker: &Broker, req: DeleteTopicRequest) -> Result<DeleteTopicResponse, BrokerError> {
+    let version = broker.metadata.delete_topic(&req.name).await?;
+    broker.applied(version).await;
     broker.offsets.delete_topic(&req.name).map_err(|e| BrokerError::OffsetStore(e.to_string()))?;
     Ok(DeleteTopicResponse {})
 }
@@ -180,22 +139,18 @@ pub fn list_topics(broker: &Broker) -> ListTopicsResponse {
 }
 
 /// Describes one topic, with offsets for the partitions this broker hosts.
-pub fn describe_topic(broker: &Broker, req: DescribeTopicRequest) -> Result<DescribeTopicResponse, WireError> {
+pub fn describe_topic(broker: &Broker, req: DescribeTopicRequest) -> Result<DescribeTopicResponse, BrokerError> {
     let image = broker.metadata.image();
     let topic = image
         .topic(&req.name)
-        .ok_or_else(|| WireError::from(BrokerError::from(MetadataError::UnknownTopic { name: req.name.clone() })))?;
+        .ok_or_else(|| BrokerError::from(MetadataError::UnknownTopic { name: req.name.clone() }))?;
     Ok(DescribeTopicResponse { topic: Some(describe(broker, topic)) })
 }
 
 /// Brokers and partition leaders, for client routing.
-pub async fn metadata(broker: &Broker, req: MetadataRequest) -> Result<MetadataResponse, WireError> {
-    if broker.config.auto_create_topics_enable {
-        for name in &req.topics {
-            if broker.metadata.image().topic(name).is_none() {
-                auto_create(broker, name).await?;
-            }
-        }
+pub async fn metadata(broker: &Broker, req: MetadataRequest) -> Result<MetadataResponse, BrokerError> {
+    for name in &req.topics {
+        auto_create::ensure_topic(broker, name).await?;
     }
     let image = broker.metadata.image();
     let topics = if req.topics.is_empty() {
@@ -203,9 +158,9 @@ pub async fn metadata(broker: &Broker, req: MetadataRequest) -> Result<MetadataR
     } else {
         let mut out = Vec::with_capacity(req.topics.len());
         for name in &req.topics {
-            let t = image.topic(name).ok_or_else(|| {
-                WireError::from(BrokerError::from(MetadataError::UnknownTopic { name: name.clone() }))
-            })?;
+            let t = image
+                .topic(name)
+                .ok_or_else(|| BrokerError::from(MetadataError::UnknownTopic { name: name.clone() }))?;
             out.push(routing(t));
         }
         out

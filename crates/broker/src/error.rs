@@ -92,6 +92,10 @@ pub enum BrokerError {
     /// A malformed request.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// A request refused by a validation rule shared with other services (names, group ids),
+    /// whose wire error is decided there.
+    #[error(transparent)]
+    Refused(#[from] WireError),
     /// Waiting for replication timed out.
     #[error("timed out after {0} ms waiting for replication")]
     Timeout(u64),
@@ -100,7 +104,7 @@ pub enum BrokerError {
     Storage(#[from] StorageError),
     /// The metadata layer failed.
     #[error(transparent)]
-    Metadata(#[from] vltava_controller::MetadataError),
+    Metadata(#[from] vltava_metadata::MetadataError),
     /// The offsets store failed.
     #[error("offsets store: {0}")]
     OffsetStore(String),
@@ -127,6 +131,7 @@ impl From<BrokerError> for WireError {
             BrokerError::InvalidRequest(_) => ErrorCode::InvalidRequest,
             BrokerError::Timeout(_) => ErrorCode::RequestTimedOut,
             BrokerError::Storage(s) => return storage_error(s),
+            BrokerError::Refused(w) => return w.clone(),
             BrokerError::Metadata(_) => {
                 let BrokerError::Metadata(m) = e else { unreachable!() };
                 return m.into();

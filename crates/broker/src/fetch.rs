@@ -8,9 +8,10 @@ use bytes::Bytes;
 use vltava_common::{ErrorCode, WireError};
 use vltava_proto::v1::{FetchRequest, FetchResponse, PartitionRecords};
 
+use crate::broker::Broker;
 use crate::error::BrokerError;
+use crate::long_poll;
 use crate::partition::Partition;
-use crate::server::Broker;
 
 /// Reads the requested partitions, waiting for data as the request allows.
 pub async fn handle(broker: &Broker, req: FetchRequest) -> Result<FetchResponse, BrokerError> {
@@ -37,24 +38,15 @@ pub async fn handle(broker: &Broker, req: FetchRequest) -> Result<FetchResponse,
         .collect();
     let targets = Arc::new(targets);
     // Subscribe before the first read so that no append between read and wait is missed.
-    let mut watches: Vec<_> =
-        targets.iter().filter_map(|t| t.part.as_ref().ok()).map(|p| p.watch_high_watermark()).collect();
-    loop {
-        let t = targets.clone();
-        let (partitions, bytes, failed) = tokio::task::spawn_blocking(move || read_all(&t, max_bytes))
-            .await
-            .map_err(|e| BrokerError::Internal(e.to_string()))?;
-        let done = bytes >= min_bytes.max(1) || min_bytes == 0 || failed || watches.is_empty();
-        if done || tokio::time::Instant::now() >= deadline {
-            crate::metrics::get().bytes_out.add(bytes as u64, &[]);
-            return Ok(FetchResponse { partitions });
-        }
-        let changed = futures::future::select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
-        tokio::select! {
-            _ = changed => {}
-            _ = tokio::time::sleep_until(deadline) => {}
-        }
-    }
+    let watches = targets.iter().filter_map(|t| t.part.as_ref().ok()).map(|p| p.watch_high_watermark()).collect();
+    let (partitions, bytes) = long_poll::poll(watches, deadline, move || {
+        let (partitions, bytes, failed) = read_all(&targets, max_bytes);
+        let done = bytes >= min_bytes.max(1) || min_bytes == 0 || failed;
+        ((partitions, bytes), done)
+    })
+    .await?;
+    crate::metrics::get().bytes_out.add(bytes as u64, &[]);
+    Ok(FetchResponse { partitions })
 }
 
 struct Target {

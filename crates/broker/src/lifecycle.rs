@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use vltava_common::{ErrorCode, WireError};
-use vltava_controller::{BrokerRegistration, MetadataService, Registered};
+use vltava_metadata::{BrokerRegistration, MetadataService, Registered};
 
 use crate::error::BrokerError;
 

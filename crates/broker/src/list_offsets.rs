@@ -3,8 +3,8 @@
 use vltava_common::{ErrorCode, WireError};
 use vltava_proto::v1::{ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse};
 
+use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::server::Broker;
 use crate::subscribe::{EARLIEST, LATEST};
 
 /// Answers each requested partition.

@@ -2,18 +2,15 @@
 //!
 //! Counters are created once, from the global meter provider the process installed at start
 //! ([`vltava_common::metrics::Metrics::start`]), and recorded on the hot paths. Gauges are
-//! observed at collection time from the running broker ([`observe`]): partitions, under-replicated
+//! observed at collection time from the running broker ([`crate::gauges::observe`]): partitions, under-replicated
 //! partitions, log sizes and consumer-group lag cost nothing between scrapes. Request rate and
 //! latency come from [`rpc_layer`] at the gRPC edge (`vltava_broker_requests_total`,
 //! `vltava_broker_request_duration_seconds`, by method and error code).
 
-use std::sync::{Arc, LazyLock, Weak};
+use std::sync::LazyLock;
 
-use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Meter};
 use vltava_common::metrics::RpcMetricsLayer;
-
-use crate::server::Broker;
 
 /// Instrumentation scope, and prefix of every broker metric name.
 pub const SCOPE: &str = "vltava.broker";
@@ -56,12 +53,18 @@ impl BrokerMetrics {
 
 /// Counts an ISR change of a partition this broker led before and after it.
 pub fn isr_changed(before: &[i32], after: &[i32]) {
-    if before.iter().any(|b| !after.contains(b)) {
+    let (shrunk, expanded) = isr_change(before, after);
+    if shrunk {
         get().isr_shrinks.add(1, &[]);
     }
-    if after.iter().any(|a| !before.contains(a)) {
+    if expanded {
         get().isr_expands.add(1, &[]);
     }
+}
+
+/// Whether going from ISR `before` to `after` shrank it (a member left) and expanded it (one joined).
+fn isr_change(before: &[i32], after: &[i32]) -> (bool, bool) {
+    (before.iter().any(|b| !after.contains(b)), after.iter().any(|a| !before.contains(a)))
 }
 
 /// Request count and latency of every gRPC call the broker answers.
@@ -69,91 +72,17 @@ pub fn rpc_layer() -> RpcMetricsLayer {
     RpcMetricsLayer::global(SCOPE)
 }
 
-/// Registers the gauges read from `broker` at collection time (for as long as it runs).
-pub fn observe(broker: &Arc<Broker>) {
-    let meter = opentelemetry::global::meter(SCOPE);
-    let weak = Arc::downgrade(broker);
-    let partitions = |pred: fn(&Broker, &crate::partition::Partition) -> bool| {
-        let weak = weak.clone();
-        move |o: &dyn opentelemetry::metrics::AsyncInstrument<u64>| {
-            if let Some(b) = weak.upgrade() {
-                o.observe(b.replicas.all().iter().filter(|p| pred(&b, p)).count() as u64, &[]);
-            }
-        }
-    };
-    meter
-        .u64_observable_gauge("vltava.broker.partitions")
-        .with_unit("{partition}")
-        .with_description("Partition replicas hosted by this broker")
-        .with_callback(partitions(|_, _| true))
-        .build();
-    meter
-        .u64_observable_gauge("vltava.broker.leader.partitions")
-        .with_unit("{partition}")
-        .with_description("Partitions this broker leads")
-        .with_callback(partitions(|b, p| p.leader_state().leader == b.config.broker_id))
-        .build();
-    meter
-        .u64_observable_gauge("vltava.broker.under_replicated.partitions")
-        .with_unit("{partition}")
-        .with_description("Partitions this broker leads whose ISR is smaller than their replica set")
-        .with_callback(partitions(|b, p| {
-            let s = p.leader_state();
-            s.leader == b.config.broker_id && s.isr.len() < s.replicas.len()
-        }))
-        .build();
-    let w = weak.clone();
-    meter
-        .u64_observable_gauge("vltava.broker.partition.size")
-        .with_unit("By")
-        .with_description("Size of each hosted partition's log on disk")
-        .with_callback(move |o| {
-            if let Some(b) = w.upgrade() {
-                for p in b.replicas.all() {
-                    o.observe(p.size_bytes(), &partition_labels(p.topic(), p.index()));
-                }
-            }
-        })
-        .build();
-    meter
-        .i64_observable_gauge("vltava.broker.consumer_group.lag")
-        .with_unit("{message}")
-        .with_description(
-            "High watermark minus the committed offset, per group and partition, for the offsets stored on \
-             this broker of partitions it hosts",
-        )
-        .with_callback(move |o| observe_lag(&weak, o))
-        .build();
-}
-
-fn partition_labels(topic: &str, partition: i32) -> [KeyValue; 2] {
-    [KeyValue::new("topic", topic.to_string()), KeyValue::new("partition", i64::from(partition))]
-}
-
-/// Observes the lag of every committed position whose partition is hosted here.
-fn observe_lag(broker: &Weak<Broker>, o: &dyn opentelemetry::metrics::AsyncInstrument<i64>) {
-    let Some(b) = broker.upgrade() else { return };
-    let Ok(groups) = b.offsets.list_groups() else { return };
-    for group in groups {
-        let Ok(offsets) = b.offsets.fetch_group(&group) else { continue };
-        for po in offsets {
-            let Ok(part) = b.replicas.partition(&po.topic, po.partition) else { continue };
-            let lag = (part.high_watermark() - po.committed.offset).max(0);
-            let [topic, partition] = partition_labels(&po.topic, po.partition);
-            o.observe(lag, &[KeyValue::new("group", group.clone()), topic, partition]);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn isr_changes_count_without_a_provider() {
+    fn an_isr_change_is_a_shrink_an_expansion_or_both() {
+        assert_eq!(isr_change(&[1, 2, 3], &[1, 3]), (true, false));
+        assert_eq!(isr_change(&[1, 3], &[1, 2, 3]), (false, true));
+        assert_eq!(isr_change(&[1, 2], &[1, 3]), (true, true), "a member swapped for another");
+        assert_eq!(isr_change(&[1, 2], &[2, 1]), (false, false), "order does not matter");
         // With no provider installed the counters are no-ops; recording must still be safe.
         isr_changed(&[1, 2, 3], &[1, 3]);
-        isr_changed(&[1, 3], &[1, 2, 3]);
-        isr_changed(&[1, 2], &[1, 3]);
     }
 }

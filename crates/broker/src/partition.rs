@@ -9,7 +9,7 @@ use std::path::Path;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
-use vltava_controller::PartitionState;
+use vltava_metadata::PartitionState;
 use vltava_storage::{AppendInfo, Log, LogConfig, ReadResult};
 
 use crate::error::BrokerError;
@@ -175,10 +175,7 @@ impl Partition {
                 tracing::info!(topic = %self.topic, partition = self.index, epoch = state.leader_epoch, start_offset = start, "leading");
                 RoleChange::Leader
             } else {
-                followers.sync_replicas(&state.replicas, me, now);
-                if followers.pending.as_ref().is_some_and(|p| p.partition_epoch < state.partition_epoch) {
-                    followers.pending = None;
-                }
+                followers.on_partition_state(&state.replicas, me, state.partition_epoch, now);
                 RoleChange::None
             }
         } else {

@@ -10,9 +10,10 @@ use vltava_common::telemetry::SPAN_TARGET;
 use vltava_common::time::now_ms;
 use vltava_proto::v1::{ProduceRequest, ProduceResponse};
 
+use crate::auto_create;
+use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::partition::Partition;
-use crate::server::Broker;
 
 /// Kafka's `acks=all`.
 pub const ACKS_ALL: i32 = -1;
@@ -29,10 +30,9 @@ pub async fn handle(broker: &Broker, req: ProduceRequest) -> Result<ProduceRespo
         return Err(BrokerError::RequestTooLarge { size: req.records.len(), max: broker.config.max_request_bytes });
     }
     let part = match broker.replicas.leader_partition(&req.topic, req.partition) {
-        Err(BrokerError::UnknownTopicOrPartition { .. })
-            if broker.config.auto_create_topics_enable && broker.replicas.image().topic(&req.topic).is_none() =>
-        {
-            crate::admin::auto_create(broker, &req.topic).await?;
+        // A topic nobody created yet is created here when `auto.create.topics.enable` is on.
+        Err(BrokerError::UnknownTopicOrPartition { .. }) if broker.config.auto_create_topics_enable => {
+            auto_create::ensure_topic(broker, &req.topic).await?;
             broker.replicas.leader_partition(&req.topic, req.partition)?
         }
         other => other?,

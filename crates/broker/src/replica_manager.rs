@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 use tokio::sync::watch;
-use vltava_controller::ClusterImage;
+use vltava_metadata::ClusterImage;
 use vltava_storage::LogConfig;
 
 use crate::config::BrokerConfig;

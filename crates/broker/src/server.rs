@@ -1,52 +1,47 @@
 //! The broker's gRPC edge and lifecycle: [`run`] starts everything and stops it on `shutdown`.
+//!
+//! The tonic services here are adapters: each method is one call into its handler file, which
+//! works on [`Broker`] and never imports this file.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
-use vltava_controller::{BrokerRegistration, MetadataService};
+use vltava_metadata::{BrokerRegistration, MetadataService};
 use vltava_proto::v1::admin_service_server::{AdminService, AdminServiceServer};
 use vltava_proto::v1::group_service_server::{GroupService, GroupServiceServer};
 use vltava_proto::v1::record_service_server::{RecordService, RecordServiceServer};
 use vltava_proto::v1::replication_service_server::{ReplicationService, ReplicationServiceServer};
 use vltava_proto::v1::*;
 
+use crate::broker::Broker;
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
-use crate::groups::{OffsetStore, RocksDbOffsetStore};
+use crate::groups::OffsetStore;
 use crate::lifecycle::Membership;
 use crate::replica_manager::ReplicaManager;
 use crate::replication::manager::FetcherManager;
 use crate::subscribe::SubscribeStream;
 use crate::{admin, fetch, groups, list_offsets, maintenance, produce, subscribe};
 
-/// Shared state of a running broker, handed to every handler.
-pub struct Broker {
-    /// Configuration.
-    pub config: Arc<BrokerConfig>,
-    /// Hosted partitions.
-    pub replicas: Arc<ReplicaManager>,
-    /// Cluster metadata.
-    pub metadata: Arc<dyn MetadataService>,
-    /// Committed group offsets.
-    pub offsets: Arc<dyn OffsetStore>,
-}
-
 /// How long a starting broker keeps trying to register.
 const REGISTRATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Runs a broker on `listener` until `shutdown` resolves, then closes every log cleanly.
+///
+/// `offsets` keeps committed group offsets (a [`crate::groups::RocksDbOffsetStore`] in
+/// `config.groups_dir()` for a real broker).
 pub async fn run(
     config: BrokerConfig,
     metadata: Arc<dyn MetadataService>,
+    offsets: Arc<dyn OffsetStore>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BrokerError> {
     config.validate().map_err(BrokerError::Startup)?;
     let startup = |what: &str, e: &dyn std::fmt::Display| BrokerError::Startup(format!("{what}: {e}"));
     std::fs::create_dir_all(config.logs_dir()).map_err(|e| startup(&config.logs_dir().display().to_string(), &e))?;
-    let offsets = RocksDbOffsetStore::open(&config.groups_dir()).map_err(|e| startup("offsets store", &e))?;
     let replicas = Arc::new(ReplicaManager::new(&config));
     let addr = listener.local_addr().map_err(|e| startup("listener", &e))?;
     let registration = BrokerRegistration::new(config.broker_id, config.advertised(addr), config.rack.clone());
@@ -70,13 +65,9 @@ pub async fn run(
     .await
     .map_err(|e| BrokerError::Internal(e.to_string()))??;
 
-    let broker = Arc::new(Broker {
-        config: Arc::new(config),
-        replicas: replicas.clone(),
-        metadata: metadata.clone(),
-        offsets: Arc::new(offsets),
-    });
-    crate::metrics::observe(&broker);
+    let broker =
+        Arc::new(Broker { config: Arc::new(config), replicas: replicas.clone(), metadata: metadata.clone(), offsets });
+    crate::gauges::observe(&broker);
     let m = membership.clone();
     let broker_epoch: Arc<dyn Fn() -> i64 + Send + Sync> = Arc::new(move || m.epoch());
     let fetchers =
@@ -143,7 +134,7 @@ pub async fn run(
 
 /// Applies every new cluster image, in order.
 async fn follow_metadata(
-    mut rx: tokio::sync::watch::Receiver<Arc<vltava_controller::ClusterImage>>,
+    mut rx: tokio::sync::watch::Receiver<Arc<vltava_metadata::ClusterImage>>,
     replicas: Arc<ReplicaManager>,
     fetchers: Arc<FetcherManager>,
 ) {

@@ -11,8 +11,8 @@ use tonic::Status;
 use vltava_common::{ErrorCode, WireError};
 use vltava_proto::v1::{PartitionRecords, SubscribeRequest};
 
+use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::server::Broker;
 
 /// Earliest offset, as Kafka's ListOffsets spells it.
 pub const EARLIEST: i64 = -2;

@@ -2,15 +2,17 @@
 //! following the controller quorum named by `broker.controllers`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use serde::Deserialize;
 use vltava_broker::BrokerConfig;
+use vltava_broker::groups::RocksDbOffsetStore;
 use vltava_common::metrics::{Metrics, MetricsConfig};
 use vltava_common::telemetry::{LogFormat, TelemetryConfig, init_telemetry};
-use vltava_controller::RemoteMetadata;
+use vltava_metadata::RemoteMetadata;
 
 /// Arguments of `vltava broker`.
 #[derive(Debug, Clone, Args)]
@@ -50,7 +52,8 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         .context("connecting to the controllers")?;
     let detail = format!("broker {}, controllers {}", config.broker_id, controllers.join(","));
     let listener = crate::commands::bind_and_announce("broker", &config.listen, &detail).await?;
-    let result = vltava_broker::run(config, metadata, listener, async {
+    let offsets = RocksDbOffsetStore::open(&config.groups_dir()).context("opening the offsets store")?;
+    let result = vltava_broker::run(config, metadata, Arc::new(offsets), listener, async {
         crate::commands::interrupted().await;
         tracing::info!("shutting down");
     })

@@ -93,7 +93,7 @@ mod tests {
     use crate::commands::consume::StartOffset;
     use crate::commands::partition::{PartitionCommand, ReassignArgs, ReassignmentsArgs};
     use crate::commands::topic::TopicCommand;
-    use crate::commands::{DEFAULT_SERVER, ServerArgs, group, perf, topic};
+    use crate::commands::{DEFAULT_SERVER, ServerArgs, group, topic};
 
     fn parse(args: &[&str]) -> Command {
         let argv = std::iter::once("vltava").chain(args.iter().copied());
@@ -487,7 +487,7 @@ mod tests {
         };
         assert!(a.json);
         assert_eq!(a.timeout_ms, 50);
-        assert_eq!(perf::REPORT_INTERVAL, std::time::Duration::from_secs(5));
+        assert_eq!(crate::commands::perf_stats::REPORT_INTERVAL, std::time::Duration::from_secs(5));
     }
 
     #[test]

@@ -8,9 +8,10 @@ use clap::{Args, Subcommand};
 use serde::Deserialize;
 use vltava_common::metrics::{Metrics, MetricsConfig};
 use vltava_common::telemetry::{LogFormat, TelemetryConfig, init_telemetry};
+use vltava_controller::Controller;
 use vltava_controller::config::ControllerConfig;
 use vltava_controller::grpc::ControllerGrpc;
-use vltava_controller::{Controller, MetadataService};
+use vltava_metadata::MetadataService;
 use vltava_proto::v1::controller_service_client::ControllerServiceClient;
 use vltava_proto::v1::{AddVoterRequest, RemoveVoterRequest};
 
@@ -85,7 +86,7 @@ async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     });
     let settings = config.settings(&advertised).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     let controller = Controller::start(settings).context("starting the controller")?;
-    vltava_controller::metrics::observe(&controller);
+    vltava_controller::gauges::observe(&controller);
     let grpc = ControllerGrpc::new(controller.clone());
     // Metadata watchers (brokers, gateways) have a moment, then their streams end with UNAVAILABLE
     // and they reconnect to another controller.

@@ -15,10 +15,12 @@ use anyhow::Context;
 use clap::Args;
 use serde::Deserialize;
 use vltava_broker::BrokerConfig;
+use vltava_broker::groups::RocksDbOffsetStore;
 use vltava_common::metrics::{Metrics, MetricsConfig};
 use vltava_common::telemetry::{LogFormat, TelemetryConfig, init_telemetry};
-use vltava_controller::{Controller, MetadataService};
+use vltava_controller::Controller;
 use vltava_gateway::GatewayConfig;
+use vltava_metadata::MetadataService;
 
 /// Arguments of `vltava dev`.
 #[derive(Debug, Clone, Args)]
@@ -67,7 +69,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let controller =
         Controller::start_single(args.data_dir.join("metadata"), config.broker.default_replication_factor, None)
             .context("opening the metadata store")?;
-    vltava_controller::metrics::observe(&controller);
+    vltava_controller::gauges::observe(&controller);
     let detail = format!("data in {}", args.data_dir.display());
     let listener = crate::commands::bind_and_announce("dev", &args.listen, &detail).await?;
     let metadata: Arc<dyn MetadataService> = controller.clone();
@@ -101,7 +103,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         interrupt.send_replace(true);
     });
-    let result = vltava_broker::run(config.broker, metadata, listener, stopped()).await;
+    let offsets = RocksDbOffsetStore::open(&config.broker.groups_dir()).context("opening the offsets store")?;
+    let result = vltava_broker::run(config.broker, metadata, Arc::new(offsets), listener, stopped()).await;
     stop_tx.send_replace(true); // the broker may also have stopped on an error
     let gateway_result = match gateway {
         Some(task) => task.await.context("the gateway task").and_then(|r| r.context("the gateway")),

@@ -318,13 +318,25 @@ fn a_controller_refuses_a_data_directory_of_another_cluster() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until it has initialized its data directory, then stop it.
+    // Wait until it says it has stored the cluster id in its data directory, then stop it.
+    let (lines, logged) = std::sync::mpsc::channel();
+    let stderr = a.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !dir.path().join("data/CURRENT").exists() {
-        assert!(Instant::now() < deadline, "controller never created its data directory");
-        std::thread::sleep(Duration::from_millis(50));
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = logged.recv_timeout(left).expect("the controller initializes its data directory within 30 s");
+        if line.contains("controller data directory initialized") {
+            break;
+        }
     }
-    std::thread::sleep(Duration::from_millis(300));
     let _ = a.kill();
     let _ = a.wait();
     let second = write("cluster-b");

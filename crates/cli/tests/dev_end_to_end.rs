@@ -10,7 +10,7 @@ use vltava_client::{
     Acks, Admin, Consumer, ConsumerConfig, ConsumerRecord, NewTopic, OffsetReset, Producer, ProducerConfig,
     ProducerRecord, TopicPartition,
 };
-use vltava_testkit::ServerProcess;
+use vltava_testkit::{ServerProcess, eventually};
 
 const TOPIC: &str = "orders";
 const PARTITIONS: i32 = 6;
@@ -157,11 +157,10 @@ async fn given_acks_1_when_the_server_is_killed_mid_stream_should_keep_every_ack
         })
     };
     // Let some records be acknowledged, then pull the plug.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while acked.lock().unwrap().len() < 20_000 {
-        assert!(Instant::now() < deadline, "the producer made no progress");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(Duration::from_secs(60), "20,000 records acknowledged", || async {
+        (acked.lock().unwrap().len() >= 20_000).then_some(())
+    })
+    .await;
     server.kill9();
     tokio::time::timeout(Duration::from_secs(60), sending).await.expect("producer gives up").unwrap();
     let acked = std::mem::take(&mut *acked.lock().unwrap());

@@ -385,7 +385,12 @@ async fn reassignment_to_a_new_broker_while_producing_loses_nothing() {
         }
         offsets
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Reassign while records flow: once the first ones are acknowledged.
+    let tp = TopicPartition::new("moving", 0);
+    eventually(Duration::from_secs(30), "the first records acknowledged", || async {
+        admin.list_offsets(&tp, vltava_client::OffsetSpec::Latest).await.ok().filter(|end| *end > 0)
+    })
+    .await;
     admin.reassign_partition("moving", 0, target.clone()).await.unwrap();
     let done = eventually(Duration::from_secs(60), "the reassignment to complete", || async {
         partition(&admin, "moving").await.filter(|p| p.replicas == target && p.isr.len() == 3)

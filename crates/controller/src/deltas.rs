@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::state::Delta;
+use vltava_metadata::state::Delta;
 
 /// How many deltas are kept.
 pub const KEPT_DELTAS: usize = 4096;

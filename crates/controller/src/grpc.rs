@@ -23,11 +23,11 @@ use vltava_proto::v1::controller_service_client::ControllerServiceClient;
 use vltava_proto::v1::controller_service_server::{ControllerService, ControllerServiceServer};
 use vltava_proto::v1::*;
 
-use crate::convert;
-use crate::error::MetadataError;
-use crate::model::{AlterPartition, BrokerRegistration, CreateTopic};
 use crate::quorum::Controller;
-use crate::service::MetadataService;
+use vltava_metadata::convert;
+use vltava_metadata::error::MetadataError;
+use vltava_metadata::model::{AlterPartition, BrokerRegistration, CreateTopic};
+use vltava_metadata::service::MetadataService;
 
 /// How long a new metadata watch waits to confirm this controller is current.
 const WATCH_BARRIER_TIMEOUT: Duration = Duration::from_secs(3);
@@ -120,7 +120,7 @@ impl ControllerGrpc {
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-fn write_response(topic: Option<&crate::model::TopicMetadata>, version: u64) -> ControllerWriteResponse {
+fn write_response(topic: Option<&vltava_metadata::model::TopicMetadata>, version: u64) -> ControllerWriteResponse {
     ControllerWriteResponse { version, topic: topic.map(convert::topic_to_proto) }
 }
 

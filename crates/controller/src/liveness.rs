@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::command::Command;
-use crate::model::BrokerId;
 use crate::node::NodeHandle;
+use vltava_metadata::command::Command;
+use vltava_metadata::model::BrokerId;
 
 /// Broker sessions: the epoch and time of each broker's last heartbeat.
 pub struct Sessions {

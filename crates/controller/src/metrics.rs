@@ -3,7 +3,7 @@
 //! Leader elections are counted by the node that leads the quorum when it applies the change, so
 //! summing the counter over every controller counts each election once. Raft term, commit and
 //! applied index, leadership, live brokers and offline partitions are gauges read from the
-//! running controller at collection time ([`observe`]).
+//! running controller at collection time ([`crate::gauges::observe`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
@@ -11,11 +11,9 @@ use std::sync::{Arc, LazyLock};
 use opentelemetry::metrics::Counter;
 use vltava_common::metrics::RpcMetricsLayer;
 
-use crate::command::Command;
-use crate::model::TopicMetadata;
-use crate::quorum::Controller;
-use crate::service::MetadataService;
-use crate::state::Delta;
+use vltava_metadata::command::Command;
+use vltava_metadata::model::TopicMetadata;
+use vltava_metadata::state::Delta;
 
 /// Instrumentation scope, and prefix of every controller metric name.
 pub const SCOPE: &str = "vltava.controller";
@@ -68,47 +66,10 @@ pub fn rpc_layer() -> RpcMetricsLayer {
     RpcMetricsLayer::global(SCOPE)
 }
 
-/// Registers the gauges read from `controller` at collection time (for as long as it runs).
-pub fn observe(controller: &Arc<Controller>) {
-    let meter = opentelemetry::global::meter(SCOPE);
-    // One observable gauge reading `read` from the controller, for as long as it runs.
-    let gauge = |name: &'static str, description: &'static str, read: Box<dyn Fn(&Controller) -> u64 + Send + Sync>| {
-        let weak = Arc::downgrade(controller);
-        meter
-            .u64_observable_gauge(name)
-            .with_description(description)
-            .with_callback(move |o| {
-                if let Some(c) = weak.upgrade() {
-                    o.observe(read(&c), &[]);
-                }
-            })
-            .build()
-    };
-    let raft = |name, description, read: fn(&crate::node::QuorumStatus) -> u64| {
-        gauge(name, description, Box::new(move |c| read(&c.status_watch().borrow())))
-    };
-    raft("vltava.controller.raft.term", "Current Raft term", |s| s.term);
-    raft("vltava.controller.raft.commit_index", "Highest Raft log index known to be committed", |s| s.commit);
-    raft("vltava.controller.raft.applied_index", "Highest Raft log index applied to the metadata", |s| s.applied);
-    raft("vltava.controller.raft.is_leader", "1 while this controller leads the quorum, else 0", |s| {
-        u64::from(s.is_leader)
-    });
-    raft("vltava.controller.raft.leader_id", "Node id of the quorum leader (0: unknown)", |s| s.leader_id);
-    let image = |name, description, read: fn(&crate::model::ClusterImage) -> u64| {
-        gauge(name, description, Box::new(move |c| read(&c.image())))
-    };
-    image("vltava.controller.live_brokers", "Registered brokers that are not fenced", |i| {
-        i.live_brokers().count() as u64
-    });
-    image("vltava.controller.offline_partitions", "Partitions without a leader", |i| {
-        i.topics.values().flat_map(|t| &t.partitions).filter(|p| p.leader == -1).count() as u64
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::PartitionState;
+    use vltava_metadata::model::PartitionState;
 
     fn topic(id: &str, leaders: &[i32]) -> Arc<TopicMetadata> {
         let partitions = leaders

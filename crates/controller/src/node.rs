@@ -14,18 +14,16 @@ use std::time::{Duration, Instant};
 use protobuf::Message as _;
 use raft::prelude::{ConfChange, ConfChangeType, Entry, EntryType, Message, Snapshot};
 use raft::{RawNode, StateRole};
-use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::command::{Command, Envelope};
 use crate::deltas::DeltaLog;
-use crate::error::MetadataError;
-use crate::model::ClusterImage;
 use crate::raft_store::RaftStore;
-use crate::state::{MetadataState, Outcome};
-use crate::state_store;
 use crate::transport::{Feedback, Transport};
+use vltava_metadata::command::{Command, Envelope};
+use vltava_metadata::error::MetadataError;
+use vltava_metadata::model::ClusterImage;
+use vltava_metadata::state::{MetadataState, Outcome};
 
 /// Settings of the Raft node.
 #[derive(Debug, Clone)]
@@ -171,15 +169,15 @@ pub fn start(
         read_only_option: raft::ReadOnlyOption::Safe,
         ..raft::Config::default()
     };
-    config.validate()?;
-    let mut raw = RawNode::new(&config, store.clone(), &logger)?;
+    config.validate().map_err(crate::raft_error)?;
+    let mut raw = RawNode::new(&config, store.clone(), &logger).map_err(crate::raft_error)?;
     let sole_voter = {
         let cs = store.conf_state();
         cs.voters == vec![settings.id] && cs.learners.is_empty()
     };
     if sole_voter {
         // A one-voter quorum needs no election timeout: lead at once (`vltava dev`).
-        raw.campaign()?;
+        raw.campaign().map_err(crate::raft_error)?;
     }
     let image = Arc::new(store.applied().read().state.image.clone());
     let (image_tx, image_rx) = watch::channel(image.clone());
@@ -386,7 +384,7 @@ impl Node {
         let applied_arc = self.store.applied().clone();
         let mut replies = Vec::new();
         let mut published = Vec::new();
-        let mut batch = WriteBatch::default();
+        let mut controllers = Vec::new();
         let mut last = 0;
         let leading = self.raw.raft.state == StateRole::Leader;
         for entry in entries {
@@ -411,7 +409,6 @@ impl Node {
                             if let Some(before) = &before {
                                 crate::metrics::count_leader_elections(before, &delta);
                             }
-                            state_store::put_delta(self.store.db(), &mut batch, &delta);
                             published.push((prev, delta));
                             Ok(outcome)
                         }
@@ -427,7 +424,7 @@ impl Node {
                 EntryType::EntryConfChange => {
                     let mut cc = ConfChange::default();
                     cc.merge_from_bytes(&entry.data).map_err(|e| MetadataError::Store(e.to_string()))?;
-                    let cs = self.raw.apply_conf_change(&cc)?;
+                    let cs = self.raw.apply_conf_change(&cc).map_err(crate::raft_error)?;
                     self.store.set_conf_state(cs.clone())?;
                     let context: Option<ConfContext> = serde_json::from_slice(&entry.context).ok();
                     let mut applied = applied_arc.write();
@@ -435,12 +432,12 @@ impl Node {
                     match cc.get_change_type() {
                         ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
                             if let Some(address) = context.as_ref().and_then(|c| c.address.clone()) {
-                                state_store::put_controller(self.store.db(), &mut batch, cc.node_id, Some(&address));
+                                controllers.push((cc.node_id, Some(address.clone())));
                                 applied.state.controllers.insert(cc.node_id, address);
                             }
                         }
                         ConfChangeType::RemoveNode => {
-                            state_store::put_controller(self.store.db(), &mut batch, cc.node_id, None);
+                            controllers.push((cc.node_id, None));
                             applied.state.controllers.remove(&cc.node_id);
                         }
                     }
@@ -457,8 +454,7 @@ impl Node {
                 }
             }
         }
-        state_store::put_applied(self.store.db(), &mut batch, last);
-        self.store.db().write(batch)?;
+        self.store.persist_applied(published.iter().map(|(_, delta)| delta), &controllers, last)?;
         let image = {
             let mut applied = applied_arc.write();
             applied.index = last;

@@ -13,22 +13,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use raft::prelude::{ConfChange, ConfChangeType};
-use rocksdb::WriteBatch;
 use tokio::sync::watch;
 use vltava_proto::v1::{BrokerState, ControllerInfo, DescribeClusterResponse};
 
-use crate::command::Command;
-use crate::error::MetadataError;
 use crate::liveness::Sessions;
-use crate::model::{
-    AlterPartition, BrokerId, BrokerRegistration, ClusterImage, CreateTopic, PartitionState, TopicMetadata,
-};
 use crate::node::{NodeHandle, NodeSettings, QuorumStatus};
 use crate::raft_store::RaftStore;
-use crate::service::{MetadataService, Registered};
-use crate::state::Outcome;
 use crate::transport::Transport;
-use crate::{partition_change, state_store, topics};
+use vltava_metadata::command::Command;
+use vltava_metadata::error::MetadataError;
+use vltava_metadata::model::{
+    AlterPartition, BrokerId, BrokerRegistration, ClusterImage, CreateTopic, PartitionState, TopicMetadata,
+};
+use vltava_metadata::plan::{self, Plan, TopicAnswer};
+use vltava_metadata::service::{MetadataService, Registered};
+use vltava_metadata::state::Outcome;
 
 /// Everything a controller needs to start.
 #[derive(Debug, Clone)]
@@ -172,10 +171,14 @@ impl Controller {
         Err(MetadataError::NotController { leader })
     }
 
-    async fn propose_topic(&self, command: Command) -> Result<(Arc<TopicMetadata>, u64), MetadataError> {
-        match self.node.propose(command).await? {
-            Outcome::Topic(t) => Ok((t, self.image().version)),
-            other => Err(MetadataError::Raft(format!("unexpected outcome {other:?}"))),
+    /// Answers a planned topic change, proposing it first when it changes something.
+    async fn topic_plan(&self, plan: Plan<TopicAnswer>) -> Result<TopicAnswer, MetadataError> {
+        match plan {
+            Plan::Answer(answer) => Ok(answer),
+            Plan::Apply(command) => {
+                let outcome = self.node.propose(command).await?;
+                plan::topic_outcome(outcome, self.image().version)
+            }
         }
     }
 
@@ -260,21 +263,7 @@ fn bootstrap(store: &RaftStore, settings: &ControllerSettings) -> Result<(), Met
             settings.voters.keys().collect::<Vec<_>>()
         )));
     }
-    let mut batch = WriteBatch::default();
-    state_store::put_cluster_id(store.db(), &mut batch, &settings.cluster_id);
-    for (id, address) in &settings.voters {
-        state_store::put_controller(store.db(), &mut batch, *id, Some(address));
-    }
-    store.db().write(batch)?;
-    {
-        let mut applied = store.applied().write();
-        applied.state.image.cluster_id = settings.cluster_id.clone();
-        applied.state.controllers = settings.voters.clone();
-    }
-    if !settings.join {
-        let voters: Vec<u64> = settings.voters.keys().copied().collect();
-        store.initialize(&voters)?;
-    }
+    store.bootstrap(&settings.cluster_id, &settings.voters, !settings.join)?;
     tracing::info!(cluster_id = %settings.cluster_id, node = settings.node.id, join = settings.join, "controller data directory initialized");
     Ok(())
 }
@@ -283,22 +272,19 @@ fn bootstrap(store: &RaftStore, settings: &ControllerSettings) -> Result<(), Met
 impl MetadataService for Controller {
     async fn create_topic(&self, request: CreateTopic) -> Result<(Arc<TopicMetadata>, u64), MetadataError> {
         self.require_leader().await?;
-        let image = self.image();
-        let topic = topics::build_topic(&image, &request, self.default_replication_factor)?;
-        if request.validate_only {
-            return Ok((Arc::new(topic), image.version));
+        let plan = plan::create_topic(&self.image(), &request, self.default_replication_factor)?;
+        let applied = matches!(plan, Plan::Apply(_));
+        let result = self.topic_plan(plan).await?;
+        if applied {
+            tracing::info!(topic = %request.name, partitions = request.partitions, "topic created");
         }
-        let result = self.propose_topic(Command::CreateTopic(topic)).await?;
-        tracing::info!(topic = %request.name, partitions = request.partitions, "topic created");
         Ok(result)
     }
 
     async fn delete_topic(&self, name: &str) -> Result<u64, MetadataError> {
         self.require_leader().await?;
-        if self.image().topic(name).is_none() {
-            return Err(MetadataError::UnknownTopic { name: name.to_string() });
-        }
-        self.node.propose(Command::DeleteTopic { name: name.to_string() }).await?;
+        let command = plan::delete_topic(&self.image(), name)?;
+        self.node.propose(command).await?;
         tracing::info!(topic = %name, "topic deleted");
         Ok(self.image().version)
     }
@@ -310,15 +296,8 @@ impl MetadataService for Controller {
         validate_only: bool,
     ) -> Result<(Arc<TopicMetadata>, u64), MetadataError> {
         self.require_leader().await?;
-        let image = self.image();
-        let (current, partitions) = topics::plan_partitions(&image, topic, total)?;
-        if validate_only {
-            let mut t = current.clone();
-            t.partitions.extend(partitions);
-            return Ok((Arc::new(t), image.version));
-        }
-        self.propose_topic(Command::CreatePartitions { topic: topic.to_string(), topic_id: current.id, partitions })
-            .await
+        let plan = plan::create_partitions(&self.image(), topic, total, validate_only)?;
+        self.topic_plan(plan).await
     }
 
     async fn alter_configs(
@@ -329,21 +308,8 @@ impl MetadataService for Controller {
         validate_only: bool,
     ) -> Result<(Arc<TopicMetadata>, u64), MetadataError> {
         self.require_leader().await?;
-        let image = self.image();
-        let current = image.topic(topic).ok_or_else(|| MetadataError::UnknownTopic { name: topic.to_string() })?;
-        let mut configs = current.configs.clone();
-        for key in &delete {
-            configs.remove(key);
-        }
-        configs.extend(set.clone());
-        crate::topic_config::validate(&configs)?;
-        topics::check_min_isr(&configs, current.replication_factor() as i32)?;
-        if validate_only {
-            let mut t = current.as_ref().clone();
-            t.configs = configs;
-            return Ok((Arc::new(t), image.version));
-        }
-        self.propose_topic(Command::AlterConfigs { topic: topic.to_string(), set, delete }).await
+        let plan = plan::alter_configs(&self.image(), topic, set, delete, validate_only)?;
+        self.topic_plan(plan).await
     }
 
     async fn register_broker(&self, registration: BrokerRegistration) -> Result<Registered, MetadataError> {
@@ -365,7 +331,7 @@ impl MetadataService for Controller {
                 tracing::info!(broker = id, epoch, "broker registered");
                 Ok(Registered { epoch, version: self.image().version })
             }
-            other => Err(MetadataError::Raft(format!("unexpected outcome {other:?}"))),
+            other => Err(plan::unexpected(other)),
         }
     }
 
@@ -393,20 +359,13 @@ impl MetadataService for Controller {
 
     async fn alter_partition(&self, request: AlterPartition) -> Result<(PartitionState, u64), MetadataError> {
         self.require_leader().await?;
-        // Cheap answers from this controller's image: a proposal that changes nothing, or one
-        // based on epochs the image has already passed, never reaches the log.
-        let image = self.image();
-        if let Some(answer) = partition_change::precheck_alter(&image, &request) {
-            return answer.map(|p| (p, image.version));
-        }
         let (topic, partition, sender) = (request.topic.clone(), request.partition, request.broker_id);
-        match self.node.propose(Command::AlterPartition(request)).await? {
-            Outcome::Partition { state, .. } if state.leader != sender => {
-                tracing::info!(%topic, partition, leader = state.leader, "reassignment completed: leadership moved");
-                Err(MetadataError::NewLeaderElected { topic, partition, leader: state.leader })
+        match plan::alter_partition(&self.image(), request) {
+            Plan::Answer(answer) => answer,
+            Plan::Apply(command) => {
+                let outcome = self.node.propose(command).await?;
+                plan::alter_partition_outcome(outcome, sender, topic, partition)
             }
-            Outcome::Partition { state, version } => Ok((state, version)),
-            other => Err(MetadataError::Raft(format!("unexpected outcome {other:?}"))),
         }
     }
 
@@ -417,34 +376,9 @@ impl MetadataService for Controller {
         target: Option<Vec<BrokerId>>,
     ) -> Result<u64, MetadataError> {
         self.require_leader().await?;
-        let image = self.image();
-        let t = image.topic(topic).ok_or_else(|| MetadataError::UnknownTopic { name: topic.to_string() })?;
-        let p = image
-            .partition(topic, partition)
-            .ok_or_else(|| MetadataError::UnknownPartition { topic: topic.to_string(), partition })?;
-        if let Some(target) = &target {
-            partition_change::check_target(&image, t, p, target)?;
-        }
-        let command = Command::ReassignPartition {
-            topic: topic.to_string(),
-            topic_id: t.id.clone(),
-            partition,
-            target: target.clone(),
-        };
-        match self.node.propose(command).await? {
-            Outcome::Partition { state, version } => {
-                match &target {
-                    Some(target) => {
-                        tracing::info!(topic, partition, ?target, replicas = ?state.replicas, adding = ?state.adding_replicas, removing = ?state.removing_replicas, "partition reassignment started")
-                    }
-                    None => {
-                        tracing::info!(topic, partition, replicas = ?state.replicas, "partition reassignment cancelled")
-                    }
-                }
-                Ok(version)
-            }
-            other => Err(MetadataError::Raft(format!("unexpected outcome {other:?}"))),
-        }
+        let command = plan::reassign_partition(&self.image(), topic, partition, target.clone())?;
+        let outcome = self.node.propose(command).await?;
+        plan::reassign_outcome(outcome, &target, topic)
     }
 
     async fn describe_cluster(&self) -> Result<DescribeClusterResponse, MetadataError> {
@@ -473,7 +407,11 @@ impl MetadataService for Controller {
             applied_index: status.applied,
             metadata_version: image.version,
             controllers,
-            brokers: image.brokers.values().map(crate::convert::broker_to_proto).collect::<Vec<BrokerState>>(),
+            brokers: image
+                .brokers
+                .values()
+                .map(vltava_metadata::convert::broker_to_proto)
+                .collect::<Vec<BrokerState>>(),
         })
     }
 

@@ -2,7 +2,7 @@
 //!
 //! Column family `raft` holds the Raft log (`e` + index, big-endian, to an encoded `Entry`), the
 //! hard state (`hs`), the conf state (`cs`) and the index and term of the last entry compacted away
-//! (`trunc`). Column family `state` holds the metadata state machine (see [`crate::state_store`])
+//! (`trunc`). Column family `state` holds the metadata state machine (see `state_store.rs`)
 //! with the index it was applied up to. Log appends are synced before Raft is told they are
 //! stable; state machine writes share the same write-ahead log, so after a crash the state is never
 //! ahead of the log, and entries after its applied index are simply applied again.
@@ -12,7 +12,7 @@
 //! there. A snapshot is the encoded state machine at its applied index; the node compacts the log
 //! up to that index, and a follower too far behind receives the snapshot instead of entries.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -22,12 +22,14 @@ use raft::prelude::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, Storage, StorageError};
 use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
 
-use crate::error::MetadataError;
-use crate::state::MetadataState;
+use vltava_metadata::error::MetadataError;
+use vltava_metadata::state::{Delta, MetadataState};
+
+use crate::state_store;
 
 const CF_RAFT: &str = "raft";
 /// Column family of the state machine.
-pub const CF_STATE: &str = "state";
+const CF_STATE: &str = "state";
 const HARD_STATE: &[u8] = b"hs";
 const CONF_STATE: &[u8] = b"cs";
 const TRUNCATED: &[u8] = b"trunc";
@@ -106,17 +108,17 @@ impl RaftStore {
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         let cfs = [CF_RAFT, CF_STATE].map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
-        let db = DB::open_cf_descriptors(&opts, dir, cfs)?;
+        let db = DB::open_cf_descriptors(&opts, dir, cfs).map_err(crate::store_error)?;
         let raft_cf = db.cf_handle(CF_RAFT).expect("column family created at open");
-        let hard_state = match db.get_cf(raft_cf, HARD_STATE)? {
+        let hard_state = match db.get_cf(raft_cf, HARD_STATE).map_err(crate::store_error)? {
             Some(b) => decode(&b, "hard state")?,
             None => HardState::default(),
         };
-        let conf_state = match db.get_cf(raft_cf, CONF_STATE)? {
+        let conf_state = match db.get_cf(raft_cf, CONF_STATE).map_err(crate::store_error)? {
             Some(b) => decode(&b, "conf state")?,
             None => ConfState::default(),
         };
-        let truncated = match db.get_cf(raft_cf, TRUNCATED)? {
+        let truncated = match db.get_cf(raft_cf, TRUNCATED).map_err(crate::store_error)? {
             Some(b) if b.len() == 16 => (
                 u64::from_be_bytes(b[..8].try_into().expect("8 bytes")),
                 u64::from_be_bytes(b[8..].try_into().expect("8 bytes")),
@@ -127,7 +129,7 @@ impl RaftStore {
         let mut entries = VecDeque::new();
         let iter = db.iterator_cf(raft_cf, rocksdb::IteratorMode::From(&entry_key(0), rocksdb::Direction::Forward));
         for item in iter {
-            let (key, value) = item?;
+            let (key, value) = item.map_err(crate::store_error)?;
             if key.first() != Some(&b'e') {
                 break;
             }
@@ -141,7 +143,7 @@ impl RaftStore {
             }
             entries.push_back(e);
         }
-        let (state, index) = crate::state_store::load(&db)?;
+        let (state, index) = state_store::load(&db, db.cf_handle(CF_STATE).expect("column family created at open"))?;
         let applied = Applied { state, index, conf_state: conf_state.clone() };
         Ok(Self {
             inner: Arc::new(Inner {
@@ -152,9 +154,56 @@ impl RaftStore {
         })
     }
 
-    /// The database (the state machine writes its column family).
-    pub fn db(&self) -> &DB {
-        &self.inner.db
+    fn state_cf(&self) -> &rocksdb::ColumnFamily {
+        self.inner.db.cf_handle(CF_STATE).expect("column family created at open")
+    }
+
+    /// First start of a data directory: stores the cluster id and the initial controllers'
+    /// addresses and, unless this node joins an existing quorum later (`initialize_voters` false),
+    /// the initial voter configuration.
+    pub fn bootstrap(
+        &self,
+        cluster_id: &str,
+        controllers: &BTreeMap<u64, String>,
+        initialize_voters: bool,
+    ) -> Result<(), MetadataError> {
+        let cf = self.state_cf();
+        let mut batch = WriteBatch::default();
+        state_store::put_cluster_id(cf, &mut batch, cluster_id);
+        for (id, address) in controllers {
+            state_store::put_controller(cf, &mut batch, *id, Some(address));
+        }
+        self.inner.db.write(batch).map_err(crate::store_error)?;
+        {
+            let mut applied = self.inner.applied.write();
+            applied.state.image.cluster_id = cluster_id.to_string();
+            applied.state.controllers = controllers.clone();
+        }
+        if initialize_voters {
+            let voters: Vec<u64> = controllers.keys().copied().collect();
+            self.initialize(&voters)?;
+        }
+        Ok(())
+    }
+
+    /// Persists what applying entries up to `index` changed, atomically with `index` itself:
+    /// the metadata deltas and the controllers' address changes (`None` removes one).
+    pub fn persist_applied<'a>(
+        &self,
+        deltas: impl IntoIterator<Item = &'a Delta>,
+        controllers: &[(u64, Option<String>)],
+        index: u64,
+    ) -> Result<(), MetadataError> {
+        let cf = self.state_cf();
+        let mut batch = WriteBatch::default();
+        for delta in deltas {
+            state_store::put_delta(cf, &mut batch, delta);
+        }
+        for (id, address) in controllers {
+            state_store::put_controller(cf, &mut batch, *id, address.as_deref());
+        }
+        state_store::put_applied(cf, &mut batch, index);
+        self.inner.db.write(batch).map_err(crate::store_error)
     }
 
     /// The applied state machine, shared with the node.
@@ -173,7 +222,7 @@ impl RaftStore {
     }
 
     /// Sets the initial configuration of a new quorum (every initial voter uses the same one).
-    pub fn initialize(&self, voters: &[u64]) -> Result<(), MetadataError> {
+    fn initialize(&self, voters: &[u64]) -> Result<(), MetadataError> {
         let cs = ConfState::from((voters.iter().copied(), std::iter::empty()));
         self.set_conf_state(cs.clone())?;
         self.inner.applied.write().conf_state = cs;
@@ -208,7 +257,7 @@ impl RaftStore {
         if let Some(hs) = hard_state {
             batch.put_cf(cf, HARD_STATE, encode(hs));
         }
-        self.inner.db.write_opt(batch, &synced())?;
+        self.inner.db.write_opt(batch, &synced()).map_err(crate::store_error)?;
         if let Some(first) = entries.first() {
             let keep = (first.index - core.first_index()) as usize;
             core.entries.truncate(keep);
@@ -229,7 +278,7 @@ impl RaftStore {
 
     /// Persists a new configuration.
     pub fn set_conf_state(&self, cs: ConfState) -> Result<(), MetadataError> {
-        self.inner.db.put_cf_opt(&self.cf(), CONF_STATE, encode(&cs), &synced())?;
+        self.inner.db.put_cf_opt(&self.cf(), CONF_STATE, encode(&cs), &synced()).map_err(crate::store_error)?;
         self.inner.core.write().conf_state = cs;
         Ok(())
     }
@@ -255,8 +304,8 @@ impl RaftStore {
         batch.put_cf(cf, HARD_STATE, encode(&hs));
         batch.put_cf(cf, CONF_STATE, encode(meta.get_conf_state()));
         batch.put_cf(cf, TRUNCATED, truncated_value(meta.index, meta.term));
-        crate::state_store::replace_all(&self.inner.db, &mut batch, &state, meta.index)?;
-        self.inner.db.write_opt(batch, &synced())?;
+        state_store::replace_all(&self.inner.db, self.state_cf(), &mut batch, &state, meta.index)?;
+        self.inner.db.write_opt(batch, &synced()).map_err(crate::store_error)?;
         core.entries.clear();
         core.truncated = (meta.index, meta.term);
         core.hard_state = hs;
@@ -276,7 +325,7 @@ impl RaftStore {
         let cf = self.cf();
         batch.delete_range_cf(cf, entry_key(core.first_index()), entry_key(index + 1));
         batch.put_cf(cf, TRUNCATED, truncated_value(index, term));
-        self.inner.db.write(batch)?;
+        self.inner.db.write(batch).map_err(crate::store_error)?;
         let drop_count = (index - core.truncated.0) as usize;
         core.entries.drain(..drop_count);
         core.truncated = (index, term);

@@ -1,15 +1,16 @@
 //! The metadata state machine's column family: one JSON value per topic and per broker, the
 //! controllers' addresses, the cluster id, the image version and the applied Raft index. Writes go
 //! into the caller's batch so a change and its applied index are stored atomically.
+//!
+//! Private to [`crate::raft_store`], which owns the database; nothing else builds these batches.
 
 use std::sync::Arc;
 
-use rocksdb::{DB, WriteBatch};
+use rocksdb::{ColumnFamily, DB, WriteBatch};
 
-use crate::error::MetadataError;
-use crate::model::{BrokerRegistration, TopicMetadata};
-use crate::raft_store::CF_STATE;
-use crate::state::{Delta, MetadataState};
+use vltava_metadata::error::MetadataError;
+use vltava_metadata::model::{BrokerRegistration, TopicMetadata};
+use vltava_metadata::state::{Delta, MetadataState};
 
 const APPLIED: &[u8] = b"meta/applied";
 const CLUSTER_ID: &[u8] = b"meta/cluster_id";
@@ -17,10 +18,6 @@ const VERSION: &[u8] = b"meta/version";
 const TOPIC: &str = "topic/";
 const BROKER: &str = "broker/";
 const CONTROLLER: &str = "controller/";
-
-fn cf(db: &DB) -> &rocksdb::ColumnFamily {
-    db.cf_handle(CF_STATE).expect("column family created at open")
-}
 
 fn corrupt(what: &str) -> MetadataError {
     MetadataError::Store(format!("corrupt metadata entry {what}"))
@@ -35,11 +32,11 @@ fn json<T: serde::Serialize>(v: &T) -> Vec<u8> {
 }
 
 /// Loads the state machine and the index it was applied up to (0 for a new store).
-pub fn load(db: &DB) -> Result<(MetadataState, u64), MetadataError> {
+pub fn load(db: &DB, cf: &ColumnFamily) -> Result<(MetadataState, u64), MetadataError> {
     let mut state = MetadataState::default();
     let mut applied = 0;
-    for item in db.iterator_cf(cf(db), rocksdb::IteratorMode::Start) {
-        let (key, value) = item?;
+    for item in db.iterator_cf(cf, rocksdb::IteratorMode::Start) {
+        let (key, value) = item.map_err(crate::store_error)?;
         let key_str = String::from_utf8_lossy(&key);
         if *key == *APPLIED {
             applied = u64_value(&value, "applied")?;
@@ -63,13 +60,12 @@ pub fn load(db: &DB) -> Result<(MetadataState, u64), MetadataError> {
 }
 
 /// Stores the cluster id (once, at initialization).
-pub fn put_cluster_id(db: &DB, batch: &mut WriteBatch, cluster_id: &str) {
-    batch.put_cf(cf(db), CLUSTER_ID, cluster_id.as_bytes());
+pub fn put_cluster_id(cf: &ColumnFamily, batch: &mut WriteBatch, cluster_id: &str) {
+    batch.put_cf(cf, CLUSTER_ID, cluster_id.as_bytes());
 }
 
 /// Adds a delta and the new applied index to `batch`.
-pub fn put_delta(db: &DB, batch: &mut WriteBatch, delta: &Delta) {
-    let cf = cf(db);
+pub fn put_delta(cf: &ColumnFamily, batch: &mut WriteBatch, delta: &Delta) {
     for b in &delta.brokers {
         batch.put_cf(cf, format!("{BROKER}{}", b.id), json(b));
     }
@@ -83,24 +79,29 @@ pub fn put_delta(db: &DB, batch: &mut WriteBatch, delta: &Delta) {
 }
 
 /// Adds a controller address to `batch` (or removes it with `None`).
-pub fn put_controller(db: &DB, batch: &mut WriteBatch, id: u64, address: Option<&str>) {
+pub fn put_controller(cf: &ColumnFamily, batch: &mut WriteBatch, id: u64, address: Option<&str>) {
     let key = format!("{CONTROLLER}{id}");
     match address {
-        Some(a) => batch.put_cf(cf(db), key, a.as_bytes()),
-        None => batch.delete_cf(cf(db), key),
+        Some(a) => batch.put_cf(cf, key, a.as_bytes()),
+        None => batch.delete_cf(cf, key),
     }
 }
 
 /// Adds the applied index to `batch`.
-pub fn put_applied(db: &DB, batch: &mut WriteBatch, index: u64) {
-    batch.put_cf(cf(db), APPLIED, index.to_be_bytes());
+pub fn put_applied(cf: &ColumnFamily, batch: &mut WriteBatch, index: u64) {
+    batch.put_cf(cf, APPLIED, index.to_be_bytes());
 }
 
 /// Replaces the whole state machine (a snapshot install) in `batch`.
-pub fn replace_all(db: &DB, batch: &mut WriteBatch, state: &MetadataState, index: u64) -> Result<(), MetadataError> {
-    let cf = cf(db);
+pub fn replace_all(
+    db: &DB,
+    cf: &ColumnFamily,
+    batch: &mut WriteBatch,
+    state: &MetadataState,
+    index: u64,
+) -> Result<(), MetadataError> {
     for item in db.iterator_cf(cf, rocksdb::IteratorMode::Start) {
-        let (key, _) = item?;
+        let (key, _) = item.map_err(crate::store_error)?;
         batch.delete_cf(cf, key);
     }
     batch.put_cf(cf, CLUSTER_ID, state.image.cluster_id.as_bytes());
@@ -110,10 +111,10 @@ pub fn replace_all(db: &DB, batch: &mut WriteBatch, state: &MetadataState, index
         topics: state.image.topics.values().cloned().collect(),
         deleted_topics: Vec::new(),
     };
-    put_delta(db, batch, &delta);
+    put_delta(cf, batch, &delta);
     for (id, address) in &state.controllers {
-        put_controller(db, batch, *id, Some(address));
+        put_controller(cf, batch, *id, Some(address));
     }
-    put_applied(db, batch, index);
+    put_applied(cf, batch, index);
     Ok(())
 }

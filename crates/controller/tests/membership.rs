@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use vltava_controller::node::NodeSettings;
-use vltava_controller::{
-    BrokerRegistration, Controller, ControllerSettings, MetadataError, MetadataService, create_request,
-};
+use vltava_controller::{Controller, ControllerSettings};
+use vltava_metadata::{BrokerRegistration, ClusterImage, CreateTopic, MetadataError, MetadataService, create_request};
 
 fn settings(dir: &Path, cluster_id: &str, session: Duration) -> ControllerSettings {
     ControllerSettings {
@@ -36,7 +35,7 @@ fn broker(id: i32, incarnation: &str) -> BrokerRegistration {
     b
 }
 
-async fn wait_until(what: &str, c: &Arc<Controller>, f: impl Fn(&vltava_controller::ClusterImage) -> bool) {
+async fn wait_until(what: &str, c: &Arc<Controller>, f: impl Fn(&ClusterImage) -> bool) {
     let mut rx = c.watch();
     let waited = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|i| f(i))).await;
     assert!(matches!(waited, Ok(Ok(_))), "timed out waiting for {what}");
@@ -77,7 +76,7 @@ async fn an_expired_session_fences_and_a_live_duplicate_is_refused() {
     assert!(matches!(dup, Err(MetadataError::DuplicateBrokerRegistration { .. })), "{dup:?}");
     // Keep broker 1 alive with heartbeats while broker 2 goes silent.
     let b = c.register_broker(broker(2, "b")).await.unwrap();
-    c.create_topic(vltava_controller::CreateTopic { replication_factor: 2, ..create_request("t", 4) }).await.unwrap();
+    c.create_topic(CreateTopic { replication_factor: 2, ..create_request("t", 4) }).await.unwrap();
     let keeper = {
         let c = c.clone();
         tokio::spawn(async move {

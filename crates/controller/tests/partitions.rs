@@ -9,9 +9,10 @@ use std::time::Duration;
 use vltava_common::{ErrorCode, WireError};
 use vltava_controller::grpc::ControllerGrpc;
 use vltava_controller::node::NodeSettings;
-use vltava_controller::{
-    AlterPartition, BrokerRegistration, Controller, ControllerSettings, CreateTopic, MetadataError, MetadataService,
-    PartitionState, RemoteMetadata, create_request,
+use vltava_controller::{Controller, ControllerSettings};
+use vltava_metadata::{
+    AlterPartition, BrokerRegistration, CreateTopic, MetadataError, MetadataService, PartitionState, RemoteMetadata,
+    create_request,
 };
 
 fn settings(dir: &Path) -> ControllerSettings {

@@ -51,7 +51,7 @@ impl ClusterView {
     }
 
     /// A view of a cluster image streamed from the controllers (live brokers only).
-    pub fn from_image(image: &vltava_controller::ClusterImage, generation: u64) -> Self {
+    pub fn from_image(image: &vltava_metadata::ClusterImage, generation: u64) -> Self {
         let brokers = image.live_brokers().map(|b| (b.id, b.address.clone())).collect();
         let mut leaders = HashMap::new();
         let mut topics = HashSet::new();
@@ -170,7 +170,7 @@ impl Router {
     }
 
     /// Installs a view pushed by the controllers' metadata stream.
-    pub fn install_image(&self, image: &vltava_controller::ClusterImage) {
+    pub fn install_image(&self, image: &vltava_metadata::ClusterImage) {
         let mut view = self.view.write();
         *view = Arc::new(ClusterView::from_image(image, view.generation + 1));
         self.streamed.store(true, Ordering::Release);

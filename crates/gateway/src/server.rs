@@ -31,12 +31,9 @@ pub async fn run(
     let limit = config.grpc_message_limit();
     let router = Arc::new(Router::new(config));
     if !router.config().controllers.is_empty() {
-        let metadata = vltava_controller::RemoteMetadata::connect(
-            &router.config().controllers,
-            "",
-            router.config().request_timeout,
-        )
-        .map_err(|e| GatewayError::Config(e.to_string()))?;
+        let metadata =
+            vltava_metadata::RemoteMetadata::connect(&router.config().controllers, "", router.config().request_timeout)
+                .map_err(|e| GatewayError::Config(e.to_string()))?;
         tokio::spawn(follow_controllers(metadata, Arc::downgrade(&router)));
     }
     if let Err(e) = router.refresh().await {
@@ -155,8 +152,8 @@ async fn report_health(reporter: tonic_health::server::HealthReporter, router: s
 const HEALTH_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Routes by every metadata change the controllers commit, for as long as the router lives.
-async fn follow_controllers(metadata: Arc<vltava_controller::RemoteMetadata>, router: std::sync::Weak<Router>) {
-    use vltava_controller::MetadataService;
+async fn follow_controllers(metadata: Arc<vltava_metadata::RemoteMetadata>, router: std::sync::Weak<Router>) {
+    use vltava_metadata::MetadataService;
     let mut rx = metadata.watch();
     while rx.changed().await.is_ok() {
         let image = rx.borrow_and_update().clone();

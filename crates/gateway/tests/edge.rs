@@ -18,6 +18,7 @@ use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use vltava_proto::v1::*;
 use vltava_record::{BatchBuilder, Compression};
+use vltava_testkit::eventually;
 
 /// One RecordBatch v2 with `n` records of `size` bytes.
 fn batch(n: usize, size: usize) -> Bytes {
@@ -108,11 +109,10 @@ async fn an_oversized_request_is_refused_and_nothing_is_stored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_reports_serving_and_reflection_lists_the_public_services() {
     let cluster = Cluster::start().await;
-    let deadline = Instant::now() + WAIT;
-    while health(&cluster, "vltava.v1.GatewayService").await != ServingStatus::Serving {
-        assert!(Instant::now() < deadline, "the gateway never reported SERVING");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(WAIT, "the gateway to report SERVING", || async {
+        (health(&cluster, "vltava.v1.GatewayService").await == ServingStatus::Serving).then_some(())
+    })
+    .await;
     assert_eq!(health(&cluster, "").await, ServingStatus::Serving);
     let mut client = HealthClient::new(cluster.channel().await);
     let unknown = bounded(client.check(HealthCheckRequest { service: "no.such.Service".into() })).await.unwrap_err();

@@ -6,39 +6,18 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Cluster, bounded, code};
+use common::{Cluster, bounded, code, values};
 use tokio::sync::oneshot;
+use tonic::Code;
 use tonic::transport::Channel;
-use tonic::{Code, Status};
 use vltava_gateway::GatewayConfig;
 use vltava_proto::v1::admin_service_client::AdminServiceClient;
 use vltava_proto::v1::record_service_client::RecordServiceClient;
 use vltava_proto::v1::*;
-use vltava_record::{BatchBuilder, Compression};
-
-impl Cluster {
-    async fn produce(&self, topic: &str, partition: i32, records: Bytes) -> Result<ProduceResponse, Status> {
-        let req = ProduceRequest { topic: topic.into(), partition, acks: -1, timeout_ms: 0, records };
-        bounded(self.records().await.produce(req)).await.map(|r| r.into_inner())
-    }
-}
 
 /// A batch of `n` records with values `"{prefix}-{i}"`, stamped now.
 fn batch(prefix: &str, n: usize) -> Bytes {
-    let ts = vltava_common::time::now_ms();
-    let mut b = BatchBuilder::new(Compression::None);
-    for i in 0..n {
-        b.append(ts + i as i64, Some(format!("k{i}").as_bytes()), Some(format!("{prefix}-{i}").as_bytes()), &[]);
-    }
-    b.build()
-}
-
-/// Every (offset, value) in `records`.
-fn values(records: &Bytes) -> Vec<(i64, String)> {
-    vltava_record::batches(records.clone())
-        .flat_map(|b| b.unwrap().records().unwrap())
-        .map(|r| (r.offset, String::from_utf8(r.value.unwrap().to_vec()).unwrap()))
-        .collect()
+    common::batch(prefix, n, vltava_common::time::now_ms())
 }
 
 fn fetch_part(topic: &str, partition: i32, fetch_offset: i64) -> FetchPartition {

@@ -14,6 +14,7 @@ use tonic::transport::{Channel, Endpoint};
 use vltava_proto::v1::consume_response::Payload;
 use vltava_proto::v1::gateway_service_client::GatewayServiceClient;
 use vltava_proto::v1::*;
+use vltava_testkit::eventually;
 
 async fn api(c: &Cluster) -> GatewayServiceClient<Channel> {
     GatewayServiceClient::new(c.channel().await).max_decoding_message_size(64 << 20)
@@ -119,15 +120,11 @@ async fn committed_when(
     partitions: &[i32],
     done: impl Fn(&[i64]) -> bool,
 ) -> Vec<i64> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    eventually(WAIT, "the committed offsets to move", || async {
         let offsets = committed(c, group, topic, partitions).await;
-        if done(&offsets) {
-            return offsets;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "committed offsets stuck at {offsets:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        done(&offsets).then_some(offsets)
+    })
+    .await
 }
 
 /// The tests, in a module named like the file so that `cargo test --workspace --all-targets

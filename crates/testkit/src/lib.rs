@@ -4,10 +4,13 @@
 //! - [`ServerProcess`]: a `vltava dev` (or `vltava gateway`) child process bound to `127.0.0.1:0`, whose address is
 //!   read from its startup line; it can be killed with SIGKILL and restarted on the same address
 //!   and data directory. Dropping it kills the process, so a failing test leaves nothing behind.
+//! - [`inprocess`]: a broker and a gateway as tasks of the test's runtime on `127.0.0.1:0`, with
+//!   in-memory metadata ([`inprocess::TestBroker`], [`inprocess::Cluster`]).
 //! - [`cluster::LocalCluster`]: a `vltava local-cluster` run (controllers, brokers and a gateway as
 //!   separate processes), with kill -9 and restart of any one of them by role and id.
 
 pub mod cluster;
+pub mod inprocess;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -17,6 +17,7 @@ pub struct RocksDbOffsetStore {
 impl RocksDbOffsetStore {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, OffsetStoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| OffsetStoreError::Db(format!("{}: {e}", dir.display())))?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
         Ok(Self { db: DB::open(&opts, dir).map_err(db)? })

@@ -9,11 +9,11 @@ use vltava_proto::v1::{
 };
 
 use super::{CommittedOffset, PartitionOffset};
+use crate::broker::Broker;
 use crate::error::BrokerError;
-use crate::server::Broker;
 
 /// Commits the offsets that name existing partitions; reports the others per partition.
-pub fn commit(broker: &Broker, req: CommitOffsetsRequest) -> Result<CommitOffsetsResponse, WireError> {
+pub fn commit(broker: &Broker, req: CommitOffsetsRequest) -> Result<CommitOffsetsResponse, BrokerError> {
     validate_group_id(&req.group_id)?;
     let image = broker.replicas.image();
     let now = now_ms();
@@ -49,9 +49,9 @@ pub fn commit(broker: &Broker, req: CommitOffsetsRequest) -> Result<CommitOffset
 }
 
 /// Returns the requested (or all) committed offsets of a group; -1 where none was committed.
-pub fn fetch(broker: &Broker, req: FetchOffsetsRequest) -> Result<FetchOffsetsResponse, WireError> {
+pub fn fetch(broker: &Broker, req: FetchOffsetsRequest) -> Result<FetchOffsetsResponse, BrokerError> {
     validate_group_id(&req.group_id)?;
-    let store_err = |e: super::OffsetStoreError| WireError::from(BrokerError::OffsetStore(e.to_string()));
+    let store_err = |e: super::OffsetStoreError| BrokerError::OffsetStore(e.to_string());
     let offsets = if req.partitions.is_empty() {
         broker
             .offsets
@@ -82,8 +82,7 @@ pub fn fetch(broker: &Broker, req: FetchOffsetsRequest) -> Result<FetchOffsetsRe
 }
 
 /// Lists groups with committed offsets.
-pub fn list(broker: &Broker) -> Result<ListGroupsResponse, WireError> {
-    let group_ids =
-        broker.offsets.list_groups().map_err(|e| WireError::from(BrokerError::OffsetStore(e.to_string())))?;
+pub fn list(broker: &Broker) -> Result<ListGroupsResponse, BrokerError> {
+    let group_ids = broker.offsets.list_groups().map_err(|e| BrokerError::OffsetStore(e.to_string()))?;
     Ok(ListGroupsResponse { group_ids })
 }

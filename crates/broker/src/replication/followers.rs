@@ -23,13 +23,26 @@ pub struct FollowerState {
 
 /// An ISR change sent to the controller and not answered yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingIsr {
+struct PendingIsr {
     /// The proposed ISR.
-    pub isr: Vec<i32>,
+    isr: Vec<i32>,
     /// The partition epoch the proposal was based on.
-    pub partition_epoch: i32,
+    partition_epoch: i32,
     /// When it was sent.
-    pub sent_ms: i64,
+    sent_ms: i64,
+}
+
+/// The partition as the leader holds it, for an ISR proposal.
+#[derive(Debug, Clone, Copy)]
+pub struct IsrView<'a> {
+    /// The current ISR.
+    pub isr: &'a [i32],
+    /// This broker (the leader).
+    pub me: i32,
+    /// The current high watermark.
+    pub high_watermark: i64,
+    /// The partition epoch a proposal is based on.
+    pub partition_epoch: i32,
 }
 
 /// The leader's view of every other replica of one partition.
@@ -39,7 +52,7 @@ pub struct Followers {
     /// The offset where the current leader epoch began: a follower must reach it to join the ISR.
     epoch_start_offset: i64,
     /// The ISR change in flight, if any.
-    pub pending: Option<PendingIsr>,
+    pending: Option<PendingIsr>,
 }
 
 impl Followers {
@@ -58,8 +71,17 @@ impl Followers {
         self.pending = None;
     }
 
+    /// Takes a newer partition state while still leading: tracks replicas added by a
+    /// reassignment, forgets removed ones, and forgets an ISR proposal the new state supersedes.
+    pub fn on_partition_state(&mut self, replicas: &[i32], me: i32, partition_epoch: i32, now_ms: i64) {
+        self.sync_replicas(replicas, me, now_ms);
+        if self.pending.as_ref().is_some_and(|p| p.partition_epoch < partition_epoch) {
+            self.pending = None;
+        }
+    }
+
     /// Tracks replicas added by a reassignment and forgets removed ones.
-    pub fn sync_replicas(&mut self, replicas: &[i32], me: i32, now_ms: i64) {
+    fn sync_replicas(&mut self, replicas: &[i32], me: i32, now_ms: i64) {
         self.states.retain(|id, _| replicas.contains(id));
         for id in replicas.iter().filter(|id| **id != me) {
             self.states.entry(*id).or_insert(FollowerState {
@@ -115,11 +137,35 @@ impl Followers {
             .fold(my_end, i64::min)
     }
 
+    /// The ISR change to send to the controller now, if one is needed and none is in flight
+    /// (an unanswered proposal blocks the next for `pending_timeout_ms`); it is then in flight
+    /// until [`Followers::proposal_refused`] or a newer partition state.
+    pub fn propose_isr(
+        &mut self,
+        current: &IsrView<'_>,
+        now_ms: i64,
+        lag_max_ms: i64,
+        pending_timeout_ms: i64,
+        eligible: impl Fn(i32) -> bool,
+    ) -> Option<Vec<i32>> {
+        if self.pending.as_ref().is_some_and(|p| now_ms - p.sent_ms < pending_timeout_ms) {
+            return None;
+        }
+        let isr = self.proposed_isr(current.isr, current.me, current.high_watermark, now_ms, lag_max_ms, eligible)?;
+        self.pending = Some(PendingIsr { isr: isr.clone(), partition_epoch: current.partition_epoch, sent_ms: now_ms });
+        Some(isr)
+    }
+
+    /// The controller refused the ISR change in flight: the next check may propose again.
+    pub fn proposal_refused(&mut self) {
+        self.pending = None;
+    }
+
     /// The ISR the leader should propose now, if it differs from `isr`: members (other than the
     /// leader) not caught up for `lag_max_ms` leave; replicas that reached both the high
     /// watermark (now, or when they last fetched) and the current epoch's start offset join
     /// (unless `eligible` says no).
-    pub fn proposed_isr(
+    fn proposed_isr(
         &self,
         isr: &[i32],
         me: i32,
@@ -172,6 +218,22 @@ mod tests {
         assert_eq!(f.high_watermark(&[1], 1, 150), 150, "a sole leader commits its own end");
         f.pending = Some(PendingIsr { isr: vec![1, 2, 3], partition_epoch: 0, sent_ms: 0 });
         assert_eq!(f.high_watermark(&[1, 2], 1, 150), 120, "a member being added counts");
+    }
+
+    #[test]
+    fn one_proposal_is_in_flight_until_refused_superseded_or_timed_out() {
+        let mut f = leader(0);
+        f.record_fetch(2, 150, 150, i64::MAX, 5_000);
+        let view = IsrView { isr: &[1, 2, 3], me: 1, high_watermark: 150, partition_epoch: 4 };
+        assert_eq!(f.propose_isr(&view, 10_001, 10_000, 1_000, |_| true), Some(vec![1, 2]));
+        assert_eq!(f.propose_isr(&view, 10_002, 10_000, 1_000, |_| true), None, "in flight");
+        f.proposal_refused();
+        assert_eq!(f.propose_isr(&view, 10_003, 10_000, 1_000, |_| true), Some(vec![1, 2]), "refused: again");
+        assert_eq!(f.propose_isr(&view, 11_004, 10_000, 1_000, |_| true), Some(vec![1, 2]), "timed out: again");
+        f.on_partition_state(&[1, 2, 3], 1, 4, 11_005);
+        assert_eq!(f.propose_isr(&view, 11_006, 10_000, 1_000, |_| true), None, "same epoch: still in flight");
+        f.on_partition_state(&[1, 2, 3], 1, 5, 11_007);
+        assert_eq!(f.propose_isr(&view, 11_008, 10_000, 1_000, |_| true), Some(vec![1, 2]), "superseded");
     }
 
     #[test]

@@ -6,12 +6,12 @@
 use std::sync::Arc;
 
 use vltava_common::time::now_ms;
-use vltava_controller::AlterPartition;
+use vltava_metadata::AlterPartition;
 
+use crate::broker::Broker;
 use crate::partition::Partition;
-use crate::replication::followers::PendingIsr;
+use crate::replication::followers::IsrView;
 use crate::replication::manager::FetcherManager;
-use crate::server::Broker;
 
 /// How long an unanswered proposal blocks the next one.
 const PENDING_TIMEOUT_MS: i64 = 10_000;
@@ -37,12 +37,12 @@ fn propose(broker: &Broker, part: &Partition, broker_epoch: i64) -> Option<Alter
     let lag_max = broker.config.replication.lag_time_max.as_millis() as i64;
     let image = broker.replicas.image();
     part.with_followers(|followers, state, hw| {
-        if state.leader != me || followers.pending.as_ref().is_some_and(|p| now - p.sent_ms < PENDING_TIMEOUT_MS) {
+        if state.leader != me {
             return None;
         }
         let eligible = |id: i32| image.brokers.get(&id).is_some_and(|b| !b.fenced);
-        let isr = followers.proposed_isr(&state.isr, me, hw, now, lag_max, eligible)?;
-        followers.pending = Some(PendingIsr { isr: isr.clone(), partition_epoch: state.partition_epoch, sent_ms: now });
+        let view = IsrView { isr: &state.isr, me, high_watermark: hw, partition_epoch: state.partition_epoch };
+        let isr = followers.propose_isr(&view, now, lag_max, PENDING_TIMEOUT_MS, eligible)?;
         Some(AlterPartition {
             topic: part.topic().to_string(),
             topic_id: part.topic_id().to_string(),
@@ -77,7 +77,7 @@ async fn alter(broker: Arc<Broker>, part: Arc<Partition>, request: AlterPartitio
         }
         Err(e) => {
             tracing::info!(topic = part.topic(), partition = part.index(), ?from, ?to, error = %e, "ISR change refused");
-            part.with_followers(|followers, _, _| followers.pending = None);
+            part.with_followers(|followers, _, _| followers.proposal_refused());
         }
     }
 }

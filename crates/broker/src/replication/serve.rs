@@ -16,9 +16,10 @@ use vltava_proto::v1::{
     ReplicaFetchPartition, ReplicaFetchPartitionData, ReplicaFetchRequest, ReplicaFetchResponse,
 };
 
+use crate::broker::Broker;
 use crate::error::BrokerError;
+use crate::long_poll;
 use crate::partition::Partition;
-use crate::server::Broker;
 
 /// Serves a follower's fetch.
 pub async fn replica_fetch(broker: &Broker, req: ReplicaFetchRequest) -> Result<ReplicaFetchResponse, BrokerError> {
@@ -36,21 +37,13 @@ pub async fn replica_fetch(broker: &Broker, req: ReplicaFetchRequest) -> Result<
         req.partitions.iter().map(|p| Target { req: p.clone(), part: check(broker, req.replica_id, p, now) }).collect(),
     );
     // Subscribe before the first read so that an append between read and wait is not missed.
-    let mut watches: Vec<_> = targets.iter().filter_map(|t| t.part.as_ref().ok()).map(|p| p.watch_log_end()).collect();
-    loop {
-        let t = targets.clone();
-        let (partitions, bytes) = tokio::task::spawn_blocking(move || read_all(&t, max_bytes))
-            .await
-            .map_err(|e| BrokerError::Internal(e.to_string()))?;
-        if bytes > 0 || watches.is_empty() || tokio::time::Instant::now() >= deadline {
-            return Ok(ReplicaFetchResponse { partitions });
-        }
-        let changed = futures::future::select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
-        tokio::select! {
-            _ = changed => {}
-            _ = tokio::time::sleep_until(deadline) => {}
-        }
-    }
+    let watches = targets.iter().filter_map(|t| t.part.as_ref().ok()).map(|p| p.watch_log_end()).collect();
+    let partitions = long_poll::poll(watches, deadline, move || {
+        let (partitions, bytes) = read_all(&targets, max_bytes);
+        (partitions, bytes > 0)
+    })
+    .await?;
+    Ok(ReplicaFetchResponse { partitions })
 }
 
 /// One requested partition and what the checks made of it.

@@ -7,6 +7,7 @@ pub mod partition;
 pub mod perf;
 pub mod perf_consume;
 pub mod perf_produce;
+pub mod perf_stats;
 pub mod produce;
 pub mod topic;
 

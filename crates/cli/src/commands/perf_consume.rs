@@ -18,7 +18,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use vltava_client::{Consumer, ConsumerConfig, OffsetReset};
 
-use super::perf::{LatencyMs, REPORT_INTERVAL, new_histogram, record_latency};
+use super::perf_stats::{LatencyMs, REPORT_INTERVAL, new_histogram, record_latency};
 use super::{ServerArgs, interrupted};
 use crate::output::{mb_per_sec, per_sec, print_json, round};
 

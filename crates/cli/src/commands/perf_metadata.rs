@@ -23,7 +23,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use vltava_client::{Admin, ClientError, NewTopic};
 
-use crate::commands::perf::{LatencyMs, REPORT_INTERVAL, new_histogram, record_latency};
+use crate::commands::perf_stats::{LatencyMs, REPORT_INTERVAL, new_histogram, record_latency};
 use crate::commands::{ServerArgs, interrupted};
 use crate::output::{per_sec, print_json, round};
 

@@ -17,7 +17,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use vltava_client::{Acks, ClientError, Compression, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 
-use super::perf::{LatencyMs, REPORT_INTERVAL, new_histogram, record_latency};
+use super::perf_stats::{LatencyMs, REPORT_INTERVAL, new_histogram, record_latency};
 use super::{ServerArgs, acks_name, interrupted, parse_acks, parse_compression};
 use crate::output::{mb_per_sec, per_sec, print_json, round};
 

@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use super::prometheus::CONTENT_TYPE;
-use super::provider::Scraper;
+use super::scrape::Scraper;
 
 /// The path metrics are served on.
 pub const METRICS_PATH: &str = "/metrics";
@@ -154,7 +154,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
-    use crate::metrics::provider::shared_reader;
+    use crate::metrics::scrape::shared_reader;
 
     async fn request(addr: std::net::SocketAddr, raw: &str) -> String {
         let mut s = TcpStream::connect(addr).await.unwrap();

@@ -9,6 +9,7 @@
 //! - [`config`]: [`MetricsConfig`], the `[metrics]` section.
 //! - [`provider`]: [`Metrics`], the meter provider with its manual reader and OTLP push.
 //! - [`prometheus`]: rendering collected metrics in the text exposition format 0.0.4.
+//! - [`scrape`]: [`Scraper`], collecting on demand through the provider's manual reader.
 //! - [`http`]: the tiny HTTP/1.1 server behind `GET /metrics`.
 //! - [`rpc`]: [`RpcMetricsLayer`], request count and latency of every gRPC call a server answers.
 
@@ -17,10 +18,12 @@ pub mod http;
 pub mod prometheus;
 pub mod provider;
 pub mod rpc;
+pub mod scrape;
 
 pub use config::MetricsConfig;
-pub use provider::{Metrics, Scraper};
+pub use provider::Metrics;
 pub use rpc::{LATENCY_BUCKETS_SECONDS, RpcMetricsLayer};
+pub use scrape::Scraper;
 
 /// Why metrics could not be started or collected.
 #[derive(Debug, thiserror::Error)]

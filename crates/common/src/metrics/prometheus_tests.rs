@@ -8,7 +8,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{ManualReader, SdkMeterProvider};
 
 use super::*;
-use crate::metrics::provider::{Scraper, shared_reader};
+use crate::metrics::scrape::{Scraper, shared_reader};
 
 fn provider() -> (SdkMeterProvider, Scraper, Arc<ManualReader>) {
     let reader = Arc::new(ManualReader::builder().build());

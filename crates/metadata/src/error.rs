@@ -201,6 +201,9 @@ pub enum MetadataError {
     /// Raft failed internally.
     #[error("raft: {0}")]
     Raft(String),
+    /// A bug: a state the code does not expect.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl From<MetadataError> for WireError {
@@ -212,7 +215,9 @@ impl From<MetadataError> for WireError {
             MetadataError::InvalidPartitions { .. } => ErrorCode::InvalidPartitions,
             MetadataError::InvalidReplicationFactor { .. } => ErrorCode::InvalidReplicationFactor,
             MetadataError::InvalidConfig { .. } => ErrorCode::InvalidConfig,
-            MetadataError::Store(_) | MetadataError::Raft(_) => ErrorCode::UnknownServerError,
+            MetadataError::Store(_) | MetadataError::Raft(_) | MetadataError::Internal(_) => {
+                ErrorCode::UnknownServerError
+            }
             MetadataError::BrokerNotRegistered { .. } => ErrorCode::BrokerNotAvailable,
             MetadataError::StaleBrokerEpoch { .. } => ErrorCode::StaleBrokerEpoch,
             MetadataError::DuplicateBrokerRegistration { .. } => ErrorCode::DuplicateBrokerRegistration,
@@ -238,17 +243,5 @@ impl From<WireError> for MetadataError {
     /// Carries an error answered by a remote controller, code and message unchanged.
     fn from(w: WireError) -> Self {
         MetadataError::Remote(w)
-    }
-}
-
-impl From<raft::Error> for MetadataError {
-    fn from(e: raft::Error) -> Self {
-        MetadataError::Raft(e.to_string())
-    }
-}
-
-impl From<rocksdb::Error> for MetadataError {
-    fn from(e: rocksdb::Error) -> Self {
-        MetadataError::Store(e.to_string())
     }
 }

@@ -1,0 +1,40 @@
+//! Topic auto-creation (`auto.create.topics.enable`): a produce or a metadata request naming a
+//! topic that does not exist creates it with the broker's defaults, as Kafka does.
+
+use vltava_common::{ErrorCode, WireError};
+use vltava_metadata::{CreateTopic, MetadataError};
+
+use crate::broker::Broker;
+use crate::error::BrokerError;
+
+/// Creates `topic` with the broker's defaults (`num.partitions`, `default.replication.factor`)
+/// when auto-creation is on and the topic is unknown, then waits until this broker has applied it.
+/// A topic that exists (or that another request created meanwhile) is fine. Returns whether the
+/// topic was created by this call.
+pub async fn ensure_topic(broker: &Broker, topic: &str) -> Result<bool, BrokerError> {
+    if !broker.config.auto_create_topics_enable || broker.metadata.image().topic(topic).is_some() {
+        return Ok(false);
+    }
+    let request = CreateTopic {
+        name: topic.to_string(),
+        partitions: broker.config.num_partitions,
+        replication_factor: broker.config.default_replication_factor,
+        configs: Default::default(),
+        validate_only: false,
+    };
+    match broker.metadata.create_topic(request).await {
+        Ok((_, version)) => {
+            broker.applied(version).await;
+            tracing::info!(topic, "topic auto-created");
+            Ok(true)
+        }
+        Err(e) => {
+            let wire = WireError::from(BrokerError::from(e));
+            if wire.code == ErrorCode::TopicAlreadyExists {
+                Ok(false)
+            } else {
+                Err(BrokerError::Metadata(MetadataError::Remote(wire)))
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The broker's gauges, observed at collection time from the running [`Broker`]: partitions,
+//! leaderships, under-replicated partitions, log sizes and consumer-group lag cost nothing
+//! between scrapes. Counters and the instrumentation scope are in [`crate::metrics`].
+
+use std::sync::{Arc, Weak};
+
+use opentelemetry::KeyValue;
+
+use crate::broker::Broker;
+use crate::metrics::SCOPE;
+use crate::partition::Partition;
+
+/// Registers the gauges read from `broker` at collection time (for as long as it runs).
+pub fn observe(broker: &Arc<Broker>) {
+    let meter = opentelemetry::global::meter(SCOPE);
+    let weak = Arc::downgrade(broker);
+    let partitions = |pred: fn(&Broker, &Partition) -> bool| {
+        let weak = weak.clone();
+        move |o: &dyn opentelemetry::metrics::AsyncInstrument<u64>| {
+            if let Some(b) = weak.upgrade() {
+                o.observe(b.replicas.all().iter().filter(|p| pred(&b, p)).count() as u64, &[]);
+            }
+        }
+    };
+    meter
+        .u64_observable_gauge("vltava.broker.partitions")
+        .with_unit("{partition}")
+        .with_description("Partition replicas hosted by this broker")
+        .with_callback(partitions(|_, _| true))
+        .build();
+    meter
+        .u64_observable_gauge("vltava.broker.leader.partitions")
+        .with_unit("{partition}")
+        .with_description("Partitions this broker leads")
+        .with_callback(partitions(|b, p| p.leader_state().leader == b.config.broker_id))
+        .build();
+    meter
+        .u64_observable_gauge("vltava.broker.under_replicated.partitions")
+        .with_unit("{partition}")
+        .with_description("Partitions this broker leads whose ISR is smaller than their replica set")
+        .with_callback(partitions(|b, p| {
+            let s = p.leader_state();
+            s.leader == b.config.broker_id && s.isr.len() < s.replicas.len()
+        }))
+        .build();
+    let w = weak.clone();
+    meter
+        .u64_observable_gauge("vltava.broker.partition.size")
+        .with_unit("By")
+        .with_description("Size of each hosted partition's log on disk")
+        .with_callback(move |o| {
+            if let Some(b) = w.upgrade() {
+                for p in b.replicas.all() {
+                    o.observe(p.size_bytes(), &partition_labels(p.topic(), p.index()));
+                }
+            }
+        })
+        .build();
+    meter
+        .u64_observable_gauge("vltava.broker.long_polls.waiting")
+        .with_unit("{request}")
+        .with_description("Fetches and replica fetches parked waiting for data (Kafka's fetch purgatory size)")
+        .with_callback(|o| o.observe(crate::long_poll::waiting() as u64, &[]))
+        .build();
+    meter
+        .i64_observable_gauge("vltava.broker.consumer_group.lag")
+        .with_unit("{message}")
+        .with_description(
+            "High watermark minus the committed offset, per group and partition, for the offsets stored on \
+             this broker of partitions it hosts",
+        )
+        .with_callback(move |o| observe_lag(&weak, o))
+        .build();
+}
+
+fn partition_labels(topic: &str, partition: i32) -> [KeyValue; 2] {
+    [KeyValue::new("topic", topic.to_string()), KeyValue::new("partition", i64::from(partition))]
+}
+
+/// Observes the lag of every committed position whose partition is hosted here.
+fn observe_lag(broker: &Weak<Broker>, o: &dyn opentelemetry::metrics::AsyncInstrument<i64>) {
+    let Some(b) = broker.upgrade() else { return };
+    let Ok(groups) = b.offsets.list_groups() else { return };
+    for group in groups {
+        let Ok(offsets) = b.offsets.fetch_group(&group) else { continue };
+        for po in offsets {
+            let Ok(part) = b.replicas.partition(&po.topic, po.partition) else { continue };
+            let lag = (part.high_watermark() - po.committed.offset).max(0);
+            let [topic, partition] = partition_labels(&po.topic, po.partition);
+            o.observe(lag, &[KeyValue::new("group", group.clone()), topic, partition]);
+        }
+    }
+}
