@@ -1,12 +1,14 @@
 //! Consumer-group offsets.
 //!
 //! [`OffsetStore`] is the narrow storage trait; [`RocksDbOffsetStore`] keeps offsets durable
-//! across restarts and [`MemoryOffsetStore`] serves tests. [`service`] holds the RPC handlers.
+//! across restarts and [`MemoryOffsetStore`] serves tests. [`service`] holds the RPC handlers;
+//! [`assignor`] the server-side partition assignors (`uniform`, `range`) of group membership.
 //!
 //! Durability: commits go to RocksDB's write-ahead log without an fsync per commit, so a killed
 //! process (kill -9) loses nothing; a power loss may lose the last commits, like an unflushed
 //! Kafka offsets topic would.
 
+pub mod assignor;
 mod memory;
 mod rocks;
 pub mod service;
