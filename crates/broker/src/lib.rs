@@ -17,6 +17,7 @@
 //! - [`admin`]: topic administration and the cluster metadata clients route by.
 //! - [`auto_create`]: `auto.create.topics.enable`, a step of produce and metadata requests.
 //! - [`long_poll`]: the wait-for-data loop of fetches and replica fetches.
+//! - [`coordinator`]: the coordinator machinery of groups and transactions (key placement so far).
 //! - [`groups`]: committed consumer-group offsets ([`groups::OffsetStore`] and its RocksDB store).
 //! - [`lifecycle`]: registration with the controller, heartbeats and controlled shutdown.
 //! - [`replication`]: followers fetching from leaders, the high watermark and the ISR.
@@ -28,6 +29,7 @@ pub mod admin;
 pub mod auto_create;
 pub mod broker;
 pub mod config;
+pub mod coordinator;
 pub mod error;
 pub mod fetch;
 pub mod gauges;

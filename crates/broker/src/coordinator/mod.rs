@@ -1,0 +1,7 @@
+//! The coordinator machinery shared by consumer groups and (later) transactions, as in Kafka: an
+//! internal replicated topic holds the state, and the coordinator of a key is the leader of the
+//! topic's partition for that key.
+//!
+//! - [`placement`]: which partition (and so which coordinator) a key belongs to.
+
+pub mod placement;
