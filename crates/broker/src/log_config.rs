@@ -36,7 +36,19 @@ pub fn for_topic(defaults: &LogConfig, configs: &BTreeMap<String, String>) -> Lo
     if let Some(v) = int("flush.ms") {
         c.flush_ms = Some(v.max(0) as u64);
     }
+    if !deletes(configs) {
+        // `cleanup.policy=compact` alone: nothing is ever deleted by age or size (Kafka's rule).
+        // The log cleaner that keeps the latest record per key is not built yet, so such a topic
+        // keeps everything.
+        c.retention_ms = -1;
+        c.retention_bytes = -1;
+    }
     c
+}
+
+/// Whether the topic's `cleanup.policy` includes `delete` (the default).
+fn deletes(configs: &BTreeMap<String, String>) -> bool {
+    configs.get("cleanup.policy").is_none_or(|p| p.split(',').any(|x| x.trim() == "delete"))
 }
 
 /// The topic's `min.insync.replicas`, else the broker default.
@@ -62,5 +74,22 @@ mod tests {
         assert_eq!(c.flush_messages, Some(1));
         assert_eq!(c.retention_bytes, defaults.retention_bytes);
         assert_eq!(min_insync_replicas(1, &configs), 1);
+    }
+
+    #[test]
+    fn a_compact_only_topic_is_never_deleted_by_age_or_size() {
+        let defaults = LogConfig::default();
+        let with = |policy: &str| {
+            let configs = BTreeMap::from([
+                ("cleanup.policy".to_string(), policy.to_string()),
+                ("retention.ms".to_string(), "1000".to_string()),
+                ("retention.bytes".to_string(), "4096".to_string()),
+            ]);
+            let c = for_topic(&defaults, &configs);
+            (c.retention_ms, c.retention_bytes)
+        };
+        assert_eq!(with("compact"), (-1, -1));
+        assert_eq!(with("compact,delete"), (1000, 4096));
+        assert_eq!(with("delete"), (1000, 4096));
     }
 }
