@@ -3,14 +3,16 @@
 //! One `tonic` channel per broker (HTTP/2 multiplexes all calls to it, each carrying the caller's
 //! trace context, see [`vltava_common::grpc::traced`]), created lazily from
 //! the addresses `AdminService.Metadata` returns. Topic metadata is cached per topic with the
-//! time it was fetched; callers refresh it on leadership errors and when it gets old.
+//! time it was fetched, in a [`ClusterView`] (the type the gateway routes by too); callers refresh
+//! it on leadership errors and when it gets old.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::RwLock;
 use tonic::transport::Endpoint;
+use vltava_common::cluster::{ClusterView, TopicLayout};
 use vltava_common::grpc::{TracedChannel, traced};
 use vltava_proto::v1::admin_service_client::AdminServiceClient;
 use vltava_proto::v1::group_service_client::GroupServiceClient;
@@ -23,32 +25,19 @@ use crate::error::ClientError;
 /// Largest gRPC message a client accepts (fetch responses can be `fetch.max.bytes` = 50 MiB+).
 pub(crate) const MAX_MESSAGE_SIZE: usize = 256 * 1024 * 1024;
 
-/// A partition's leader as last seen in metadata.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct PartitionMeta {
-    /// Broker id of the leader, -1 when there is none.
-    pub leader: i32,
-}
-
-/// One topic's partitions as last seen in metadata.
-#[derive(Debug, Clone)]
-pub(crate) struct TopicMeta {
-    /// Partitions, by index.
-    pub partitions: Vec<PartitionMeta>,
-    /// When this was fetched.
-    pub fetched: Instant,
-}
-
+/// A broker's address and the connection to it.
 #[derive(Debug, Clone)]
 struct Broker {
     address: String,
     channel: TracedChannel,
 }
 
+/// The cached metadata ([`ClusterView`], shared with the gateway) and a connection per broker it
+/// names (brokers whose address does not parse get none).
 #[derive(Debug, Default)]
 struct State {
+    view: ClusterView,
     brokers: HashMap<i32, Broker>,
-    topics: HashMap<String, Arc<TopicMeta>>,
 }
 
 /// A connection to the node that can answer a call, with its address for error messages.
@@ -151,16 +140,15 @@ impl Cluster {
     }
 
     /// The cached metadata of a topic.
-    pub fn topic(&self, name: &str) -> Option<Arc<TopicMeta>> {
-        self.state.read().topics.get(name).cloned()
+    pub fn topic(&self, name: &str) -> Option<Arc<TopicLayout>> {
+        self.state.read().view.topic(name).cloned()
     }
 
     /// The leader of a partition and a connection to it, if metadata knows one.
     pub fn leader(&self, topic: &str, partition: i32) -> Option<(i32, Node)> {
         let state = self.state.read();
-        let meta = state.topics.get(topic)?;
-        let leader = meta.partitions.get(usize::try_from(partition).ok()?)?.leader;
-        if self.via_gateway && leader >= 0 {
+        let leader = state.view.leader(topic, partition)?;
+        if self.via_gateway {
             // The gateway routes the call; the leader id still groups partitions per request.
             return self.bootstrap.first().map(|gateway| (leader, gateway.clone()));
         }
@@ -171,7 +159,7 @@ impl Cluster {
     /// Cached metadata of `topic`, fetched if missing or older than `max_age`.
     ///
     /// Fails with `UNKNOWN_TOPIC_OR_PARTITION` when a fresh fetch shows the topic does not exist.
-    pub async fn topic_or_fetch(&self, topic: &str, max_age: Duration) -> Result<Arc<TopicMeta>, ClientError> {
+    pub async fn topic_or_fetch(&self, topic: &str, max_age: Duration) -> Result<Arc<TopicLayout>, ClientError> {
         if let Some(meta) = self.topic(topic)
             && meta.fetched.elapsed() < max_age
         {
@@ -201,7 +189,7 @@ impl Cluster {
             Err(e) if e.code() == Some(ErrorCode::UnknownTopicOrPartition) => {
                 let mut state = self.state.write();
                 for t in topics {
-                    state.topics.remove(t);
+                    state.view.topics.remove(t);
                 }
                 Ok(topics.to_vec())
             }
@@ -230,33 +218,24 @@ impl Cluster {
     }
 
     fn apply(&self, requested: &[String], response: MetadataResponse) -> Vec<String> {
-        let now = Instant::now();
+        let fetched = ClusterView::from_metadata(response);
         let mut state = self.state.write();
-        for b in response.brokers {
-            let same = state.brokers.get(&b.id).is_some_and(|old| old.address == b.address);
+        for (&id, address) in &fetched.brokers {
+            let same = state.brokers.get(&id).is_some_and(|old| old.address == *address);
             if !same {
-                match endpoint(&b.address) {
+                match endpoint(address) {
                     Ok(e) => {
-                        state.brokers.insert(b.id, Broker { channel: traced(e.connect_lazy()), address: b.address });
+                        let broker = Broker { channel: traced(e.connect_lazy()), address: address.clone() };
+                        state.brokers.insert(id, broker);
                     }
-                    Err(e) => tracing::warn!(broker = b.id, error = %e, "ignoring broker with a bad address"),
+                    Err(e) => tracing::warn!(broker = id, error = %e, "ignoring broker with a bad address"),
                 }
             }
         }
-        let mut seen = Vec::with_capacity(response.topics.len());
-        for t in response.topics {
-            let mut partitions = vec![PartitionMeta { leader: -1 }; t.partitions.len()];
-            for p in &t.partitions {
-                if let Some(slot) = usize::try_from(p.partition).ok().and_then(|i| partitions.get_mut(i)) {
-                    slot.leader = p.leader;
-                }
-            }
-            seen.push(t.name.clone());
-            state.topics.insert(t.name, Arc::new(TopicMeta { partitions, fetched: now }));
-        }
-        let missing: Vec<String> = requested.iter().filter(|t| !seen.contains(t)).cloned().collect();
+        let missing: Vec<String> = requested.iter().filter(|t| !fetched.topics.contains_key(*t)).cloned().collect();
+        state.view.merge(fetched);
         for t in &missing {
-            state.topics.remove(t);
+            state.view.topics.remove(t);
         }
         missing
     }

@@ -7,6 +7,8 @@
 //!   go to one partition until that partition's batch is sealed, then another partition is
 //!   picked at random. The sticky part lives in the producer's accumulator because it depends on
 //!   batch sealing; `random_other` is its choice rule.
+//!
+//! The first two rules are [`vltava_record::place`], which the gateway's `Publish` uses too.
 
 use rand::Rng;
 
@@ -14,10 +16,7 @@ use rand::Rng;
 ///
 /// `partitions` must be positive.
 pub fn partition_for_key(key: &[u8], partitions: i32) -> i32 {
-    debug_assert!(partitions > 0);
-    let n = u32::try_from(partitions.max(1)).unwrap_or(1);
-    // `n` fits an i32, so does the result.
-    vltava_record::murmur2::partition_for_key(key, n) as i32
+    vltava_record::placement::keyed(key, partitions)
 }
 
 /// A random partition in `0..partitions`, different from `current` when there is a choice.

@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - [`error`]: Kafka-style error codes and their one mapping to and from `tonic::Status`.
+//! - [`cluster`]: [`cluster::ClusterView`], brokers and partition leaders from a `Metadata`
+//!   answer: the metadata cache the SDK and the gateway share.
 //! - [`config`]: typed configuration loaded from TOML plus `VLTAVA_*` environment overrides.
 //! - [`metrics`]: OpenTelemetry metrics, the Prometheus endpoint and OTLP push.
 //! - [`telemetry`]: logs (human or JSON, `RUST_LOG` filters) and OpenTelemetry traces (OTLP
@@ -11,6 +13,7 @@
 //! - [`grpc`]: the tonic server settings every service shares, and trace-propagating channels.
 //! - [`names`]: validation of topic and group names (Kafka's rules).
 
+pub mod cluster;
 pub mod config;
 pub mod drain;
 pub mod error;

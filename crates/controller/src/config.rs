@@ -139,6 +139,7 @@ impl ControllerConfig {
             data_dir: self.data_dir.clone(),
             default_replication_factor: self.default_replication_factor,
             session_timeout: self.broker_session_timeout,
+            in_process_brokers: false,
         })
     }
 }

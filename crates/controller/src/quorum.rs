@@ -46,6 +46,10 @@ pub struct ControllerSettings {
     pub default_replication_factor: i32,
     /// A broker without a heartbeat for this long is fenced.
     pub session_timeout: Duration,
+    /// The brokers run in this controller's process (`vltava dev`): a registration from a new
+    /// incarnation always replaces the old one, which cannot have outlived the process. (Otherwise
+    /// a restarted `vltava dev` would wait for the old incarnation's session, a year there.)
+    pub in_process_brokers: bool,
 }
 
 /// One controller of the quorum.
@@ -56,6 +60,7 @@ pub struct Controller {
     cluster_id: String,
     default_replication_factor: i32,
     sessions: Arc<Sessions>,
+    in_process_brokers: bool,
     /// How long a request waits for an election to finish (two election timeouts).
     leader_wait: Duration,
 }
@@ -86,6 +91,7 @@ impl Controller {
             cluster_id: settings.cluster_id.clone(),
             default_replication_factor: settings.default_replication_factor.max(1),
             sessions: sessions.clone(),
+            in_process_brokers: settings.in_process_brokers,
             leader_wait: settings.node.tick * (settings.node.election_ticks as u32) * 4,
         });
         tokio::spawn(crate::liveness::fence_expired(controller.node.clone(), sessions, settings.node.tick, stop_rx));
@@ -127,6 +133,7 @@ impl Controller {
             data_dir,
             default_replication_factor,
             session_timeout: Duration::from_secs(3600 * 24 * 365),
+            in_process_brokers: true,
         })
     }
 
@@ -315,6 +322,7 @@ impl MetadataService for Controller {
     async fn register_broker(&self, registration: BrokerRegistration) -> Result<Registered, MetadataError> {
         self.require_leader().await?;
         if let Some(existing) = self.image().brokers.get(&registration.id)
+            && !self.in_process_brokers
             && !existing.fenced
             && existing.incarnation != registration.incarnation
             && self.sessions.is_alive(registration.id, existing.epoch)

@@ -26,6 +26,7 @@ fn settings(dir: &Path, cluster_id: &str, session: Duration) -> ControllerSettin
         data_dir: dir.to_path_buf(),
         default_replication_factor: 1,
         session_timeout: session,
+        in_process_brokers: false,
     }
 }
 
@@ -129,4 +130,23 @@ async fn state_survives_a_restart_and_another_cluster_id_is_refused() {
         Err(e) => panic!("wrong error: {e}"),
         Ok(_) => panic!("a data directory of another cluster must be refused"),
     }
+}
+
+#[tokio::test]
+async fn given_a_restarted_dev_controller_should_register_its_brokers_new_incarnation_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dev");
+    let c = Controller::start_single(path.clone(), 1, Some("c1".into())).unwrap();
+    assert!(c.wait_for_leader(Duration::from_secs(10)).await);
+    c.register_broker(broker(1, "first")).await.unwrap();
+    c.stop().await;
+    drop(c);
+    let c = Controller::start_single(path, 1, Some("c1".into())).unwrap();
+    assert!(c.wait_for_leader(Duration::from_secs(10)).await);
+    // Let the session checker run a few 100 ms ticks: it gives the old incarnation, still
+    // registered and unfenced, a fresh session (a year long in `vltava dev`).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = c.register_broker(broker(1, "second")).await;
+    assert!(second.is_ok(), "the old incarnation died with the dev process: {second:?}");
+    c.stop().await;
 }

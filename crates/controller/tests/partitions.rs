@@ -31,6 +31,7 @@ fn settings(dir: &Path) -> ControllerSettings {
         data_dir: dir.to_path_buf(),
         default_replication_factor: 1,
         session_timeout: Duration::from_secs(60),
+        in_process_brokers: false,
     }
 }
 

@@ -3,12 +3,13 @@
 //! Every gRPC call takes a permit before it runs: unary calls from one pool
 //! (`max_concurrent_requests`), streaming calls (`Subscribe`, `Consume`) from another
 //! (`max_concurrent_streams`), so long-lived streams cannot starve produce and fetch. A call that
-//! finds no permit is answered at once with `RESOURCE_EXHAUSTED` and never reaches a handler:
-//! shedding costs the gateway almost nothing, which is what keeps it up under overload. The permit
-//! is held until the response body has been sent, so a stream counts for as long as it is open.
+//! finds no permit is answered at once with `RESOURCE_EXHAUSTED` (Kafka code `REQUEST_TIMED_OUT`,
+//! see `shed_status`) and never reaches a handler: shedding costs the gateway almost nothing,
+//! which is what keeps it up under overload. The permit is held until the response body has been
+//! sent, so a stream counts for as long as it is open.
 //!
 //! Unary calls are also bounded in time (`call_timeout`, retries included): past it the client gets
-//! `DEADLINE_EXCEEDED`. Health checks and reflection are exempt from both, so an orchestrator
+//! `DEADLINE_EXCEEDED` (`REQUEST_TIMED_OUT`). Health checks and reflection are exempt from both, so an orchestrator
 //! still sees a busy gateway as alive.
 
 use std::pin::Pin;
@@ -20,9 +21,12 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tonic::Status;
 use tonic::body::Body;
+use tonic::{Code, Status};
 use tower::{Layer, Service};
+use vltava_common::{ErrorCode, WireError};
+
+use crate::error::status_with_code;
 
 /// Paths of the streaming calls: they take a stream permit and have no call timeout.
 pub(crate) const STREAMING: &[&str] = &["/vltava.v1.RecordService/Subscribe", "/vltava.v1.GatewayService/Consume"];
@@ -119,9 +123,7 @@ where
             self.limits.stats.shed.fetch_add(1, Ordering::Relaxed);
             let what = if streaming { "streams" } else { "concurrent calls" };
             tracing::debug!(path, "shedding a call: the gateway is at its limit of {what}");
-            let status = Status::resource_exhausted(format!(
-                "the gateway is overloaded (at its limit of {what}); retry with backoff"
-            ));
+            let status = shed_status(what);
             return Box::pin(std::future::ready(Ok(status.into_http())));
         };
         let timeout = (!streaming).then_some(self.limits.call_timeout);
@@ -133,9 +135,11 @@ where
                     Ok(response) => response?,
                     Err(_) => {
                         stats.timed_out.fetch_add(1, Ordering::Relaxed);
-                        let status = Status::deadline_exceeded(format!(
-                            "the call did not complete within the gateway's call_timeout ({limit:?})"
-                        ));
+                        let status = WireError::new(
+                            ErrorCode::RequestTimedOut,
+                            format!("the call did not complete within the gateway's call_timeout ({limit:?})"),
+                        )
+                        .into_status();
                         return Ok(status.into_http());
                     }
                 },
@@ -143,6 +147,18 @@ where
             Ok(response.map(|body| Body::new(PermitBody { body, _permit: permit })))
         })
     }
+}
+
+/// The answer to a shed call: `RESOURCE_EXHAUSTED`, with `REQUEST_TIMED_OUT` as its Kafka code.
+/// The codes have no load-shedding or throttling code (Kafka's `THROTTLING_QUOTA_EXCEEDED` is not
+/// among them); `REQUEST_TIMED_OUT` is the closest: the call was not carried out, nothing of it
+/// was applied, and a retry with backoff may succeed (it is retriable, as Kafka clients treat it).
+fn shed_status(what: &str) -> Status {
+    let e = WireError::new(
+        ErrorCode::RequestTimedOut,
+        format!("the gateway is overloaded (at its limit of {what}); retry with backoff"),
+    );
+    status_with_code(e, Code::ResourceExhausted)
 }
 
 /// A response body that holds its call's permit until it has been sent (or dropped).
@@ -267,6 +283,24 @@ mod tests {
         assert_eq!(layer.stats().timed_out(), 1);
         // The timed-out call gave its permit back.
         assert_eq!(layer.unary.available_permits(), 4);
+    }
+
+    #[tokio::test]
+    async fn edge_statuses_carry_an_error_detail_and_the_error_code_header() {
+        let gate = Gate(Arc::default());
+        let layer = EdgeLimitsLayer::new(0, 0, Duration::from_millis(50));
+        let mut svc = layer.layer(gate.clone());
+        let shed = svc.call(request("/vltava.v1.RecordService/Produce")).await.unwrap();
+        assert_eq!(grpc_status(&shed), Some(tonic::Code::ResourceExhausted as i32));
+        assert_eq!(shed.headers().get(vltava_common::error::ERROR_CODE_METADATA).unwrap(), "REQUEST_TIMED_OUT");
+        assert!(shed.headers().contains_key("grpc-status-details-bin"));
+
+        let layer = EdgeLimitsLayer::new(1, 1, Duration::from_millis(50));
+        let mut svc = layer.layer(gate);
+        let late = svc.call(request("/vltava.v1.RecordService/Produce")).await.unwrap();
+        assert_eq!(grpc_status(&late), Some(tonic::Code::DeadlineExceeded as i32));
+        assert_eq!(late.headers().get(vltava_common::error::ERROR_CODE_METADATA).unwrap(), "REQUEST_TIMED_OUT");
+        assert!(late.headers().contains_key("grpc-status-details-bin"));
     }
 
     /// Polls `done` until it holds (bounded: the calls under test are spawned and start at once).

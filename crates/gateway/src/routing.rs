@@ -2,7 +2,7 @@
 //! of a partition ([`Router::call_leader`], [`Router::scatter_gather`]) or any of them
 //! ([`Router::call_any`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use tonic::{Code, Status};
+use vltava_common::cluster::{ClusterView, TopicLayout};
 use vltava_common::error::{ERROR_CODE_METADATA, WireError};
 // Every call to a broker carries the caller's trace context.
 use vltava_common::grpc::{TracedChannel as Channel, traced};
@@ -22,67 +23,35 @@ use crate::config::GatewayConfig;
 /// Longest long-poll the gateway passes on to a broker (the broker's default `fetch_max_wait`).
 pub const MAX_FETCH_WAIT: Duration = Duration::from_secs(30);
 
-/// One snapshot of the cluster, as a broker's `AdminService.Metadata` described it.
+/// The router's snapshot of the cluster: a [`ClusterView`] (the metadata type the Rust SDK caches
+/// too) and when it was learned.
 #[derive(Debug, Default)]
-pub struct ClusterView {
-    /// Broker id → address clients connect to.
-    pub brokers: HashMap<i32, String>,
-    /// (topic, partition) → leader broker id (-1 when the partition has no leader).
-    pub leaders: HashMap<(String, i32), i32>,
-    /// Known topic names.
-    pub topics: HashSet<String>,
+pub struct CachedView {
+    /// Brokers, topics and partition leaders.
+    pub cluster: ClusterView,
     /// Bumped at every successful refresh (0: never fetched).
     pub generation: u64,
     fetched_at: Option<Instant>,
 }
 
-impl ClusterView {
+impl CachedView {
     fn from_response(resp: MetadataResponse, generation: u64) -> Self {
-        let brokers = resp.brokers.into_iter().map(|b| (b.id, b.address)).collect();
-        let mut leaders = HashMap::new();
-        let mut topics = HashSet::new();
-        for t in resp.topics {
-            for p in &t.partitions {
-                leaders.insert((t.name.clone(), p.partition), p.leader);
-            }
-            topics.insert(t.name);
-        }
-        Self { brokers, leaders, topics, generation, fetched_at: Some(Instant::now()) }
+        Self { cluster: ClusterView::from_metadata(resp), generation, fetched_at: Some(Instant::now()) }
     }
 
     /// A view of a cluster image streamed from the controllers (live brokers only).
     pub fn from_image(image: &vltava_metadata::ClusterImage, generation: u64) -> Self {
+        let now = Instant::now();
         let brokers = image.live_brokers().map(|b| (b.id, b.address.clone())).collect();
-        let mut leaders = HashMap::new();
-        let mut topics = HashSet::new();
-        for t in image.topics.values() {
-            for p in &t.partitions {
-                leaders.insert((t.name.clone(), p.partition), p.leader);
-            }
-            topics.insert(t.name.clone());
-        }
-        Self { brokers, leaders, topics, generation, fetched_at: Some(Instant::now()) }
-    }
-
-    /// Address of the leader of a partition, when the partition and its leader are known.
-    pub fn leader_address(&self, topic: &str, partition: i32) -> Option<&str> {
-        let id = self.leaders.get(&(topic.to_string(), partition))?;
-        self.brokers.get(id).map(String::as_str)
-    }
-
-    /// Whether the partition exists in this view.
-    pub fn has_partition(&self, topic: &str, partition: i32) -> bool {
-        self.leaders.contains_key(&(topic.to_string(), partition))
-    }
-
-    /// Why a partition cannot be routed: `LEADER_NOT_AVAILABLE` for a known partition without a
-    /// reachable leader, else `UNKNOWN_TOPIC_OR_PARTITION`.
-    pub fn unroutable_code(&self, topic: &str, partition: i32) -> ErrorCode {
-        if self.has_partition(topic, partition) {
-            ErrorCode::LeaderNotAvailable
-        } else {
-            ErrorCode::UnknownTopicOrPartition
-        }
+        let topics = image
+            .topics
+            .values()
+            .map(|t| {
+                let layout = TopicLayout::new(t.partitions.iter().map(|p| (p.partition, p.leader)), now);
+                (t.name.clone(), Arc::new(layout))
+            })
+            .collect();
+        Self { cluster: ClusterView { brokers, topics }, generation, fetched_at: Some(now) }
     }
 }
 
@@ -90,7 +59,7 @@ impl ClusterView {
 /// broker address. Cheap to share behind an `Arc`.
 pub struct Router {
     config: GatewayConfig,
-    view: RwLock<Arc<ClusterView>>,
+    view: RwLock<Arc<CachedView>>,
     stale: AtomicBool,
     /// Set while the controllers' metadata stream feeds the view (no polling needed).
     streamed: AtomicBool,
@@ -111,6 +80,14 @@ impl ChannelPool {
     }
 }
 
+/// `INVALID_CONFIG` (gRPC `INVALID_ARGUMENT`) for a broker address that does not parse: it comes
+/// from the configured bootstrap list or from a broker's advertised address, and no retry fixes
+/// it, so the routing codes (`BROKER_NOT_AVAILABLE`, `LEADER_NOT_AVAILABLE`, both retriable and
+/// `UNAVAILABLE`) would mislead.
+fn bad_address(address: &str, e: &dyn std::fmt::Display) -> Status {
+    WireError::new(ErrorCode::InvalidConfig, format!("bad broker address {address:?}: {e}")).into_status()
+}
+
 /// Whether a failed call never reached a broker's handler (connection refused, reset, ...).
 pub fn is_transport_error(status: &Status) -> bool {
     status.code() == Code::Unavailable && status.metadata().get(ERROR_CODE_METADATA).is_none()
@@ -126,7 +103,7 @@ impl Router {
     pub fn new(config: GatewayConfig) -> Self {
         Self {
             config,
-            view: RwLock::new(Arc::new(ClusterView::default())),
+            view: RwLock::new(Arc::new(CachedView::default())),
             stale: AtomicBool::new(true),
             streamed: AtomicBool::new(false),
             refreshing: tokio::sync::Mutex::new(()),
@@ -150,7 +127,7 @@ impl Router {
         }
         // 1 MiB frames and large windows: fetch responses pass through the gateway.
         let endpoint = vltava_common::grpc::data_endpoint(address)
-            .map_err(|e| Status::invalid_argument(format!("bad broker address {address:?}: {e}")))?
+            .map_err(|e| bad_address(address, &e))?
             .connect_timeout(self.config.request_timeout)
             // A fetch may long-poll for up to MAX_FETCH_WAIT before the broker answers.
             .timeout(self.config.request_timeout + MAX_FETCH_WAIT);
@@ -172,7 +149,7 @@ impl Router {
     /// Installs a view pushed by the controllers' metadata stream.
     pub fn install_image(&self, image: &vltava_metadata::ClusterImage) {
         let mut view = self.view.write();
-        *view = Arc::new(ClusterView::from_image(image, view.generation + 1));
+        *view = Arc::new(CachedView::from_image(image, view.generation + 1));
         self.streamed.store(true, Ordering::Release);
         self.stale.store(false, Ordering::Release);
     }
@@ -184,7 +161,7 @@ impl Router {
 
     /// The cached view, refreshed first when older than `metadata_max_age` or invalidated. If the
     /// refresh fails the old view is returned (callers then fall back to a bootstrap broker).
-    pub async fn view(&self) -> Arc<ClusterView> {
+    pub async fn view(&self) -> Arc<CachedView> {
         let current = self.view.read().clone();
         let young = self.streamed.load(Ordering::Acquire)
             || current.fetched_at.is_some_and(|t| t.elapsed() < self.config.metadata_max_age);
@@ -201,7 +178,7 @@ impl Router {
     }
 
     /// Fetches metadata from a broker now. Concurrent callers share one fetch.
-    pub async fn refresh(&self) -> Result<Arc<ClusterView>, Status> {
+    pub async fn refresh(&self) -> Result<Arc<CachedView>, Status> {
         let seen = self.view.read().generation;
         let _guard = self.refreshing.lock().await;
         let current = self.view.read().clone();
@@ -216,8 +193,9 @@ impl Router {
             .await;
         match fetched {
             Ok(resp) => {
-                let view = Arc::new(ClusterView::from_response(resp, seen + 1));
-                tracing::debug!(brokers = view.brokers.len(), partitions = view.leaders.len(), "metadata refreshed");
+                let view = Arc::new(CachedView::from_response(resp, seen + 1));
+                let (brokers, partitions) = (view.cluster.brokers.len(), view.cluster.partitions());
+                tracing::debug!(brokers, partitions, "metadata refreshed");
                 *self.view.write() = view.clone();
                 Ok(view)
             }
@@ -232,7 +210,7 @@ impl Router {
     fn any_addresses(&self) -> Vec<String> {
         let mut out: Vec<String> = self.config.bootstrap.iter().filter(|a| !a.trim().is_empty()).cloned().collect();
         let view = self.view.read().clone();
-        let mut known: Vec<&String> = view.brokers.values().filter(|a| !out.contains(a)).collect();
+        let mut known: Vec<&String> = view.cluster.brokers.values().filter(|a| !out.contains(a)).collect();
         known.sort();
         out.extend(known.into_iter().cloned());
         out
@@ -245,7 +223,9 @@ impl Router {
         F: FnMut(Channel) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
-        let mut last = Status::unavailable("no broker address configured");
+        // No address to try at all (the answer when every broker is unreachable is the last
+        // broker's transport error).
+        let mut last = WireError::new(ErrorCode::BrokerNotAvailable, "no broker address configured").into_status();
         for address in self.any_addresses() {
             match call(self.channel(&address)?).await {
                 Err(status) if is_transport_error(&status) => {
@@ -271,7 +251,7 @@ impl Router {
         let mut attempt: u32 = 0;
         loop {
             let view = self.view().await;
-            let address = match view.leader_address(topic, partition) {
+            let address = match view.cluster.leader_address(topic, partition) {
                 Some(a) => a.to_string(),
                 None => {
                     let any = self.any_addresses();
@@ -300,7 +280,7 @@ impl Router {
             Some(ErrorCode::NotLeaderOrFollower | ErrorCode::LeaderNotAvailable) => true,
             // Right after a creation the broker may not have applied the topic yet.
             Some(ErrorCode::UnknownTopicOrPartition) => {
-                self.refresh().await.is_ok_and(|v| v.has_partition(topic, partition))
+                self.refresh().await.is_ok_and(|v| v.cluster.has_partition(topic, partition))
             }
             _ => false,
         }
@@ -330,7 +310,7 @@ impl Router {
         let mut view = self.view().await;
         if parts.iter().any(|p| {
             let (t, i) = key(p);
-            view.leader_address(t, i).is_none()
+            view.cluster.leader_address(t, i).is_none()
         }) {
             view = self.refresh().await.unwrap_or(view);
         }
@@ -338,10 +318,10 @@ impl Router {
         let mut by_leader: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, p) in parts.iter().enumerate() {
             let (topic, partition) = key(p);
-            match view.leader_address(topic, partition) {
+            match view.cluster.leader_address(topic, partition) {
                 Some(address) => by_leader.entry(address).or_default().push(i),
                 None => {
-                    let code = view.unroutable_code(topic, partition);
+                    let code = view.cluster.unroutable_code(topic, partition);
                     out[i] = fail(p, code, format!("no leader known for {topic}-{partition}"));
                 }
             }

@@ -10,12 +10,11 @@ use vltava_proto::v1::group_service_server::{GroupService, GroupServiceServer};
 use vltava_proto::v1::record_service_server::{RecordService, RecordServiceServer};
 use vltava_proto::v1::*;
 
+use crate::brokers::{Brokers, RecordStream};
 use crate::config::GatewayConfig;
 use crate::error::GatewayError;
-use crate::forward::{self, RecordStream};
 use crate::limits::EdgeLimitsLayer;
 use crate::routing::Router;
-use crate::{fetch, produce};
 
 /// Serves `AdminService`, `RecordService`, `GroupService` and `GatewayService` on `listener`,
 /// routing every call to the brokers named by `config.bootstrap`, until `shutdown` resolves.
@@ -52,8 +51,9 @@ pub async fn run(
     let drain = vltava_common::drain::StreamDrain::new();
     let drain_layer = drain.layer(crate::limits::STREAMING);
     let shutdown = drain.after(shutdown, router.config().shutdown_grace);
-    let svc = Services(router);
-    let gateway_api = crate::metrics::observed(crate::client_api::GatewayApi::new(svc.0.clone()));
+    let brokers = Brokers::new(router);
+    let gateway_api = crate::metrics::observed(crate::client_api::GatewayApi::new(brokers.clone()));
+    let svc = Services(brokers);
     vltava_common::grpc::server_builder()
         .layer(crate::metrics::rpc_layer())
         .layer(limits)
@@ -133,7 +133,7 @@ async fn report_health(reporter: tonic_health::server::HealthReporter, router: s
     let mut last = None;
     loop {
         let Some(router) = router.upgrade() else { return };
-        let serving = !router.view().await.brokers.is_empty();
+        let serving = !router.view().await.cluster.brokers.is_empty();
         drop(router);
         if last != Some(serving) {
             let status =
@@ -164,9 +164,9 @@ async fn follow_controllers(metadata: Arc<vltava_metadata::RemoteMetadata>, rout
     }
 }
 
-/// The tonic service implementations; each method is one call into its handler file.
+/// The tonic service implementations; each method is one call into [`Brokers`].
 #[derive(Clone)]
-struct Services(Arc<Router>);
+struct Services(Brokers);
 
 type Reply<T> = Result<Response<T>, Status>;
 
@@ -177,84 +177,84 @@ fn reply<T>(r: Result<T, Status>) -> Reply<T> {
 #[tonic::async_trait]
 impl RecordService for Services {
     async fn produce(&self, request: Request<ProduceRequest>) -> Reply<ProduceResponse> {
-        reply(produce::handle(&self.0, request.into_inner()).await)
+        reply(self.0.produce(request.into_inner()).await)
     }
 
     async fn fetch(&self, request: Request<FetchRequest>) -> Reply<FetchResponse> {
-        reply(fetch::handle(&self.0, request.into_inner()).await)
+        reply(self.0.fetch(request.into_inner()).await)
     }
 
     type SubscribeStream = RecordStream;
 
     async fn subscribe(&self, request: Request<SubscribeRequest>) -> Reply<Self::SubscribeStream> {
-        reply(forward::subscribe(&self.0, request.into_inner()).await)
+        reply(self.0.subscribe(request.into_inner()).await)
     }
 
     async fn list_offsets(&self, request: Request<ListOffsetsRequest>) -> Reply<ListOffsetsResponse> {
-        reply(forward::list_offsets(&self.0, request.into_inner()).await)
+        reply(self.0.list_offsets(request.into_inner()).await)
     }
 }
 
 #[tonic::async_trait]
 impl AdminService for Services {
     async fn create_topic(&self, request: Request<CreateTopicRequest>) -> Reply<CreateTopicResponse> {
-        reply(forward::create_topic(&self.0, request.into_inner()).await)
+        reply(self.0.create_topic(request.into_inner()).await)
     }
 
     async fn delete_topic(&self, request: Request<DeleteTopicRequest>) -> Reply<DeleteTopicResponse> {
-        reply(forward::delete_topic(&self.0, request.into_inner()).await)
+        reply(self.0.delete_topic(request.into_inner()).await)
     }
 
     async fn list_topics(&self, request: Request<ListTopicsRequest>) -> Reply<ListTopicsResponse> {
-        reply(forward::list_topics(&self.0, request.into_inner()).await)
+        reply(self.0.list_topics(request.into_inner()).await)
     }
 
     async fn describe_topic(&self, request: Request<DescribeTopicRequest>) -> Reply<DescribeTopicResponse> {
-        reply(forward::describe_topic(&self.0, request.into_inner()).await)
+        reply(self.0.describe_topic(request.into_inner()).await)
     }
 
     async fn metadata(&self, request: Request<MetadataRequest>) -> Reply<MetadataResponse> {
-        reply(forward::metadata(&self.0, request.into_inner()).await)
+        reply(self.0.metadata(request.into_inner()).await)
     }
 
     async fn create_partitions(&self, request: Request<CreatePartitionsRequest>) -> Reply<CreatePartitionsResponse> {
-        reply(forward::create_partitions(&self.0, request.into_inner()).await)
+        reply(self.0.create_partitions(request.into_inner()).await)
     }
 
     async fn alter_configs(&self, request: Request<AlterConfigsRequest>) -> Reply<AlterConfigsResponse> {
-        reply(forward::alter_configs(&self.0, request.into_inner()).await)
+        reply(self.0.alter_configs(request.into_inner()).await)
     }
 
     async fn describe_cluster(&self, request: Request<DescribeClusterRequest>) -> Reply<DescribeClusterResponse> {
-        reply(forward::describe_cluster(&self.0, request.into_inner()).await)
+        reply(self.0.describe_cluster(request.into_inner()).await)
     }
 
     async fn alter_partition_reassignments(
         &self,
         request: Request<AlterPartitionReassignmentsRequest>,
     ) -> Reply<AlterPartitionReassignmentsResponse> {
-        reply(forward::alter_partition_reassignments(&self.0, request.into_inner()).await)
+        reply(self.0.alter_partition_reassignments(request.into_inner()).await)
     }
 
     async fn list_partition_reassignments(
         &self,
         request: Request<ListPartitionReassignmentsRequest>,
     ) -> Reply<ListPartitionReassignmentsResponse> {
-        reply(forward::list_partition_reassignments(&self.0, request.into_inner()).await)
+        reply(self.0.list_partition_reassignments(request.into_inner()).await)
     }
 }
 
 #[tonic::async_trait]
 impl GroupService for Services {
     async fn commit_offsets(&self, request: Request<CommitOffsetsRequest>) -> Reply<CommitOffsetsResponse> {
-        reply(forward::commit_offsets(&self.0, request.into_inner()).await)
+        reply(self.0.commit_offsets(request.into_inner()).await)
     }
 
     async fn fetch_offsets(&self, request: Request<FetchOffsetsRequest>) -> Reply<FetchOffsetsResponse> {
-        reply(forward::fetch_offsets(&self.0, request.into_inner()).await)
+        reply(self.0.fetch_offsets(request.into_inner()).await)
     }
 
     async fn list_groups(&self, request: Request<ListGroupsRequest>) -> Reply<ListGroupsResponse> {
-        reply(forward::list_groups(&self.0, request.into_inner()).await)
+        reply(self.0.list_groups(request.into_inner()).await)
     }
 }

@@ -15,6 +15,8 @@
 //!   zstd) applied to the whole records section.
 //! - `varint`: zigzag varint / varlong encoding used inside records (private).
 //! - [`murmur2`] — Kafka's murmur2 hash and default partitioner.
+//! - [`placement`] — [`place`]: which partition a record goes to (explicit, keyed or keyless),
+//!   the rule the SDK's producer and the gateway share.
 //! - [`error`] — [`RecordError`].
 //!
 //! # Wire format
@@ -32,6 +34,7 @@ pub mod error;
 pub mod fetched;
 pub mod iter;
 pub mod murmur2;
+pub mod placement;
 mod varint;
 
 use bytes::Bytes;
@@ -42,6 +45,7 @@ pub use compression::Compression;
 pub use error::RecordError;
 pub use fetched::{FetchedRecords, decode_fetched};
 pub use iter::{BatchIter, batches};
+pub use placement::{Placement, place};
 
 /// The only supported batch magic (RecordBatch v2).
 pub const MAGIC: i8 = 2;

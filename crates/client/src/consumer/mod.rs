@@ -158,7 +158,7 @@ impl Consumer {
     pub async fn assign_topic(&mut self, topic: &str) -> Result<(), ClientError> {
         let meta = self.cluster.topic_or_fetch(topic, Duration::ZERO).await?;
         let mut partitions: Vec<TopicPartition> = self.assignment.keys().cloned().collect();
-        partitions.extend((0..meta.partitions.len() as i32).map(|p| TopicPartition::new(topic, p)));
+        partitions.extend((0..meta.partition_count()).map(|p| TopicPartition::new(topic, p)));
         partitions.sort();
         partitions.dedup();
         self.last_refresh = Some(Instant::now());

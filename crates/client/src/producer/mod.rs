@@ -1,6 +1,7 @@
 //! [`Producer`]: batches records per partition and sends them to partition leaders.
 //!
-//! `send` reserves `buffer.memory`, picks a partition (see [`crate::partitioner`]) and appends
+//! `send` reserves `buffer.memory`, picks a partition ([`vltava_record::place`], the rule the
+//! gateway shares, and the sticky choice of [`crate::partitioner`] for keyless records) and appends
 //! the record to that partition's open batch in the `accumulator`; a single `sender` task
 //! seals batches by size or `linger.ms` and ships them. Record outcomes arrive through the
 //! [`DeliveryFuture`] or the callback.
@@ -17,7 +18,7 @@ use tokio::sync::TryAcquireError;
 use tokio::task::JoinHandle;
 use vltava_common::telemetry::TRACEPARENT_HEADER;
 use vltava_proto::v1::ErrorCode;
-use vltava_record::Header;
+use vltava_record::{Header, Placement, place};
 
 use self::accumulator::{Accumulator, Completion, TopicState};
 pub use self::batch::DeliveryFuture;
@@ -25,7 +26,6 @@ use self::sender::SenderCtx;
 use crate::cluster::Cluster;
 use crate::config::ProducerConfig;
 use crate::error::ClientError;
-use crate::partitioner::partition_for_key;
 use crate::types::{ProducerRecord, RecordMetadata};
 
 /// A thread-safe, cheaply cloneable producer (Kafka's `KafkaProducer`).
@@ -148,10 +148,10 @@ impl Producer {
         }
         let max_age = if force_refresh { std::time::Duration::ZERO } else { ctx.config.metadata_max_age };
         let meta = ctx.cluster.topic_or_fetch(topic, max_age).await?;
-        if meta.partitions.is_empty() {
+        if meta.leaders.is_empty() {
             return Err(crate::cluster::unknown_topic(topic));
         }
-        Ok(ctx.acc.ensure_topic(topic, meta.partitions.len() as i32))
+        Ok(ctx.acc.ensure_topic(topic, meta.partition_count()))
     }
 
     async fn reserve(&self, size: usize) -> Result<(), ClientError> {
@@ -200,7 +200,7 @@ impl Producer {
         let (record, trace) = stamp_trace_context(record);
         let size = record.estimated_size();
         self.reserve(size).await?;
-        match self.place(&record, size, completion, trace.as_deref()).await {
+        match self.place_and_append(&record, size, completion, trace.as_deref()).await {
             Ok(r) => Ok(r),
             Err(e) => {
                 acc.memory.add_permits(size);
@@ -210,7 +210,7 @@ impl Producer {
     }
 
     /// Chooses the partition and appends.
-    async fn place(
+    async fn place_and_append(
         &self,
         record: &ProducerRecord,
         size: usize,
@@ -223,38 +223,41 @@ impl Producer {
             None => self.topic_state(&record.topic, false).await?,
         };
         let timestamp = record.timestamp.unwrap_or_else(vltava_common::time::now_ms);
-        if let Some(p) = record.partition {
-            if p >= topic.partition_count() {
-                // Maybe the topic grew since metadata was fetched.
-                topic = self.topic_state(&record.topic, true).await?;
+        let key = record.key.as_deref();
+        let mut placement = place(record.partition, key, topic.partition_count());
+        if let Placement::NoSuchPartition(p) = placement
+            && p >= topic.partition_count()
+        {
+            // Maybe the topic grew since metadata was fetched.
+            topic = self.topic_state(&record.topic, true).await?;
+            placement = place(record.partition, key, topic.partition_count());
+        }
+        match placement {
+            Placement::Partition(p) => {
+                let queue = &topic.partitions[p as usize];
+                Ok(acc.append(queue, record, timestamp, size, completion, false, trace).ok().flatten())
             }
-            let Some(queue) = usize::try_from(p).ok().and_then(|i| topic.partitions.get(i)) else {
-                return Err(ClientError::server(
-                    ErrorCode::UnknownTopicOrPartition,
-                    format!(
-                        "partition {p} of topic {:?} does not exist ({} partitions)",
-                        record.topic,
-                        topic.partition_count()
-                    ),
-                ));
-            };
-            return Ok(acc.append(queue, record, timestamp, size, completion, false, trace).ok().flatten());
-        }
-        if let Some(key) = &record.key {
-            let p = partition_for_key(key, topic.partition_count());
-            let queue = &topic.partitions[p as usize];
-            return Ok(acc.append(queue, record, timestamp, size, completion, false, trace).ok().flatten());
-        }
-        let p = acc.sticky_partition(&topic);
-        match acc.append(&topic.partitions[p as usize], record, timestamp, size, completion, true, trace) {
-            Ok(r) => Ok(r),
-            Err(completion) => {
-                // The sticky batch was full: it is sealed now, so this picks another partition.
+            Placement::NoSuchPartition(p) => Err(ClientError::server(
+                ErrorCode::UnknownTopicOrPartition,
+                format!(
+                    "partition {p} of topic {:?} does not exist ({} partitions)",
+                    record.topic,
+                    topic.partition_count()
+                ),
+            )),
+            Placement::Keyless => {
                 let p = acc.sticky_partition(&topic);
-                Ok(acc
-                    .append(&topic.partitions[p as usize], record, timestamp, size, completion, false, trace)
-                    .ok()
-                    .flatten())
+                match acc.append(&topic.partitions[p as usize], record, timestamp, size, completion, true, trace) {
+                    Ok(r) => Ok(r),
+                    Err(completion) => {
+                        // The sticky batch was full: it is sealed now, so this picks another partition.
+                        let p = acc.sticky_partition(&topic);
+                        Ok(acc
+                            .append(&topic.partitions[p as usize], record, timestamp, size, completion, false, trace)
+                            .ok()
+                            .flatten())
+                    }
+                }
             }
         }
     }

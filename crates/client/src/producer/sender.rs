@@ -203,7 +203,7 @@ async fn refresh_metadata(ctx: &SenderCtx) {
             }
             for name in &names {
                 if let Some(meta) = ctx.cluster.topic(name) {
-                    ctx.acc.ensure_topic(name, meta.partitions.len() as i32);
+                    ctx.acc.ensure_topic(name, meta.partition_count());
                 }
             }
         }

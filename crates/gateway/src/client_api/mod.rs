@@ -2,16 +2,19 @@
 //! Kafka RecordBatch bytes, for clients in any language.
 //!
 //! The gateway does what a full client (the Rust SDK) does itself: it places records on
-//! partitions by the SDK's rules, builds and compresses the batches, routes them to the partition
-//! leaders (retrying leader changes through the [`Router`]), and decodes what it reads.
+//! partitions by the SDK's rules ([`vltava_record::place`]), builds and compresses the batches,
+//! sends them to the partition leaders through the typed call layer, [`Brokers`] (which retries
+//! leader changes), and decodes what it reads.
 //!
 //! # Layout
 //! - [`GatewayApi`] (here): the tonic service, one call into a handler per method.
 //! - `publish`: placement (explicit, murmur2 of the key, or one rotating partition per request
 //!   for keyless records) and one Produce per partition, concurrently.
 //! - `read`: offsets resolved with ListOffsets, a Fetch per leader, batches decoded into records.
-//! - `consume`: one task per stream, fetching from the leaders as the client takes messages
-//!   (HTTP/2 flow control is the backpressure), plain or managed by a group.
+//! - `consume/`: one task per stream, fetching from the leaders as the client takes messages
+//!   (HTTP/2 flow control is the backpressure), plain or managed by a group: `validate` (the
+//!   request's settings), `stream` (the task), `position` (where each partition reads, backoff),
+//!   `commit` (group offsets: committed positions and auto-commit).
 //! - [`membership`]: managed group subscriptions, the range assignor and rebalances. Membership is
 //!   **local to one gateway process**: several gateways do not coordinate a group (that needs a
 //!   broker-side group coordinator, not built yet).
@@ -34,21 +37,21 @@ use vltava_proto::v1::{ConsumeRequest, PublishRequest, PublishResponse, ReadRequ
 pub use consume::ConsumeStream;
 pub use membership::Membership;
 
-use crate::routing::Router;
+use crate::brokers::Brokers;
 
-/// The `GatewayService` implementation. Cheap to clone: every clone shares the router, the
+/// The `GatewayService` implementation. Cheap to clone: every clone shares the call layer, the
 /// group memberships and the keyless-record rotation.
 #[derive(Clone)]
 pub struct GatewayApi {
-    router: Arc<Router>,
+    brokers: Brokers,
     membership: Arc<Membership>,
     rotation: Arc<publish::KeylessRotation>,
 }
 
 impl GatewayApi {
-    /// The service, routing through `router`, with no group members yet.
-    pub fn new(router: Arc<Router>) -> Self {
-        Self { router, membership: Arc::new(Membership::new()), rotation: Arc::default() }
+    /// The service, calling the brokers through `brokers`, with no group members yet.
+    pub fn new(brokers: Brokers) -> Self {
+        Self { brokers, membership: Arc::new(Membership::new()), rotation: Arc::default() }
     }
 
     /// The managed group subscriptions of this gateway (e.g. for [`Membership::rebalances`]).
@@ -60,16 +63,16 @@ impl GatewayApi {
 #[tonic::async_trait]
 impl GatewayService for GatewayApi {
     async fn publish(&self, request: Request<PublishRequest>) -> Result<Response<PublishResponse>, Status> {
-        publish::handle(&self.router, &self.rotation, request.into_inner()).await.map(Response::new)
+        publish::handle(&self.brokers, &self.rotation, request.into_inner()).await.map(Response::new)
     }
 
     async fn read(&self, request: Request<ReadRequest>) -> Result<Response<ReadResponse>, Status> {
-        read::handle(&self.router, request.into_inner()).await.map(Response::new)
+        read::handle(&self.brokers, request.into_inner()).await.map(Response::new)
     }
 
     type ConsumeStream = ConsumeStream;
 
     async fn consume(&self, request: Request<ConsumeRequest>) -> Result<Response<Self::ConsumeStream>, Status> {
-        consume::start(self.router.clone(), &self.membership, request.into_inner()).await.map(Response::new)
+        consume::start(self.brokers.clone(), &self.membership, request.into_inner()).await.map(Response::new)
     }
 }

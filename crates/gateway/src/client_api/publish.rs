@@ -2,10 +2,11 @@
 //! RecordBatch v2 batches, and every partition's batches go to its leader in one Produce, all
 //! partitions concurrently.
 //!
-//! Placement is the Rust SDK's (Kafka's default partitioner): an explicit partition wins, a keyed
-//! record goes to `toPositive(murmur2(key)) % partitions`, and the keyless records of one request
-//! all go to one partition, which rotates round-robin from request to request (Kafka's sticky
-//! idea, with the request as the batch). Leader changes are retried by [`crate::produce::handle`].
+//! Placement is the Rust SDK's (Kafka's default partitioner, [`vltava_record::place`], which both
+//! share): an explicit partition wins, a keyed record goes to `toPositive(murmur2(key)) %
+//! partitions`, and the keyless records of one request all go to one partition, which rotates
+//! round-robin from request to request (Kafka's sticky idea, with the request as the batch).
+//! Leader changes are retried by [`Brokers::produce`].
 //!
 //! Inside a sampled trace (the caller sent a `traceparent`), every record without a `traceparent`
 //! header gets the Publish span's, as the Rust SDK's producer does, so that consumers can link
@@ -19,10 +20,10 @@ use tonic::Status;
 use vltava_common::telemetry::TRACEPARENT_HEADER;
 use vltava_common::{ErrorCode, WireError};
 use vltava_proto::v1::{ProduceRequest, PublishRequest, PublishResponse, PublishResult, Record};
-use vltava_record::{BatchBuilder, Compression};
+use vltava_record::{BatchBuilder, Compression, Placement};
 
 use super::{convert, topic};
-use crate::routing::Router;
+use crate::brokers::Brokers;
 
 /// Largest (uncompressed) batch the gateway builds: below Kafka's default `max.message.bytes`
 /// (1 MiB + 12), so that a large publish is split rather than refused. A single larger record still
@@ -54,13 +55,15 @@ impl KeylessRotation {
     }
 }
 
-/// The partition a record goes to, or why it cannot be placed.
+/// The partition a record goes to ([`vltava_record::place`], with `keyless` picking the partition
+/// of a record with neither partition nor key), or why it cannot be placed.
 fn place(record: &Record, partitions: i32, keyless: impl FnOnce() -> i32) -> Result<i32, String> {
-    match (record.partition, &record.key) {
-        (Some(p), _) if (0..partitions).contains(&p) => Ok(p),
-        (Some(p), _) => Err(format!("partition {p} does not exist: the topic has partitions 0..{partitions}")),
-        (None, Some(key)) => Ok(vltava_record::murmur2::partition_for_key(key, partitions as u32) as i32),
-        (None, None) => Ok(keyless()),
+    match vltava_record::place(record.partition, record.key.as_deref(), partitions) {
+        Placement::Partition(p) => Ok(p),
+        Placement::Keyless => Ok(keyless()),
+        Placement::NoSuchPartition(p) => {
+            Err(format!("partition {p} does not exist: the topic has partitions 0..{partitions}"))
+        }
     }
 }
 
@@ -113,7 +116,7 @@ impl PartitionBatches {
 /// one partition (unknown topic, partition out of range, a broker error) is reported on that
 /// partition's records only.
 pub(super) async fn handle(
-    router: &Router,
+    brokers: &Brokers,
     rotation: &KeylessRotation,
     request: PublishRequest,
 ) -> Result<PublishResponse, Status> {
@@ -130,6 +133,7 @@ pub(super) async fn handle(
     }
     let now = vltava_common::time::now_ms();
     let stamp = |r: &Record| if r.timestamp_ms == 0 { now } else { r.timestamp_ms };
+    let router = brokers.router();
     let partitions = topic::partition_count(router, &topic).await?;
     if partitions == 0 {
         let message = format!("topic {topic:?} does not exist");
@@ -147,8 +151,9 @@ pub(super) async fn handle(
     for (index, record) in records.iter().enumerate() {
         let timestamp = stamp(record);
         let chosen = place(record, partitions, || {
-            *keyless
-                .get_or_insert_with(|| rotation.pick(&topic, partitions, |p| view.leader_address(&topic, p).is_some()))
+            *keyless.get_or_insert_with(|| {
+                rotation.pick(&topic, partitions, |p| view.cluster.leader_address(&topic, p).is_some())
+            })
         });
         match chosen {
             Ok(partition) => {
@@ -172,7 +177,7 @@ pub(super) async fn handle(
     let sends = by_partition.into_iter().map(|(partition, batches)| {
         let (indices, records) = batches.finish();
         let request = ProduceRequest { topic: topic.clone(), partition, acks, timeout_ms, records };
-        async move { (indices, crate::produce::handle(router, request).await) }
+        async move { (indices, brokers.produce(request).await) }
     });
     for (indices, outcome) in futures::future::join_all(sends).await {
         match outcome {

@@ -1,6 +1,6 @@
 //! Read: earliest/latest offsets resolved with ListOffsets on the leaders, the partitions fetched
-//! from their leaders (one Fetch per leader, as [`crate::fetch`] does), and the batches decoded
-//! into records by the rules every consumer shares ([`vltava_record::decode_fetched`]).
+//! from their leaders (one Fetch per leader, [`Brokers::fetch`]), and the batches decoded into
+//! records by the rules every consumer shares ([`vltava_record::decode_fetched`]).
 //!
 //! [`resolve`] and [`fetch_records`] are also the machinery of Consume streams.
 
@@ -12,7 +12,8 @@ use vltava_proto::v1::{
 };
 
 use super::convert;
-use crate::routing::{MAX_FETCH_WAIT, Router};
+use crate::brokers::Brokers;
+use crate::routing::MAX_FETCH_WAIT;
 
 /// Record data fetched at once when a request does not say (1 MiB).
 pub(super) const DEFAULT_MAX_BYTES: usize = 1 << 20;
@@ -30,7 +31,7 @@ pub(super) struct FetchLimits {
 
 /// Reads the requested partitions; see the module documentation. Each partition succeeds or fails
 /// on its own; only a malformed request fails the call.
-pub(super) async fn handle(router: &Router, request: ReadRequest) -> Result<ReadResponse, Status> {
+pub(super) async fn handle(brokers: &Brokers, request: ReadRequest) -> Result<ReadResponse, Status> {
     let ReadRequest { partitions, max_wait_ms, max_records, max_bytes } = request;
     if partitions.is_empty() {
         return Err(convert::invalid("a read needs at least one partition"));
@@ -54,7 +55,7 @@ pub(super) async fn handle(router: &Router, request: ReadRequest) -> Result<Read
     };
 
     let wanted: Vec<(&str, i32, i64)> = partitions.iter().map(|p| (p.topic.as_str(), p.partition, p.offset)).collect();
-    let positions = resolve(router, &wanted).await;
+    let positions = resolve(brokers, &wanted).await;
     let mut out: Vec<PartitionRead> = Vec::with_capacity(partitions.len());
     let mut fetched_at = Vec::new();
     let mut fetches = Vec::new();
@@ -73,7 +74,7 @@ pub(super) async fn handle(router: &Router, request: ReadRequest) -> Result<Read
             Err(e) => out.push(failed(&p.topic, p.partition, p.offset, e)),
         }
     }
-    for (i, read) in fetched_at.into_iter().zip(fetch_records(router, fetches, limits).await) {
+    for (i, read) in fetched_at.into_iter().zip(fetch_records(brokers, fetches, limits).await) {
         out[i] = read;
     }
     Ok(ReadResponse { partitions: out })
@@ -81,7 +82,7 @@ pub(super) async fn handle(router: &Router, request: ReadRequest) -> Result<Read
 
 /// Resolves `(topic, partition, spec)` triples, where the spec is -2 (earliest), -1 (latest) or
 /// an offset, to offsets: one ListOffsets per leader for the specs, answers in input order.
-pub(super) async fn resolve(router: &Router, wanted: &[(&str, i32, i64)]) -> Vec<Result<i64, WireError>> {
+pub(super) async fn resolve(brokers: &Brokers, wanted: &[(&str, i32, i64)]) -> Vec<Result<i64, WireError>> {
     let lookups: Vec<ListOffsetsPartition> = wanted
         .iter()
         .filter(|w| w.2 < 0)
@@ -90,7 +91,7 @@ pub(super) async fn resolve(router: &Router, wanted: &[(&str, i32, i64)]) -> Vec
     let answers = if lookups.is_empty() {
         Ok(Vec::new())
     } else {
-        crate::forward::list_offsets(router, ListOffsetsRequest { partitions: lookups }).await.map(|r| r.partitions)
+        brokers.list_offsets(ListOffsetsRequest { partitions: lookups }).await.map(|r| r.partitions)
     };
     let mut answers = match answers {
         Ok(answers) => answers.into_iter().map(Ok).collect::<Vec<_>>().into_iter(),
@@ -122,7 +123,7 @@ pub(super) async fn resolve(router: &Router, wanted: &[(&str, i32, i64)]) -> Vec
 /// Fetches `partitions` from their positions on their leaders (one Fetch per leader,
 /// concurrently) and decodes what comes back; one answer per partition, in order.
 pub(super) async fn fetch_records(
-    router: &Router,
+    brokers: &Brokers,
     partitions: Vec<FetchPartition>,
     limits: FetchLimits,
 ) -> Vec<PartitionRead> {
@@ -133,7 +134,7 @@ pub(super) async fn fetch_records(
     let keys: Vec<(String, i32)> = partitions.iter().map(|p| (p.topic.clone(), p.partition)).collect();
     let request =
         FetchRequest { max_wait_ms: limits.max_wait_ms, min_bytes: 1, max_bytes: limits.max_bytes, partitions };
-    match crate::fetch::handle(router, request).await {
+    match brokers.fetch(request).await {
         Ok(response) => response
             .partitions
             .into_iter()

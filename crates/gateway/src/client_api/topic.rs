@@ -2,15 +2,12 @@
 
 use tonic::Status;
 
-use crate::routing::{ClusterView, Router};
+use crate::routing::{CachedView, Router};
 
 /// Number of partitions of `topic` in `view` (0 when the topic is unknown). Partitions are
 /// numbered from 0 without gaps.
-pub(super) fn partitions_in(view: &ClusterView, topic: &str) -> i32 {
-    if !view.topics.contains(topic) {
-        return 0;
-    }
-    (0..).take_while(|&p| view.has_partition(topic, p)).count() as i32
+pub(super) fn partitions_in(view: &CachedView, topic: &str) -> i32 {
+    view.cluster.partition_count(topic)
 }
 
 /// Number of partitions of `topic` (0 when it does not exist). A topic the cached metadata does
