@@ -4,24 +4,9 @@
 use bytes::Bytes;
 
 use crate::compression::decompress;
+use crate::header::{self, HEADER_LEN, LOG_OVERHEAD, MIN_BATCH_LENGTH};
 use crate::varint::Reader;
-use crate::{Compression, Header, MAGIC, RECORD_BATCH_OVERHEAD, Record, RecordError};
-
-pub(crate) const BASE_OFFSET_OFFSET: usize = 0;
-pub(crate) const LENGTH_OFFSET: usize = 8;
-/// Bytes before the first byte counted by `batchLength` (base offset + length).
-pub(crate) const LOG_OVERHEAD: usize = 12;
-pub(crate) const PARTITION_LEADER_EPOCH_OFFSET: usize = 12;
-pub(crate) const MAGIC_OFFSET: usize = 16;
-pub(crate) const CRC_OFFSET: usize = 17;
-pub(crate) const ATTRIBUTES_OFFSET: usize = 21;
-pub(crate) const LAST_OFFSET_DELTA_OFFSET: usize = 23;
-pub(crate) const BASE_TIMESTAMP_OFFSET: usize = 27;
-pub(crate) const MAX_TIMESTAMP_OFFSET: usize = 35;
-pub(crate) const PRODUCER_ID_OFFSET: usize = 43;
-pub(crate) const PRODUCER_EPOCH_OFFSET: usize = 51;
-pub(crate) const BASE_SEQUENCE_OFFSET: usize = 53;
-pub(crate) const RECORD_COUNT_OFFSET: usize = 57;
+use crate::{Compression, Header, MAGIC, Record, RecordError};
 
 pub(crate) const TIMESTAMP_TYPE_FLAG: i16 = 0x08;
 pub(crate) const TRANSACTIONAL_FLAG: i16 = 0x10;
@@ -54,15 +39,15 @@ impl RecordBatch {
     /// Checks the header is present, the magic is 2 and the batch length matches
     /// `bytes.len()`; does NOT check the CRC (see [`RecordBatch::verify_crc`]).
     pub fn parse(bytes: Bytes) -> Result<RecordBatch, RecordError> {
-        if bytes.len() < RECORD_BATCH_OVERHEAD {
-            return Err(RecordError::Truncated { needed: RECORD_BATCH_OVERHEAD, available: bytes.len() });
+        if bytes.len() < HEADER_LEN {
+            return Err(RecordError::Truncated { needed: HEADER_LEN, available: bytes.len() });
         }
-        let magic = bytes[MAGIC_OFFSET] as i8;
+        let magic = bytes[header::MAGIC] as i8;
         if magic != MAGIC {
             return Err(RecordError::InvalidMagic(magic));
         }
-        let length = i32_at(&bytes, LENGTH_OFFSET);
-        if length < (RECORD_BATCH_OVERHEAD - LOG_OVERHEAD) as i32 {
+        let length = i32_at(&bytes, header::BATCH_LENGTH);
+        if length < MIN_BATCH_LENGTH {
             return Err(RecordError::InvalidLength(length));
         }
         let total = LOG_OVERHEAD + length as usize;
@@ -80,32 +65,32 @@ impl RecordBatch {
 
     /// Offset of the first record (header offset 0).
     pub fn base_offset(&self) -> i64 {
-        i64_at(&self.bytes, BASE_OFFSET_OFFSET)
+        i64_at(&self.bytes, header::BASE_OFFSET)
     }
 
     /// Number of bytes after the length field (header offset 8).
     pub fn batch_length(&self) -> i32 {
-        i32_at(&self.bytes, LENGTH_OFFSET)
+        i32_at(&self.bytes, header::BATCH_LENGTH)
     }
 
     /// Partition leader epoch stamped by the broker (header offset 12).
     pub fn partition_leader_epoch(&self) -> i32 {
-        i32_at(&self.bytes, PARTITION_LEADER_EPOCH_OFFSET)
+        i32_at(&self.bytes, header::PARTITION_LEADER_EPOCH)
     }
 
     /// Magic byte; always 2 for a parsed batch (header offset 16).
     pub fn magic(&self) -> i8 {
-        self.bytes[MAGIC_OFFSET] as i8
+        self.bytes[header::MAGIC] as i8
     }
 
     /// Stored CRC-32C (header offset 17).
     pub fn crc(&self) -> u32 {
-        i32_at(&self.bytes, CRC_OFFSET) as u32
+        i32_at(&self.bytes, header::CRC) as u32
     }
 
     /// Raw attributes (header offset 21).
     pub fn attributes(&self) -> i16 {
-        i16_at(&self.bytes, ATTRIBUTES_OFFSET)
+        i16_at(&self.bytes, header::ATTRIBUTES)
     }
 
     /// Compression codec from attribute bits 0-2.
@@ -130,37 +115,37 @@ impl RecordBatch {
 
     /// Offset delta of the last record (header offset 23).
     pub fn last_offset_delta(&self) -> i32 {
-        i32_at(&self.bytes, LAST_OFFSET_DELTA_OFFSET)
+        i32_at(&self.bytes, header::LAST_OFFSET_DELTA)
     }
 
     /// Timestamp of the first record (header offset 27).
     pub fn base_timestamp(&self) -> i64 {
-        i64_at(&self.bytes, BASE_TIMESTAMP_OFFSET)
+        i64_at(&self.bytes, header::BASE_TIMESTAMP)
     }
 
     /// Largest record timestamp (header offset 35).
     pub fn max_timestamp(&self) -> i64 {
-        i64_at(&self.bytes, MAX_TIMESTAMP_OFFSET)
+        i64_at(&self.bytes, header::MAX_TIMESTAMP)
     }
 
     /// Producer id, -1 if not idempotent (header offset 43).
     pub fn producer_id(&self) -> i64 {
-        i64_at(&self.bytes, PRODUCER_ID_OFFSET)
+        i64_at(&self.bytes, header::PRODUCER_ID)
     }
 
     /// Producer epoch (header offset 51).
     pub fn producer_epoch(&self) -> i16 {
-        i16_at(&self.bytes, PRODUCER_EPOCH_OFFSET)
+        i16_at(&self.bytes, header::PRODUCER_EPOCH)
     }
 
     /// Sequence number of the first record (header offset 53).
     pub fn base_sequence(&self) -> i32 {
-        i32_at(&self.bytes, BASE_SEQUENCE_OFFSET)
+        i32_at(&self.bytes, header::BASE_SEQUENCE)
     }
 
     /// Number of records (header offset 57).
     pub fn record_count(&self) -> i32 {
-        i32_at(&self.bytes, RECORD_COUNT_OFFSET)
+        i32_at(&self.bytes, header::RECORD_COUNT)
     }
 
     /// `base_offset + last_offset_delta`.
@@ -190,7 +175,7 @@ impl RecordBatch {
 
     /// CRC-32C over everything from the attributes to the end of the batch.
     pub fn compute_crc(&self) -> u32 {
-        crc32c::crc32c(&self.bytes[ATTRIBUTES_OFFSET..])
+        crc32c::crc32c(&self.bytes[header::CRC_START..])
     }
 
     /// Checks the stored CRC against the batch contents.
@@ -226,7 +211,7 @@ impl RecordBatch {
     /// timestamps `base_timestamp + timestampDelta` (or `max_timestamp` for LogAppendTime).
     pub fn records(&self) -> Result<Vec<Record>, RecordError> {
         let codec = self.compression()?;
-        let section = self.bytes.slice(RECORD_BATCH_OVERHEAD..);
+        let section = self.bytes.slice(HEADER_LEN..);
         let data = match codec {
             Compression::None => section,
             codec => Bytes::from(decompress(codec, &section)?),
@@ -291,13 +276,13 @@ impl RecordBatch {
 
 /// Writes the base offset (header offset 0, outside the CRC). Panics if `batch` is shorter than 8 bytes.
 pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
-    batch[BASE_OFFSET_OFFSET..BASE_OFFSET_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());
+    batch[header::BASE_OFFSET..header::BASE_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());
 }
 
 /// Writes the partition leader epoch (header offset 12, outside the CRC). Panics if `batch`
 /// is shorter than 16 bytes.
 pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
-    batch[PARTITION_LEADER_EPOCH_OFFSET..PARTITION_LEADER_EPOCH_OFFSET + 4].copy_from_slice(&epoch.to_be_bytes());
+    batch[header::PARTITION_LEADER_EPOCH..header::PARTITION_LEADER_EPOCH + 4].copy_from_slice(&epoch.to_be_bytes());
 }
 
 /// Total size (`12 + batchLength`) of the batch starting at `buf[0]`, read from its length
@@ -306,6 +291,6 @@ pub fn batch_size_at(buf: &[u8]) -> Option<usize> {
     if buf.len() < LOG_OVERHEAD {
         return None;
     }
-    let length = usize::try_from(i32_at(buf, LENGTH_OFFSET)).ok()?;
+    let length = usize::try_from(i32_at(buf, header::BATCH_LENGTH)).ok()?;
     Some(LOG_OVERHEAD + length)
 }

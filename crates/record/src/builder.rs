@@ -2,10 +2,11 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::batch::{ATTRIBUTES_OFFSET, CRC_OFFSET, TIMESTAMP_TYPE_FLAG, TRANSACTIONAL_FLAG};
+use crate::batch::{TIMESTAMP_TYPE_FLAG, TRANSACTIONAL_FLAG};
 use crate::compression::compress;
+use crate::header;
 use crate::varint::{put_varint, put_varlong, varint_size, varlong_size};
-use crate::{Compression, Header, MAGIC, RECORD_BATCH_OVERHEAD};
+use crate::{Compression, Header, MAGIC};
 
 /// Accumulates records and encodes them as one RecordBatch v2.
 ///
@@ -98,9 +99,9 @@ impl BatchBuilder {
         self.count == 0
     }
 
-    /// Uncompressed size of the batch so far, including the 61-byte header.
+    /// Uncompressed size of the batch so far, including the 61-byte ([`header::HEADER_LEN`]) header.
     pub fn estimated_size(&self) -> usize {
-        RECORD_BATCH_OVERHEAD + self.records.len()
+        header::HEADER_LEN + self.records.len()
     }
 
     /// Encodes the batch: base offset 0, partition leader epoch -1, CRC filled in.
@@ -127,10 +128,10 @@ impl BatchBuilder {
             attributes |= TRANSACTIONAL_FLAG;
         }
         debug_assert_eq!(attributes & TIMESTAMP_TYPE_FLAG, 0, "CreateTime");
-        let total = RECORD_BATCH_OVERHEAD + payload.len();
+        let total = header::HEADER_LEN + payload.len();
         let mut buf = BytesMut::with_capacity(total);
         buf.put_i64(base_offset);
-        buf.put_i32((total - 12) as i32); // batch length
+        buf.put_i32((total - header::LOG_OVERHEAD) as i32); // batch length
         buf.put_i32(-1); // partition leader epoch
         buf.put_i8(MAGIC);
         buf.put_u32(0); // crc, filled below
@@ -143,8 +144,8 @@ impl BatchBuilder {
         buf.put_i32(self.base_sequence);
         buf.put_i32(self.count as i32);
         buf.extend_from_slice(&payload);
-        let crc = crc32c::crc32c(&buf[ATTRIBUTES_OFFSET..]);
-        buf[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+        let crc = crc32c::crc32c(&buf[header::CRC_START..]);
+        buf[header::CRC..header::CRC + 4].copy_from_slice(&crc.to_be_bytes());
         buf.freeze()
     }
 }

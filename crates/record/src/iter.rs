@@ -2,8 +2,8 @@
 
 use bytes::Bytes;
 
-use crate::batch::{LENGTH_OFFSET, LOG_OVERHEAD};
-use crate::{RECORD_BATCH_OVERHEAD, RecordBatch, RecordError};
+use crate::header::{BATCH_LENGTH, LOG_OVERHEAD, MIN_BATCH_LENGTH};
+use crate::{RecordBatch, RecordError};
 
 /// Iterates over the batches concatenated in `buf` (see [`BatchIter`]).
 pub fn batches(buf: Bytes) -> BatchIter {
@@ -33,8 +33,8 @@ impl BatchIter {
         if rest.len() < LOG_OVERHEAD {
             return Err(RecordError::Truncated { needed: LOG_OVERHEAD, available: rest.len() });
         }
-        let length = i32::from_be_bytes(rest[LENGTH_OFFSET..LENGTH_OFFSET + 4].try_into().expect("4 bytes"));
-        if length < (RECORD_BATCH_OVERHEAD - LOG_OVERHEAD) as i32 {
+        let length = i32::from_be_bytes(rest[BATCH_LENGTH..BATCH_LENGTH + 4].try_into().expect("4 bytes"));
+        if length < MIN_BATCH_LENGTH {
             return Err(RecordError::InvalidLength(length));
         }
         let size = LOG_OVERHEAD + length as usize;

@@ -8,6 +8,8 @@
 //!   CRC check, produce-time validation, record decoding), plus [`set_base_offset`],
 //!   [`set_partition_leader_epoch`] and [`batch_size_at`], which the log uses to stamp and
 //!   frame batches without decoding them.
+//! - [`header`] — the byte offsets of the batch header fields ([`header::BASE_OFFSET`] ...
+//!   [`header::HEADER_LEN`]), shared with the storage crate.
 //! - [`iter`] — [`batches`] / [`BatchIter`], iterating over concatenated batches.
 //! - [`fetched`] — [`decode_fetched`], the records of a partition's fetch from a position on
 //!   (shared by every consumer of fetched bytes).
@@ -21,17 +23,17 @@
 //!
 //! # Wire format
 //!
-//! Big-endian header of [`RECORD_BATCH_OVERHEAD`] bytes: baseOffset i64 @0, batchLength i32 @8
-//! (bytes after this field), partitionLeaderEpoch i32 @12, magic i8 @16, crc u32 @17
-//! (CRC-32C over bytes 21..end), attributes i16 @21, lastOffsetDelta i32 @23,
-//! baseTimestamp i64 @27, maxTimestamp i64 @35, producerId i64 @43, producerEpoch i16 @51,
-//! baseSequence i32 @53, recordCount i32 @57, then the (possibly compressed) records.
+//! A batch is a big-endian header of [`RECORD_BATCH_OVERHEAD`] bytes followed by the (possibly
+//! compressed) records. The header's fields and their byte positions (baseOffset @0 ...
+//! recordCount @57) are defined once, in [`header`], and every reader of batch headers (this
+//! crate and the storage crate) uses those constants.
 
 pub mod batch;
 pub mod builder;
 pub mod compression;
 pub mod error;
 pub mod fetched;
+pub mod header;
 pub mod iter;
 pub mod murmur2;
 pub mod placement;
@@ -50,8 +52,8 @@ pub use placement::{Placement, place};
 /// The only supported batch magic (RecordBatch v2).
 pub const MAGIC: i8 = 2;
 
-/// Size of the RecordBatch v2 header in bytes.
-pub const RECORD_BATCH_OVERHEAD: usize = 61;
+/// Size of the RecordBatch v2 header in bytes (Kafka's name for [`header::HEADER_LEN`]).
+pub const RECORD_BATCH_OVERHEAD: usize = header::HEADER_LEN;
 
 /// A record header: a UTF-8 key and an optional value.
 #[derive(Debug, Clone, PartialEq, Eq)]

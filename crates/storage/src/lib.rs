@@ -5,9 +5,10 @@
 //!
 //! - [`config`] — [`LogConfig`] (Kafka topic config names: `segment.bytes`, `retention.ms`, ...).
 //! - [`log`] — [`Log`] itself: append (leader and follower), read, timestamp lookup, roll,
-//!   flush; [`AppendInfo`] and [`ReadResult`].
+//!   flush, `truncate_to`, `truncate_fully_and_start_at`, `close`, `delete`; [`AppendInfo`] and
+//!   [`ReadResult`].
 //! - `recovery`: `Log::open`: directory listing, clean/unclean recovery, index rebuilding.
-//! - [`retention`] — retention, `truncate_to`, `close`, `delete`; [`RetentionOutcome`].
+//! - [`retention`] — retention by time and size; [`RetentionOutcome`].
 //! - `segment`: one segment (`.log` file + indexes): append, batch lookup, range reads, truncation.
 //! - `index`: the sparse offset and time indexes (in-memory `Vec`, appended to files lazily).
 //! - `scan`: batch header parsing and the batch-by-batch (optionally CRC-verifying) scanner.

@@ -1,4 +1,5 @@
-//! [`Log`]: the partition log (append, read, lookups, roll, flush).
+//! [`Log`]: the partition log (append, read, lookups, roll, flush, truncation, close and
+//! delete).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,8 +9,9 @@ use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use vltava_record::{RecordBatch, RecordError, batches, set_base_offset, set_partition_leader_epoch};
 
-use crate::checkpoint::{self, RECOVERY_POINT_FILE};
+use crate::checkpoint::{self, CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
 use crate::epoch_cache::LeaderEpochCache;
+use crate::error::IoContext;
 use crate::segment::{BatchMeta, Segment};
 use crate::{LogConfig, StorageError};
 
@@ -380,5 +382,75 @@ impl Log {
             }
         }
         Ok(None)
+    }
+
+    /// Removes every record at or above `offset`, at batch granularity: the batch containing
+    /// `offset` is removed whole, so the new log end offset is that batch's base offset (which
+    /// equals `offset` when `offset` is a batch boundary). A no-op if `offset >= LEO`. If
+    /// `offset` is below the log start offset the log is emptied and restarts at `offset`
+    /// (a follower whose leader's log starts beyond its own log end offset does this).
+    ///
+    /// The leader-epoch cache follows: entries starting at or after the new log end offset are
+    /// dropped, and an emptied log clears it. This is the only way to remove data from the end.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<(), StorageError> {
+        if offset >= self.log_end_offset() {
+            return Ok(());
+        }
+        if offset < self.log_start_offset {
+            return self.truncate_fully_and_start_at(offset);
+        }
+        let above: Vec<i64> = self.segments.range(offset + 1..).map(|(b, _)| *b).collect();
+        for base in above {
+            let segment = self.segments.remove(&base).expect("listed above");
+            segment.delete()?;
+        }
+        let segment = self.active_mut();
+        if let Some((pos, header)) = segment.find_batch(offset)? {
+            let dropped = segment.truncate(pos, header.base_offset)?;
+            tracing::info!(offset, new_end = header.base_offset, dropped, "truncated log");
+        }
+        segment.flush()?;
+        let leo = self.log_end_offset();
+        self.epochs.truncate_from_end(leo)?;
+        if self.recovery_point > leo {
+            self.recovery_point = leo;
+            checkpoint::write(&self.dir, RECOVERY_POINT_FILE, leo)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes every segment and restarts the log, empty, at `offset` (Kafka's
+    /// `truncateFullyAndStartAt`): a follower whose next offset the leader no longer has (it
+    /// was deleted by retention) starts over at the leader's log start offset.
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), StorageError> {
+        // Cleared first: a crash before the segments are gone leaves an empty cache next to
+        // a non-empty log, which `Log::open` rebuilds from the batches.
+        self.epochs.clear()?;
+        for (_, segment) in std::mem::take(&mut self.segments) {
+            segment.delete()?;
+        }
+        self.segments.insert(offset, Segment::create(&self.dir, offset)?);
+        self.log_start_offset = offset;
+        checkpoint::write(&self.dir, LOG_START_OFFSET_FILE, offset)?;
+        self.recovery_point = offset;
+        self.unflushed_messages = 0;
+        checkpoint::write(&self.dir, RECOVERY_POINT_FILE, offset)
+    }
+
+    /// Flushes everything, seals the active segment's time index and writes the
+    /// clean-shutdown marker, so the next open can skip full validation.
+    pub fn close(mut self) -> Result<(), StorageError> {
+        self.active_mut().seal()?;
+        self.flush()?;
+        let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
+        std::fs::File::create(&marker).and_then(|f| f.sync_all()).at(&marker)?;
+        checkpoint::sync_dir(&self.dir)
+    }
+
+    /// Deletes the log's directory and everything in it.
+    pub fn delete(self) -> Result<(), StorageError> {
+        let dir = self.dir.clone();
+        drop(self);
+        std::fs::remove_dir_all(&dir).at(&dir)
     }
 }

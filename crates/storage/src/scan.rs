@@ -5,19 +5,16 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use vltava_record::{MAGIC, RECORD_BATCH_OVERHEAD};
+use vltava_record::MAGIC;
+use vltava_record::header::{self, CRC_START, HEADER_LEN, LOG_OVERHEAD, MIN_BATCH_LENGTH};
 
 use crate::StorageError;
 use crate::error::IoContext;
 
-/// Bytes before the batch length's coverage starts (base offset + length).
-const LOG_OVERHEAD: usize = 12;
-/// Bytes of header needed to know a batch's offsets: up to and including lastOffsetDelta.
-pub(crate) const OFFSETS_HEADER_LEN: usize = 27;
 /// Read size used by verifying scans.
 const SCAN_CHUNK: usize = 1 << 20;
 
-/// The header fields the log needs, parsed from the first 61 bytes of a batch.
+/// The header fields the log needs, parsed from the first [`HEADER_LEN`] bytes of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BatchHeader {
     pub base_offset: i64,
@@ -34,33 +31,33 @@ pub(crate) struct BatchHeader {
 }
 
 impl BatchHeader {
-    /// Parses a 61-byte header. `Err` explains what is structurally wrong.
+    /// Parses a [`HEADER_LEN`]-byte header. `Err` explains what is structurally wrong.
     pub(crate) fn parse(b: &[u8]) -> Result<BatchHeader, String> {
-        debug_assert!(b.len() >= RECORD_BATCH_OVERHEAD);
+        debug_assert!(b.len() >= HEADER_LEN);
         let i32_at = |at: usize| i32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"));
         let i64_at = |at: usize| i64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"));
-        let length = i32_at(8);
-        if length < (RECORD_BATCH_OVERHEAD - LOG_OVERHEAD) as i32 {
+        let length = i32_at(header::BATCH_LENGTH);
+        if length < MIN_BATCH_LENGTH {
             return Err(format!("invalid batch length {length}"));
         }
-        let magic = b[16] as i8;
+        let magic = b[header::MAGIC] as i8;
         if magic != MAGIC {
             return Err(format!("invalid magic {magic}"));
         }
-        let base_offset = i64_at(0);
-        let last_offset_delta = i32_at(23);
-        let record_count = i32_at(57);
+        let base_offset = i64_at(header::BASE_OFFSET);
+        let last_offset_delta = i32_at(header::LAST_OFFSET_DELTA);
+        let record_count = i32_at(header::RECORD_COUNT);
         if last_offset_delta < 0 || base_offset < 0 {
             return Err(format!("invalid offsets: base {base_offset}, last delta {last_offset_delta}"));
         }
         Ok(BatchHeader {
             base_offset,
-            partition_leader_epoch: i32_at(12),
+            partition_leader_epoch: i32_at(header::PARTITION_LEADER_EPOCH),
             size: (LOG_OVERHEAD + length as usize) as u64,
             last_offset: base_offset + i64::from(last_offset_delta),
-            max_timestamp: i64_at(35),
+            max_timestamp: i64_at(header::MAX_TIMESTAMP),
             magic,
-            crc: i32_at(17) as u32,
+            crc: i32_at(header::CRC) as u32,
             record_count,
             last_offset_delta,
         })
@@ -74,10 +71,10 @@ impl BatchHeader {
 /// Reads and parses the header of the batch at `pos` of a file that is `file_size` long.
 pub(crate) fn read_header(file: &File, path: &Path, pos: u64, file_size: u64) -> Result<BatchHeader, StorageError> {
     let corrupt = |reason: String| StorageError::Corrupt { path: path.to_path_buf(), position: pos, reason };
-    if file_size.saturating_sub(pos) < RECORD_BATCH_OVERHEAD as u64 {
+    if file_size.saturating_sub(pos) < HEADER_LEN as u64 {
         return Err(corrupt("batch header extends past the end of the file".into()));
     }
-    let mut buf = [0u8; RECORD_BATCH_OVERHEAD];
+    let mut buf = [0u8; HEADER_LEN];
     file.read_exact_at(&mut buf, pos).at(path)?;
     let header = BatchHeader::parse(&buf).map_err(corrupt)?;
     if pos + header.size > file_size {
@@ -112,7 +109,7 @@ pub(crate) fn scan(
     let mut buf_start = from;
     let mut pos = from;
     let mut expected = expected_first;
-    let chunk = if verify { SCAN_CHUNK } else { RECORD_BATCH_OVERHEAD };
+    let chunk = if verify { SCAN_CHUNK } else { HEADER_LEN };
     // Makes `[pos, pos + n)` available in `buf`; `n` must fit in the file.
     let ensure = |buf: &mut Vec<u8>, buf_start: &mut u64, pos: u64, n: usize| {
         let have = *buf_start <= pos && pos + n as u64 <= *buf_start + buf.len() as u64;
@@ -126,11 +123,11 @@ pub(crate) fn scan(
     };
     let end = |pos: u64, reason: Option<String>| ScanEnd { valid_end: pos, error: reason };
     while pos < file_size {
-        if file_size - pos < RECORD_BATCH_OVERHEAD as u64 {
+        if file_size - pos < HEADER_LEN as u64 {
             return Ok(end(pos, Some(format!("torn header of {} bytes", file_size - pos))));
         }
-        let at = ensure(&mut buf, &mut buf_start, pos, RECORD_BATCH_OVERHEAD)?;
-        let header = match BatchHeader::parse(&buf[at..at + RECORD_BATCH_OVERHEAD]) {
+        let at = ensure(&mut buf, &mut buf_start, pos, HEADER_LEN)?;
+        let header = match BatchHeader::parse(&buf[at..at + HEADER_LEN]) {
             Ok(h) => h,
             Err(reason) => return Ok(end(pos, Some(reason))),
         };
@@ -156,7 +153,7 @@ pub(crate) fn scan(
                 ));
             }
             let at = ensure(&mut buf, &mut buf_start, pos, header.size as usize)?;
-            let computed = crc32c::crc32c(&buf[at + 21..at + header.size as usize]);
+            let computed = crc32c::crc32c(&buf[at + CRC_START..at + header.size as usize]);
             if computed != header.crc {
                 return Ok(end(
                     pos,

@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use bytes::{Bytes, BytesMut};
+use vltava_record::header;
 
 use crate::StorageError;
 use crate::error::IoContext;
 use crate::index::{OffsetEntry, OffsetIndex, TimeIndex, remove_if_exists};
-use crate::scan::{BatchHeader, OFFSETS_HEADER_LEN, read_header, scan};
+use crate::scan::{BatchHeader, read_header, scan};
 
 /// Extension of segment data files.
 pub(crate) const LOG_EXT: &str = "log";
@@ -23,6 +24,16 @@ pub(crate) const TIME_INDEX_EXT: &str = "timeindex";
 /// `dir/{base:020}.{ext}`.
 pub(crate) fn segment_path(dir: &Path, base_offset: i64, ext: &str) -> PathBuf {
     dir.join(format!("{base_offset:020}.{ext}"))
+}
+
+/// The big-endian i32 at `at` of `b`.
+fn i32_at(b: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// The big-endian i64 at `at` of `b`.
+fn i64_at(b: &[u8], at: usize) -> i64 {
+    i64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
 /// Where one batch of an append landed, relative to the start of the appended buffer.
@@ -197,15 +208,15 @@ impl Segment {
         let mut buf = BytesMut::zeroed(want);
         self.file.read_exact_at(&mut buf, start).at(&self.log_path)?;
         let mut end = 0usize;
-        while end + OFFSETS_HEADER_LEN <= buf.len() {
+        while end + header::OFFSETS_LEN <= buf.len() {
             let b = &buf[end..];
-            let length = i32::from_be_bytes(b[8..12].try_into().expect("4 bytes"));
-            let size = 12 + length.max(0) as usize;
-            if length < 49 || end + size > buf.len() {
+            let length = i32_at(b, header::BATCH_LENGTH);
+            let size = header::LOG_OVERHEAD + length.max(0) as usize;
+            if length < header::MIN_BATCH_LENGTH || end + size > buf.len() {
                 break;
             }
-            let base = i64::from_be_bytes(b[0..8].try_into().expect("8 bytes"));
-            let delta = i32::from_be_bytes(b[23..27].try_into().expect("4 bytes"));
+            let base = i64_at(b, header::BASE_OFFSET);
+            let delta = i32_at(b, header::LAST_OFFSET_DELTA);
             if base + i64::from(delta) >= limit {
                 break;
             }

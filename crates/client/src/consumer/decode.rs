@@ -52,18 +52,21 @@ pub(crate) fn decode_partition(
 
 #[cfg(test)]
 mod tests {
-    use bytes::BytesMut;
+    //! What a fetch delivers (positions, control batches, partial batches, CRC checks) is
+    //! specified by `vltava_record::fetched`'s tests; these cover what this module adds: the
+    //! topic and partition on every record and the client's error.
+
     use vltava_record::{BatchBuilder, Compression, Header, RecordError};
 
     use super::*;
 
-    fn batch(base: i64, values: &[&str], compression: Compression) -> BytesMut {
-        let mut b = BatchBuilder::new(compression);
+    fn batch(base: i64, values: &[&str]) -> Vec<u8> {
+        let mut b = BatchBuilder::new(Compression::None);
         for (i, v) in values.iter().enumerate() {
             let headers = [Header { key: "h".into(), value: Some(Bytes::from_static(b"x")) }];
             b.append(1_000 + i as i64, Some(b"k"), Some(v.as_bytes()), &headers);
         }
-        BytesMut::from(&b.build_at(base)[..])
+        b.build_at(base).to_vec()
     }
 
     fn topic() -> Arc<str> {
@@ -71,37 +74,36 @@ mod tests {
     }
 
     #[test]
-    fn skips_records_below_the_position_and_advances_past_whole_batches() {
-        let mut data = batch(10, &["a", "b", "c"], Compression::None);
-        data.extend_from_slice(&batch(13, &["d", "e"], Compression::Lz4));
-        let d = decode_partition(&topic(), 0, data.freeze(), 12, true).unwrap();
-        let offsets: Vec<i64> = d.records.iter().map(|r| r.offset).collect();
-        assert_eq!(offsets, vec![12, 13, 14]);
-        assert_eq!(d.records[0].value.as_deref(), Some(&b"c"[..]));
-        assert_eq!(d.records[1].timestamp, 1_000);
-        assert_eq!(d.records[2].headers[0].key, "h");
-        assert_eq!(&*d.records[0].topic, "t");
-        assert_eq!(d.next_offset, 15);
-
-        // Everything below the position: nothing returned, position kept.
-        let d = decode_partition(&topic(), 0, batch(0, &["a"], Compression::None).freeze(), 5, true).unwrap();
-        assert!(d.records.is_empty());
-        assert_eq!(d.next_offset, 5);
+    fn records_carry_the_topic_partition_and_fields_of_the_fetched_ones() {
+        let data = Bytes::from(batch(10, &["a", "b", "c"]));
+        let d = decode_partition(&topic(), 4, data.clone(), 11, true).unwrap();
+        let fetched = vltava_record::decode_fetched(data, 11, true).unwrap();
+        assert_eq!(d.next_offset, fetched.next_offset);
+        assert_eq!(d.next_offset, 13);
+        assert_eq!(d.records.len(), fetched.records.len());
+        for (c, r) in d.records.iter().zip(&fetched.records) {
+            assert_eq!((&*c.topic, c.partition), ("t", 4));
+            assert_eq!((c.offset, c.timestamp), (r.offset, r.timestamp));
+            assert_eq!((&c.key, &c.value, &c.headers), (&r.key, &r.value, &r.headers));
+        }
+        assert_eq!(d.records[0].offset, 11);
+        assert_eq!(d.records[0].value.as_deref(), Some(&b"b"[..]));
+        assert_eq!(d.records[1].headers[0].key, "h");
     }
 
     #[test]
-    fn a_bad_crc_is_a_corrupt_error_unless_crcs_are_not_checked() {
-        let mut data = batch(0, &["hello"], Compression::None);
+    fn a_bad_crc_is_a_corrupt_error_naming_the_partition_unless_crcs_are_not_checked() {
+        let mut data = batch(0, &["hello"]);
         let last = data.len() - 1;
         data[last] ^= 0xff;
-        let e = decode_partition(&topic(), 3, data.clone().freeze(), 0, true).unwrap_err();
+        let e = decode_partition(&topic(), 3, Bytes::from(data.clone()), 0, true).unwrap_err();
         assert!(
             matches!(e, ClientError::Corrupt { ref topic, partition: 3, source: RecordError::CrcMismatch { .. } } if topic == "t"),
             "{e:?}"
         );
         assert_eq!(e.code(), Some(vltava_proto::v1::ErrorCode::CorruptMessage));
-        // The record bytes are still decodable when CRCs are not checked.
-        assert!(decode_partition(&topic(), 3, data.freeze(), 0, false).is_ok());
+        // `check_crcs` is passed through: unchecked, the same bytes decode.
+        assert!(decode_partition(&topic(), 3, Bytes::from(data), 0, false).is_ok());
     }
 
     #[test]
