@@ -136,7 +136,7 @@ async fn report_health(reporter: tonic_health::server::HealthReporter, router: s
     let mut last = None;
     loop {
         let Some(router) = router.upgrade() else { return };
-        let serving = !router.view().await.brokers.is_empty();
+        let serving = !router.view().await.cluster.brokers.is_empty();
         drop(router);
         if last != Some(serving) {
             let status =

@@ -61,7 +61,10 @@ impl Brokers {
     }
 
     /// `AdminService.CreatePartitions`; invalidates the cached metadata.
-    pub async fn create_partitions(&self, request: CreatePartitionsRequest) -> Result<CreatePartitionsResponse, Status> {
+    pub async fn create_partitions(
+        &self,
+        request: CreatePartitionsRequest,
+    ) -> Result<CreatePartitionsResponse, Status> {
         let result = admin_call!(self, create_partitions, request);
         self.router.invalidate();
         result

@@ -151,8 +151,9 @@ pub(super) async fn handle(
     for (index, record) in records.iter().enumerate() {
         let timestamp = stamp(record);
         let chosen = place(record, partitions, || {
-            *keyless
-                .get_or_insert_with(|| rotation.pick(&topic, partitions, |p| view.cluster.leader_address(&topic, p).is_some()))
+            *keyless.get_or_insert_with(|| {
+                rotation.pick(&topic, partitions, |p| view.cluster.leader_address(&topic, p).is_some())
+            })
         });
         match chosen {
             Ok(partition) => {
