@@ -2,12 +2,13 @@
 # Measures produce and consume throughput against a release `vltava dev` on this machine.
 # Usage: deploy/perf.sh [NUM_RECORDS] [RECORD_SIZE] [PARTITIONS]
 # Prints each `vltava perf` summary; the figures in docs/benchmarks.md come from this script.
+# Env: VLTAVA_BIN (default: $CARGO_TARGET_DIR/release/vltava).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-2000000}
 SIZE=${2:-100}
 PARTITIONS=${3:-6}
-BIN="${CARGO_TARGET_DIR:-$HOME/.cache/vltava-target}/release/vltava"
+BIN="${VLTAVA_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/vltava-target}/release/vltava}"
 [ -x "$BIN" ] || { echo "build it first: make release" >&2; exit 1; }
 DATA=$(mktemp -d)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

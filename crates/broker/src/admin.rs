@@ -72,7 +72,7 @@ pub async fn alter_partition_reassignments(
     let target = match (req.cancel, req.replicas.is_empty()) {
         (true, true) => None,
         (true, false) => {
-            return Err(BrokerError::InvalidRequest("a cancellation takes no replicas".into()).into());
+            return Err(BrokerError::InvalidRequest("a cancellation takes no replicas".into()));
         }
         (false, _) => Some(req.replicas),
     };

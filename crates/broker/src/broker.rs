@@ -10,6 +10,7 @@ use vltava_metadata::MetadataService;
 
 use crate::config::BrokerConfig;
 use crate::groups::OffsetStore;
+use crate::groups::coordinator::GroupCoordinator;
 use crate::replica_manager::ReplicaManager;
 
 /// How long an admin call waits for this broker to apply its own metadata change.
@@ -25,6 +26,8 @@ pub struct Broker {
     pub metadata: Arc<dyn MetadataService>,
     /// Committed group offsets.
     pub offsets: Arc<dyn OffsetStore>,
+    /// The group coordinator (the `__consumer_offsets` partitions this broker leads).
+    pub groups: Arc<GroupCoordinator>,
 }
 
 impl Broker {

@@ -64,6 +64,41 @@ pub struct BrokerConfig {
     pub shutdown_grace: Duration,
     /// Follower replication and ISR management.
     pub replication: ReplicationConfig,
+    /// The group coordinator (Kafka's `offsets.topic.*` and `group.consumer.*`).
+    pub groups: GroupCoordinatorConfig,
+}
+
+/// The group coordinator: the `__consumer_offsets` topic and consumer group sessions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct GroupCoordinatorConfig {
+    /// Partitions of `__consumer_offsets` when it is created (`offsets.topic.num.partitions`).
+    pub offsets_topic_num_partitions: i32,
+    /// Its replication factor, capped at the live broker count when it is created
+    /// (`offsets.topic.replication.factor`).
+    pub offsets_topic_replication_factor: i32,
+    /// A member that sends no heartbeat for this long is removed
+    /// (`group.consumer.session.timeout.ms`).
+    #[serde(with = "humantime_serde")]
+    pub session_timeout: Duration,
+    /// How often members are told to heartbeat (`group.consumer.heartbeat.interval.ms`).
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// How long a write to `__consumer_offsets` waits for replication (`offsets.commit.timeout.ms`).
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
+}
+
+impl Default for GroupCoordinatorConfig {
+    fn default() -> Self {
+        Self {
+            offsets_topic_num_partitions: 50,
+            offsets_topic_replication_factor: 3,
+            session_timeout: Duration::from_secs(45),
+            heartbeat_interval: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 /// How followers fetch from leaders, and when leaders change the ISR (Kafka's `replica.*`).
@@ -131,6 +166,7 @@ impl Default for BrokerConfig {
             controlled_shutdown_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(5),
             replication: ReplicationConfig::default(),
+            groups: GroupCoordinatorConfig::default(),
         }
     }
 }
@@ -156,6 +192,16 @@ impl BrokerConfig {
         }
         if r.fetch_max_bytes < 1024 || r.fetch_response_max_bytes < r.fetch_max_bytes {
             return Err("replication.fetch_max_bytes must be >= 1024 and <= fetch_response_max_bytes".into());
+        }
+        let g = &self.groups;
+        if g.offsets_topic_num_partitions < 1 || g.offsets_topic_replication_factor < 1 {
+            return Err("groups.offsets_topic_num_partitions and offsets_topic_replication_factor must be >= 1".into());
+        }
+        if g.session_timeout.is_zero() || g.heartbeat_interval.is_zero() || g.write_timeout.is_zero() {
+            return Err("groups.session_timeout, heartbeat_interval and write_timeout must be positive".into());
+        }
+        if g.heartbeat_interval >= g.session_timeout {
+            return Err("groups.heartbeat_interval must be shorter than groups.session_timeout".into());
         }
         if self.max_request_bytes < 1024 {
             return Err(format!("max_request_bytes is too small: {}", self.max_request_bytes));

@@ -96,6 +96,26 @@ pub enum BrokerError {
     /// whose wire error is decided there.
     #[error(transparent)]
     Refused(#[from] WireError),
+    /// This broker does not (or no longer) lead the internal topic partition that coordinates
+    /// the request's key.
+    #[error("this broker is not the coordinator ({topic}-{partition} is led elsewhere)")]
+    NotCoordinator {
+        /// The internal topic.
+        topic: String,
+        /// Its partition.
+        partition: i32,
+    },
+    /// The coordinator is still replaying its partition's log.
+    #[error("the coordinator is loading {topic}-{partition}")]
+    CoordinatorLoadInProgress {
+        /// The internal topic.
+        topic: String,
+        /// Its partition.
+        partition: i32,
+    },
+    /// The group coordinator refused a request.
+    #[error(transparent)]
+    Group(#[from] crate::groups::heartbeat::GroupError),
     /// Waiting for replication timed out.
     #[error("timed out after {0} ms waiting for replication")]
     Timeout(u64),
@@ -130,6 +150,9 @@ impl From<BrokerError> for WireError {
             BrokerError::RequestTooLarge { .. } => ErrorCode::RecordTooLarge,
             BrokerError::InvalidRequest(_) => ErrorCode::InvalidRequest,
             BrokerError::Timeout(_) => ErrorCode::RequestTimedOut,
+            BrokerError::NotCoordinator { .. } => ErrorCode::NotCoordinator,
+            BrokerError::CoordinatorLoadInProgress { .. } => ErrorCode::CoordinatorLoadInProgress,
+            BrokerError::Group(g) => return g.clone().into(),
             BrokerError::Storage(s) => return storage_error(s),
             BrokerError::Refused(w) => return w.clone(),
             BrokerError::Metadata(_) => {

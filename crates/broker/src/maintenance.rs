@@ -36,12 +36,11 @@ pub fn flush_pass(replicas: &ReplicaManager) {
     }
 }
 
-/// Checkpoints every hosted partition's high watermark (blocking).
+/// Checkpoints every hosted partition's high watermark in the data directory's one file
+/// (blocking; no log lock is held while it is written).
 pub fn high_watermark_pass(replicas: &ReplicaManager) {
-    for part in replicas.all() {
-        if let Err(e) = part.checkpoint_high_watermark_blocking() {
-            tracing::warn!(topic = part.topic(), partition = part.index(), error = %e, "high watermark checkpoint failed");
-        }
+    if let Err(e) = replicas.checkpoint_high_watermarks() {
+        tracing::warn!(error = %e, "high watermark checkpoint failed");
     }
 }
 

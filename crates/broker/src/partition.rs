@@ -48,6 +48,23 @@ pub enum RoleChange {
     },
 }
 
+/// What [`Partition::open`] needs besides the directory and the partition's state.
+#[derive(Debug, Clone)]
+pub struct PartitionSpec<'a> {
+    /// Topic name.
+    pub topic: &'a str,
+    /// Topic id (changes when a topic of the same name is re-created).
+    pub topic_id: &'a str,
+    /// This broker's id.
+    pub broker_id: i32,
+    /// The topic's log configuration.
+    pub config: LogConfig,
+    /// The topic's `min.insync.replicas`.
+    pub min_insync_replicas: i32,
+    /// The high watermark the data directory's checkpoint holds for this partition, if any.
+    pub high_watermark: Option<i64>,
+}
+
 /// A partition replica on this broker.
 pub struct Partition {
     topic: String,
@@ -63,20 +80,13 @@ pub struct Partition {
 
 impl Partition {
     /// Opens (recovering if needed) the log in `dir` and takes the role `state` gives this broker.
-    pub fn open(
-        dir: &Path,
-        topic: &str,
-        state: &PartitionState,
-        topic_id: &str,
-        broker_id: i32,
-        config: LogConfig,
-        min_insync_replicas: i32,
-    ) -> Result<Self, BrokerError> {
+    pub fn open(dir: &Path, state: &PartitionState, spec: PartitionSpec<'_>) -> Result<Self, BrokerError> {
+        let PartitionSpec { topic, topic_id, broker_id, config, min_insync_replicas, high_watermark } = spec;
         let log = Log::open(dir, config)?;
         let leo = log.log_end_offset();
         // The checkpointed high watermark (never above what survived recovery). A leader that is
         // its partition's only in-sync replica moves it to its log end right away.
-        let hw = log.read_high_watermark().unwrap_or(log.log_start_offset()).clamp(log.log_start_offset(), leo);
+        let hw = high_watermark.unwrap_or(log.log_start_offset()).clamp(log.log_start_offset(), leo);
         let part = Self {
             topic: topic.to_string(),
             index: state.partition,
@@ -422,14 +432,6 @@ impl Partition {
     /// A receiver woken whenever the log end offset moves.
     pub fn watch_log_end(&self) -> watch::Receiver<i64> {
         self.log_end.subscribe()
-    }
-
-    /// Writes the high watermark checkpoint (blocking).
-    pub fn checkpoint_high_watermark_blocking(&self) -> Result<(), BrokerError> {
-        let hw = self.high_watermark();
-        let guard = self.log.read();
-        let log = guard.as_ref().ok_or_else(|| self.closed())?;
-        Ok(log.write_high_watermark(hw)?)
     }
 
     /// First offset in the log.

@@ -4,24 +4,29 @@
 //! updated with new leadership and configs), partitions no longer assigned, or whose topic was
 //! deleted (or re-created under a new id), are closed and deleted. Each partition directory holds
 //! a `partition.metadata` file naming its topic id, as Kafka's does, so a topic re-created while
-//! the broker was down is never confused with the old one.
+//! the broker was down is never confused with the old one. The data directory's high watermark
+//! checkpoint ([`HighWatermarkCheckpoint`]) is read when a partition opens and rewritten by
+//! [`ReplicaManager::checkpoint_high_watermarks`] from the values held in memory, so its fsync
+//! never holds a log lock.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 use vltava_metadata::ClusterImage;
-use vltava_storage::LogConfig;
+use vltava_storage::checkpoint::{
+    LEGACY_HIGH_WATERMARK_FILE, read_legacy_high_watermark, remove_legacy_high_watermark,
+};
+use vltava_storage::partition_metadata::{is_partition_dir, read_topic_id, write_topic_id};
+use vltava_storage::{HighWatermarkCheckpoint, LogConfig};
 
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
 use crate::log_config;
-use crate::partition::Partition;
-
-const PARTITION_METADATA: &str = "partition.metadata";
+use crate::partition::{Partition, PartitionSpec};
 
 type Key = (String, i32);
 
@@ -34,20 +39,32 @@ pub struct ReplicaManager {
     partitions: RwLock<HashMap<Key, Arc<Partition>>>,
     image: RwLock<Arc<ClusterImage>>,
     applied: watch::Sender<u64>,
+    high_watermarks: HighWatermarkCheckpoint,
+    /// Partition directories still holding an earlier version's `high-watermark` file, removed
+    /// once the data directory's checkpoint holds their value.
+    legacy_high_watermarks: Mutex<Vec<PathBuf>>,
 }
 
 impl ReplicaManager {
-    /// An empty manager; call [`ReplicaManager::apply_image`] to open partitions.
-    pub fn new(config: &BrokerConfig) -> Self {
-        Self {
+    /// An empty manager (loading the data directory's high watermark checkpoint); call
+    /// [`ReplicaManager::apply_image`] to open partitions.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors creating the data directory or reading its checkpoint.
+    pub fn new(config: &BrokerConfig) -> Result<Self, BrokerError> {
+        let logs_dir = config.logs_dir();
+        Ok(Self {
             broker_id: config.broker_id,
-            logs_dir: config.logs_dir(),
+            high_watermarks: HighWatermarkCheckpoint::open(&logs_dir)?,
+            legacy_high_watermarks: Mutex::new(Vec::new()),
+            logs_dir,
             defaults: config.log.clone(),
             default_min_isr: config.min_insync_replicas,
             partitions: RwLock::new(HashMap::new()),
             image: RwLock::new(Arc::new(ClusterImage::default())),
             applied: watch::channel(0).0,
-        }
+        })
     }
 
     /// This broker's id.
@@ -84,12 +101,24 @@ impl ReplicaManager {
                             old.delete_blocking()?;
                         }
                         let dir = self.partition_dir(&topic.name, p.partition);
-                        if read_topic_id(&dir).is_some_and(|id| id != topic.id) {
-                            tracing::info!(dir = %dir.display(), "log belongs to a deleted topic of the same name: removing it");
-                            remove_dir(&dir)?;
-                        }
-                        let part =
-                            Partition::open(&dir, &topic.name, p, &topic.id, self.broker_id, config.clone(), min_isr)?;
+                        let high_watermark = match read_topic_id(&dir) {
+                            Some(id) if id == topic.id => self.recovered_high_watermark(&topic.name, p.partition, &dir),
+                            Some(_) => {
+                                tracing::info!(dir = %dir.display(), "log belongs to a deleted topic of the same name: removing it");
+                                remove_dir(&dir)?;
+                                None
+                            }
+                            None => None,
+                        };
+                        let spec = PartitionSpec {
+                            topic: &topic.name,
+                            topic_id: &topic.id,
+                            broker_id: self.broker_id,
+                            config: config.clone(),
+                            min_insync_replicas: min_isr,
+                            high_watermark,
+                        };
+                        let part = Partition::open(&dir, p, spec)?;
                         write_topic_id(&dir, &topic.id)?;
                         self.partitions.write().insert(key, Arc::new(part));
                     }
@@ -121,7 +150,7 @@ impl ReplicaManager {
         let hosted: Vec<PathBuf> = self.partitions.read().keys().map(|(t, p)| self.partition_dir(t, *p)).collect();
         for entry in entries.flatten() {
             let path = entry.path();
-            if path.is_dir() && path.join(PARTITION_METADATA).exists() && !hosted.contains(&path) {
+            if is_partition_dir(&path) && !hosted.contains(&path) {
                 tracing::info!(dir = %path.display(), "removing the log of a partition this broker no longer hosts");
                 remove_dir(&path)?;
             }
@@ -172,26 +201,45 @@ impl ReplicaManager {
         }
     }
 
+    /// Rewrites the data directory's high watermark checkpoint (blocking; skipped when no value
+    /// changed) from the high watermarks held in memory: no log lock is taken, so appends go on
+    /// during its fsync. Entries of partitions not hosted right now but whose directory is still
+    /// on disk (not opened yet at startup) are kept. Returns whether the file was written.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors writing the checkpoint (the previous file stays whole).
+    pub fn checkpoint_high_watermarks(&self) -> Result<bool, BrokerError> {
+        let mut entries: BTreeMap<(String, i32), i64> =
+            self.partitions.read().iter().map(|(key, part)| (key.clone(), part.high_watermark())).collect();
+        for (key, hw) in self.high_watermarks.entries() {
+            if !entries.contains_key(&key) && is_partition_dir(&self.partition_dir(&key.0, key.1)) {
+                entries.insert(key, hw);
+            }
+        }
+        let written = self.high_watermarks.write(entries)?;
+        let legacy = std::mem::take(&mut *self.legacy_high_watermarks.lock());
+        for dir in legacy {
+            remove_legacy_high_watermark(&dir)?;
+        }
+        Ok(written)
+    }
+
+    /// The high watermark recorded for a partition whose directory survived: the data
+    /// directory's checkpoint, else (first start after an upgrade) the partition's legacy file.
+    fn recovered_high_watermark(&self, topic: &str, partition: i32, dir: &Path) -> Option<i64> {
+        let legacy = dir.join(LEGACY_HIGH_WATERMARK_FILE).exists();
+        if legacy {
+            self.legacy_high_watermarks.lock().push(dir.to_path_buf());
+        }
+        self.high_watermarks
+            .get(topic, partition)
+            .or_else(|| if legacy { read_legacy_high_watermark(dir) } else { None })
+    }
+
     fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {
         self.logs_dir.join(format!("{topic}-{partition}"))
     }
-}
-
-fn read_topic_id(dir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join(PARTITION_METADATA)).ok()?;
-    text.lines().find_map(|l| l.strip_prefix("topic_id: ")).map(|s| s.trim().to_string())
-}
-
-fn write_topic_id(dir: &Path, topic_id: &str) -> Result<(), BrokerError> {
-    let path = dir.join(PARTITION_METADATA);
-    if read_topic_id(dir).as_deref() == Some(topic_id) {
-        return Ok(());
-    }
-    let tmp = dir.join(format!("{PARTITION_METADATA}.tmp"));
-    let io =
-        |e: std::io::Error| BrokerError::Storage(vltava_storage::StorageError::Io { path: path.clone(), source: e });
-    std::fs::write(&tmp, format!("version: 0\ntopic_id: {topic_id}\n")).map_err(io)?;
-    std::fs::rename(&tmp, &path).map_err(io)
 }
 
 fn remove_dir(dir: &Path) -> Result<(), BrokerError> {

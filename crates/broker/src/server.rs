@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
@@ -19,6 +20,7 @@ use crate::broker::Broker;
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
 use crate::groups::OffsetStore;
+use crate::groups::coordinator::GroupCoordinator;
 use crate::lifecycle::Membership;
 use crate::replica_manager::ReplicaManager;
 use crate::replication::manager::FetcherManager;
@@ -26,7 +28,7 @@ use crate::subscribe::SubscribeStream;
 use crate::{admin, fetch, groups, list_offsets, maintenance, produce, subscribe};
 
 /// How long a starting broker keeps trying to register.
-const REGISTRATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs a broker on `listener` until `shutdown` resolves, then closes every log cleanly.
 ///
@@ -42,7 +44,7 @@ pub async fn run(
     config.validate().map_err(BrokerError::Startup)?;
     let startup = |what: &str, e: &dyn std::fmt::Display| BrokerError::Startup(format!("{what}: {e}"));
     std::fs::create_dir_all(config.logs_dir()).map_err(|e| startup(&config.logs_dir().display().to_string(), &e))?;
-    let replicas = Arc::new(ReplicaManager::new(&config));
+    let replicas = Arc::new(ReplicaManager::new(&config)?);
     let addr = listener.local_addr().map_err(|e| startup("listener", &e))?;
     let registration = BrokerRegistration::new(config.broker_id, config.advertised(addr), config.rack.clone());
     let (membership, registered) = Membership::register(metadata.clone(), registration, REGISTRATION_TIMEOUT).await?;
@@ -65,8 +67,15 @@ pub async fn run(
     .await
     .map_err(|e| BrokerError::Internal(e.to_string()))??;
 
-    let broker =
-        Arc::new(Broker { config: Arc::new(config), replicas: replicas.clone(), metadata: metadata.clone(), offsets });
+    let group_coordinator = GroupCoordinator::new(config.broker_id, config.groups.clone());
+    group_coordinator.sync(&replicas);
+    let broker = Arc::new(Broker {
+        config: Arc::new(config),
+        replicas: replicas.clone(),
+        metadata: metadata.clone(),
+        offsets,
+        groups: group_coordinator.clone(),
+    });
     crate::gauges::observe(&broker);
     let m = membership.clone();
     let broker_epoch: Arc<dyn Fn() -> i64 + Send + Sync> = Arc::new(move || m.epoch());
@@ -74,7 +83,8 @@ pub async fn run(
         Arc::new(FetcherManager::new(broker.config.broker_id, broker_epoch.clone(), broker.config.replication.clone()));
     fetchers.sync(&replicas);
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(follow_metadata(metadata.watch(), replicas.clone(), fetchers.clone()));
+    tasks.spawn(follow_metadata(metadata.watch(), replicas.clone(), fetchers.clone(), group_coordinator.clone()));
+    tasks.spawn(expire_group_members(group_coordinator.clone()));
     tasks.spawn(crate::replication::isr::run(broker.clone(), broker_epoch, fetchers.clone()));
     tasks.spawn(maintenance::every(
         broker.config.replication.high_watermark_checkpoint_interval,
@@ -122,6 +132,7 @@ pub async fn run(
     heartbeats.abort();
     tasks.shutdown().await;
     fetchers.shutdown();
+    group_coordinator.close_all();
     tokio::task::spawn_blocking(move || {
         maintenance::high_watermark_pass(&replicas);
         replicas.close_all_blocking()
@@ -137,15 +148,31 @@ async fn follow_metadata(
     mut rx: tokio::sync::watch::Receiver<Arc<vltava_metadata::ClusterImage>>,
     replicas: Arc<ReplicaManager>,
     fetchers: Arc<FetcherManager>,
+    groups: Arc<GroupCoordinator>,
 ) {
     while rx.changed().await.is_ok() {
         let image = rx.borrow_and_update().clone();
         let r = replicas.clone();
         match tokio::task::spawn_blocking(move || r.apply_image(image)).await {
-            Ok(Ok(())) => fetchers.sync(&replicas),
+            Ok(Ok(())) => {
+                fetchers.sync(&replicas);
+                groups.sync(&replicas);
+            }
             Ok(Err(e)) => tracing::error!(error = %e, "applying cluster metadata failed"),
             Err(e) => tracing::error!(error = %e, "applying cluster metadata panicked"),
         }
+    }
+}
+
+/// Removes group members whose session or rebalance timeout lapsed, checking ten times per
+/// session timeout (at most once every 10 ms, at least once a second).
+async fn expire_group_members(groups: Arc<GroupCoordinator>) {
+    let every = (groups.config().session_timeout / 10).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        groups.expire().await;
     }
 }
 
@@ -245,6 +272,17 @@ impl AdminService for Services {
 
 #[tonic::async_trait]
 impl GroupService for Services {
+    async fn find_coordinator(&self, request: Request<FindCoordinatorRequest>) -> Reply<FindCoordinatorResponse> {
+        reply(groups::find_coordinator::handle(&self.0, request.into_inner()).await)
+    }
+
+    async fn consumer_group_heartbeat(
+        &self,
+        request: Request<ConsumerGroupHeartbeatRequest>,
+    ) -> Reply<ConsumerGroupHeartbeatResponse> {
+        reply(groups::heartbeat_rpc::handle(&self.0, request.into_inner()).await)
+    }
+
     async fn commit_offsets(&self, request: Request<CommitOffsetsRequest>) -> Reply<CommitOffsetsResponse> {
         reply(groups::service::commit(&self.0, request.into_inner()))
     }

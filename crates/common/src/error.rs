@@ -121,6 +121,10 @@ pub fn is_retriable(code: ErrorCode) -> bool {
             | ErrorCode::NotEnoughReplicasAfterAppend
             | ErrorCode::UnknownLeaderEpoch
             | ErrorCode::NewLeaderElected
+            | ErrorCode::CoordinatorLoadInProgress
+            | ErrorCode::CoordinatorNotAvailable
+            | ErrorCode::NotCoordinator
+            | ErrorCode::StaleMemberEpoch
     )
 }
 
@@ -143,7 +147,20 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | ErrorCode::InvalidRequest
         | ErrorCode::UnsupportedCompressionType
         | ErrorCode::InvalidVoterChange
-        | ErrorCode::InvalidReplicaAssignment => Code::InvalidArgument,
+        | ErrorCode::InvalidReplicaAssignment
+        | ErrorCode::UnsupportedAssignor
+        | ErrorCode::InvalidRegularExpression => Code::InvalidArgument,
+        ErrorCode::CoordinatorLoadInProgress | ErrorCode::CoordinatorNotAvailable | ErrorCode::NotCoordinator => {
+            Code::Unavailable
+        }
+        ErrorCode::GroupIdNotFound => Code::NotFound,
+        ErrorCode::IllegalGeneration
+        | ErrorCode::UnknownMemberId
+        | ErrorCode::NonEmptyGroup
+        | ErrorCode::FencedInstanceId
+        | ErrorCode::FencedMemberEpoch
+        | ErrorCode::UnreleasedInstanceId
+        | ErrorCode::StaleMemberEpoch => Code::FailedPrecondition,
         ErrorCode::StaleBrokerEpoch | ErrorCode::DuplicateBrokerRegistration | ErrorCode::InconsistentClusterId => {
             Code::FailedPrecondition
         }

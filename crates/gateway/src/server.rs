@@ -246,6 +246,17 @@ impl AdminService for Services {
 
 #[tonic::async_trait]
 impl GroupService for Services {
+    async fn find_coordinator(&self, request: Request<FindCoordinatorRequest>) -> Reply<FindCoordinatorResponse> {
+        reply(self.0.find_coordinator(request.into_inner()).await)
+    }
+
+    async fn consumer_group_heartbeat(
+        &self,
+        request: Request<ConsumerGroupHeartbeatRequest>,
+    ) -> Reply<ConsumerGroupHeartbeatResponse> {
+        reply(self.0.consumer_group_heartbeat(request.into_inner()).await)
+    }
+
     async fn commit_offsets(&self, request: Request<CommitOffsetsRequest>) -> Reply<CommitOffsetsResponse> {
         reply(self.0.commit_offsets(request.into_inner()).await)
     }

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::{self, HIGH_WATERMARK_FILE, LEADER_EPOCH_FILE};
+use crate::checkpoint::{self, LEADER_EPOCH_FILE};
 use crate::scan::scan;
 use crate::segment::Segment;
 use crate::{Log, StorageError};
@@ -218,41 +218,6 @@ impl Log {
     /// increasing in both). For tests and diagnostics.
     pub fn epoch_entries(&self) -> Vec<(i32, i64)> {
         self.epochs.entries().iter().map(|e| (e.epoch, e.start_offset)).collect()
-    }
-
-    /// Checkpoints the high watermark to the `high-watermark` file in the partition directory
-    /// (atomically, like every checkpoint). Skipped when `hw` equals the last value written
-    /// (or read at open). Concurrent callers are serialised.
-    ///
-    /// # Errors
-    ///
-    /// [`StorageError::OffsetOutOfRange`] if `hw` is negative; I/O errors.
-    pub fn write_high_watermark(&self, hw: i64) -> Result<(), StorageError> {
-        if hw < 0 {
-            return Err(StorageError::OffsetOutOfRange {
-                offset: hw,
-                log_start_offset: self.log_start_offset,
-                log_end_offset: self.log_end_offset(),
-            });
-        }
-        let mut last = self.hw_checkpoint.lock();
-        if *last != Some(hw) {
-            checkpoint::write(&self.dir, HIGH_WATERMARK_FILE, hw)?;
-            *last = Some(hw);
-        }
-        Ok(())
-    }
-
-    /// The checkpointed high watermark, clamped to `[log_start_offset, log_end_offset]` (as
-    /// Kafka does when it loads one); `None` if the file is missing or unparsable.
-    pub fn read_high_watermark(&self) -> Option<i64> {
-        match checkpoint::read(&self.dir, HIGH_WATERMARK_FILE) {
-            Ok(hw) => hw.map(|hw| hw.clamp(self.log_start_offset, self.log_end_offset())),
-            Err(e) => {
-                tracing::warn!(dir = %self.dir.display(), error = %e, "cannot read the high watermark checkpoint");
-                None
-            }
-        }
     }
 }
 

@@ -12,10 +12,12 @@
 //! - `segment`: one segment (`.log` file + indexes): append, batch lookup, range reads, truncation.
 //! - `index`: the sparse offset and time indexes (in-memory `Vec`, appended to files lazily).
 //! - `scan`: batch header parsing and the batch-by-batch (optionally CRC-verifying) scanner.
-//! - `checkpoint`: atomic checkpoint files.
+//! - [`checkpoint`] — atomic checkpoint files, and [`HighWatermarkCheckpoint`]: the high
+//!   watermarks of a whole data directory in one file.
+//! - [`partition_metadata`] — the `partition.metadata` file (the topic id of a partition
+//!   directory).
 //! - `epoch_cache`: the leader-epoch cache and the replication API on [`Log`]
-//!   (`latest_epoch`, `end_offset_for_epoch`, `assign_epoch_start_offset`, high watermark
-//!   checkpoint).
+//!   (`latest_epoch`, `end_offset_for_epoch`, `assign_epoch_start_offset`).
 //! - [`error`] — [`StorageError`].
 //!
 //! # On-disk format
@@ -40,10 +42,19 @@
 //!   [`Log::assign_epoch_start_offset`], truncation, retention). On open it is cut to the
 //!   recovered log; if it is missing, unparsable or inconsistent (or empty while the log is
 //!   not), it is rebuilt from the batch headers and written back.
-//! - `high-watermark`: one decimal offset and a newline, written by
-//!   [`Log::write_high_watermark`] (skipped when unchanged) and read by
-//!   [`Log::read_high_watermark`].
+//! - `partition.metadata`: `version: 0` and `topic_id: {id}` lines (Kafka's format), written
+//!   atomically by [`partition_metadata::write_topic_id`] when the broker first opens the
+//!   partition.
 //! - `.clean-shutdown`: written by [`Log::close`], removed by [`Log::open`].
+//!
+//! The data directory (the parent of the partition directories) holds
+//! `replication-offset-checkpoint`: Kafka's format, a version line `0`, an entry count line,
+//! then one `{topic} {partition} {high_watermark}` line per hosted partition. The broker
+//! rewrites it (atomically, only when a value changed) from the high watermarks it holds in
+//! memory, outside every log lock; see [`HighWatermarkCheckpoint`]. A partition without an
+//! entry falls back once to the per-partition `high-watermark` file of earlier versions
+//! ([`checkpoint::read_legacy_high_watermark`]), which is removed once the data directory's
+//! file holds its value.
 //!
 //! Index entries live in memory and are appended to their files on flush, roll and close, so
 //! an append costs exactly one `write` system call. Rolling fsyncs the old segment and moves
@@ -62,17 +73,19 @@
 //! cache drops entries at or above the recovered log end offset and is clamped to the log start
 //! offset.
 
-mod checkpoint;
+pub mod checkpoint;
 pub mod config;
 mod epoch_cache;
 pub mod error;
 mod index;
 pub mod log;
+pub mod partition_metadata;
 mod recovery;
 pub mod retention;
 mod scan;
 mod segment;
 
+pub use checkpoint::HighWatermarkCheckpoint;
 pub use config::LogConfig;
 pub use error::StorageError;
 pub use log::{AppendInfo, Log, ReadResult};

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
-use parking_lot::Mutex;
 use vltava_record::{RecordBatch, RecordError, batches, set_base_offset, set_partition_leader_epoch};
 
 use crate::checkpoint::{self, CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
@@ -62,8 +61,6 @@ pub struct Log {
     pub(crate) last_flush_ms: Option<i64>,
     /// The leader-epoch cache (checkpointed on every change).
     pub(crate) epochs: LeaderEpochCache,
-    /// The last high watermark written to (or read at open from) its checkpoint.
-    pub(crate) hw_checkpoint: Mutex<Option<i64>>,
 }
 
 fn now_wall_ms() -> i64 {

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
-use crate::checkpoint::{self, CLEAN_SHUTDOWN_FILE, HIGH_WATERMARK_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
+use crate::checkpoint::{self, CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
 use crate::epoch_cache::LeaderEpochCache;
 use crate::error::IoContext;
 use crate::index::{Index, OffsetIndex, TimeIndex, remove_if_exists};
@@ -250,7 +250,6 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log, StorageError> {
     }
     let leo = segments.values().next_back().expect("non-empty").next_offset;
     let epochs = LeaderEpochCache::recover(dir, &segments, log_start_offset, leo)?;
-    let hw_checkpoint = parking_lot::Mutex::new(checkpoint::read(dir, HIGH_WATERMARK_FILE)?);
     let mut log = Log {
         dir: dir.to_path_buf(),
         config,
@@ -260,7 +259,6 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log, StorageError> {
         unflushed_messages: 0,
         last_flush_ms: None,
         epochs,
-        hw_checkpoint,
     };
     let leo = log.log_end_offset();
     if checkpointed_start != log_start_offset {

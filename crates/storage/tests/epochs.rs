@@ -12,7 +12,6 @@ use vltava_record::{set_base_offset, set_partition_leader_epoch};
 use vltava_storage::{Log, LogConfig, StorageError};
 
 const EPOCH_FILE: &str = "leader-epoch-checkpoint";
-const HW_FILE: &str = "high-watermark";
 
 /// A batch of `count` records as a leader would have stamped it: base offset and epoch.
 fn stamped(base: i64, epoch: i32, count: usize) -> Bytes {
@@ -284,51 +283,4 @@ fn given_a_torn_tail_when_recovered_should_drop_epochs_beyond_the_recovered_end(
     assert_eq!(log.epoch_entries(), vec![(1, 0)]);
     assert_eq!(log.end_offset_for_epoch(1), (1, 6));
     assert_eq!(epoch_file(dir.path()), "0\n1\n1 0\n", "cut cache written back");
-}
-
-#[test]
-fn given_a_high_watermark_when_checkpointed_should_round_trip() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), LogConfig::default()).unwrap();
-    assert_eq!(log.read_high_watermark(), None, "missing");
-    append_epochs(&mut log, &[0, 0, 0]);
-    log.write_high_watermark(6).unwrap();
-    assert_eq!(fs::read_to_string(dir.path().join(HW_FILE)).unwrap(), "6\n");
-    assert_eq!(log.read_high_watermark(), Some(6));
-    fs::remove_file(dir.path().join(HW_FILE)).unwrap();
-    log.write_high_watermark(6).unwrap();
-    assert!(!dir.path().join(HW_FILE).exists(), "unchanged value: no write");
-    log.write_high_watermark(9).unwrap();
-    assert_eq!(log.read_high_watermark(), Some(9));
-    assert!(matches!(log.write_high_watermark(-1), Err(StorageError::OffsetOutOfRange { offset: -1, .. })));
-    let log = reopen(log, false, LogConfig::default());
-    assert_eq!(log.read_high_watermark(), Some(9), "survives reopen");
-    fs::remove_file(dir.path().join(HW_FILE)).unwrap();
-    log.write_high_watermark(9).unwrap();
-    assert!(!dir.path().join(HW_FILE).exists(), "the value read at open counts as written");
-}
-
-#[test]
-fn given_a_high_watermark_beyond_the_log_when_read_should_clamp_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), LogConfig::default()).unwrap();
-    append_epochs(&mut log, &[0, 0]);
-    log.write_high_watermark(6).unwrap();
-    log.truncate_to(3).unwrap();
-    assert_eq!(log.read_high_watermark(), Some(3), "clamped to the log end offset");
-}
-
-#[test]
-fn given_a_garbage_high_watermark_when_read_should_be_none() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = Log::open(dir.path(), LogConfig::default()).unwrap();
-    for garbage in [&b"twelve\n"[..], b"", b"-4\n", b"\xff\x00\x13"] {
-        fs::write(dir.path().join(HW_FILE), garbage).unwrap();
-        assert_eq!(log.read_high_watermark(), None, "{garbage:?}");
-    }
-    drop(log);
-    let log = Log::open(dir.path(), LogConfig::default()).unwrap();
-    assert_eq!(log.read_high_watermark(), None, "garbage does not prevent opening");
-    log.write_high_watermark(0).unwrap();
-    assert_eq!(log.read_high_watermark(), Some(0));
 }

@@ -3,5 +3,8 @@
 //! topic's partition for that key.
 //!
 //! - [`placement`]: which partition (and so which coordinator) a key belongs to.
+//! - [`shard`]: one partition of the internal topic materialised in memory on its leader:
+//!   loaded from the log, written with `acks=all` before anything is answered.
 
 pub mod placement;
+pub mod shard;

@@ -2,16 +2,27 @@
 //!
 //! [`OffsetStore`] is the narrow storage trait; [`RocksDbOffsetStore`] keeps offsets durable
 //! across restarts and [`MemoryOffsetStore`] serves tests. [`service`] holds the RPC handlers;
-//! [`assignor`] the server-side partition assignors (`uniform`, `range`) of group membership.
+//! [`assignor`] the server-side partition assignors (`uniform`, `range`) of group membership;
+//! [`records`] the versioned records of the `__consumer_offsets` topic; [`consumer_group`] a
+//! group's state, rebuilt by replaying those records; [`heartbeat`] the coordinator's decisions
+//! (KIP-848 membership, incremental reconciliation, commit fencing); [`shard_state`] the groups
+//! and offsets of one `__consumer_offsets` partition, as a coordinator shard holds them.
 //!
 //! Durability: commits go to RocksDB's write-ahead log without an fsync per commit, so a killed
 //! process (kill -9) loses nothing; a power loss may lose the last commits, like an unflushed
 //! Kafka offsets topic would.
 
 pub mod assignor;
+pub mod consumer_group;
+pub mod coordinator;
+pub mod find_coordinator;
+pub mod heartbeat;
+pub mod heartbeat_rpc;
 mod memory;
+pub mod records;
 mod rocks;
 pub mod service;
+pub mod shard_state;
 
 pub use memory::MemoryOffsetStore;
 pub use rocks::RocksDbOffsetStore;

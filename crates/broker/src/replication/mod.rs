@@ -8,9 +8,11 @@
 //! - [`isr`]: the leader's ISR management: drops lagging members and adds caught-up replicas
 //!   through the controller's `AlterPartition`, guarded by the partition epoch.
 //! - [`followers`]: the leader's bookkeeping of follower positions.
+//! - [`wait`]: `acks=all`: waiting until the high watermark covers appended records.
 
 pub mod fetcher;
 pub mod followers;
 pub mod isr;
 pub mod manager;
 pub mod serve;
+pub mod wait;

@@ -370,6 +370,20 @@ impl RecordService for Svc {
 
 #[tonic::async_trait]
 impl GroupService for Svc {
+    async fn find_coordinator(
+        &self,
+        _r: Request<FindCoordinatorRequest>,
+    ) -> Result<Response<FindCoordinatorResponse>, Status> {
+        Err(Status::unimplemented("the SDK's fake cluster has no group coordinator"))
+    }
+
+    async fn consumer_group_heartbeat(
+        &self,
+        _r: Request<ConsumerGroupHeartbeatRequest>,
+    ) -> Result<Response<ConsumerGroupHeartbeatResponse>, Status> {
+        Err(Status::unimplemented("the SDK's fake cluster has no group coordinator"))
+    }
+
     async fn commit_offsets(
         &self,
         r: Request<CommitOffsetsRequest>,

@@ -1,0 +1,73 @@
+//! GroupService.FindCoordinator: which broker coordinates a group, creating `__consumer_offsets`
+//! on first use (Kafka's `offsets.topic.*` settings, cleanup policy `compact`).
+
+use std::collections::BTreeMap;
+
+use vltava_common::names::validate_group_id;
+use vltava_common::{ErrorCode, WireError};
+use vltava_metadata::{CreateTopic, MetadataError};
+use vltava_proto::v1::{FindCoordinatorRequest, FindCoordinatorResponse};
+
+use super::coordinator::{GroupCoordinator, OFFSETS_TOPIC};
+use crate::broker::Broker;
+use crate::error::BrokerError;
+
+/// Answers the coordinator of `req.group_id`.
+///
+/// # Errors
+///
+/// `INVALID_GROUP_ID`; `COORDINATOR_NOT_AVAILABLE` while the group's partition has no leader;
+/// a failure to create `__consumer_offsets`.
+pub async fn handle(broker: &Broker, req: FindCoordinatorRequest) -> Result<FindCoordinatorResponse, BrokerError> {
+    validate_group_id(&req.group_id)?;
+    ensure_offsets_topic(broker).await?;
+    let image = broker.replicas.image();
+    let partition = GroupCoordinator::partition_for(&image, &req.group_id)?;
+    let leader = image.partition(OFFSETS_TOPIC, partition).map_or(-1, |p| p.leader);
+    let Some(node) = image.brokers.get(&leader) else {
+        return Err(BrokerError::Refused(WireError::new(
+            ErrorCode::CoordinatorNotAvailable,
+            format!("{OFFSETS_TOPIC}-{partition} has no leader right now"),
+        )));
+    };
+    Ok(FindCoordinatorResponse { node_id: leader, address: node.address.clone(), partition })
+}
+
+/// Creates `__consumer_offsets` unless it exists: `offsets_topic_num_partitions` partitions,
+/// `offsets_topic_replication_factor` replicas capped at the live broker count (raise it later
+/// by reassignment), `cleanup.policy=compact` (so retention never deletes it). Waits until this
+/// broker has applied it.
+///
+/// # Errors
+///
+/// The metadata service refused the creation for another reason than a concurrent one.
+pub async fn ensure_offsets_topic(broker: &Broker) -> Result<(), BrokerError> {
+    let image = broker.replicas.image();
+    if image.topic(OFFSETS_TOPIC).is_some() {
+        return Ok(());
+    }
+    let live = image.brokers.values().filter(|b| !b.fenced).count().max(1) as i32;
+    let config = &broker.config.groups;
+    let request = CreateTopic {
+        name: OFFSETS_TOPIC.into(),
+        partitions: config.offsets_topic_num_partitions,
+        replication_factor: config.offsets_topic_replication_factor.min(live),
+        configs: BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]),
+        validate_only: false,
+    };
+    match broker.metadata.create_topic(request).await {
+        Ok((topic, version)) => {
+            broker.applied(version).await;
+            tracing::info!(partitions = topic.partitions.len(), "created {OFFSETS_TOPIC}");
+            Ok(())
+        }
+        Err(e) => {
+            let wire = WireError::from(BrokerError::from(e));
+            if wire.code == ErrorCode::TopicAlreadyExists {
+                Ok(())
+            } else {
+                Err(BrokerError::Metadata(MetadataError::Remote(wire)))
+            }
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! GroupService.ConsumerGroupHeartbeat: the wire form of a heartbeat, decided by the group's
+//! coordinator shard on this broker (see `heartbeat` for the decisions).
+
+use vltava_common::names::validate_group_id;
+use vltava_proto::v1::{
+    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, PartitionSet, TopicPartitions as WireTopic,
+};
+
+use super::assignor::TopicPartitions;
+use super::heartbeat::HeartbeatRequest;
+use crate::broker::Broker;
+use crate::error::BrokerError;
+
+/// Decides the heartbeat on this broker, which must coordinate the group.
+///
+/// # Errors
+///
+/// `INVALID_GROUP_ID`, `NOT_COORDINATOR`, `COORDINATOR_LOAD_IN_PROGRESS`, the group's refusal
+/// (`UNKNOWN_MEMBER_ID`, `FENCED_MEMBER_EPOCH`, ...), or a write failure.
+pub async fn handle(
+    broker: &Broker,
+    req: ConsumerGroupHeartbeatRequest,
+) -> Result<ConsumerGroupHeartbeatResponse, BrokerError> {
+    validate_group_id(&req.group_id)?;
+    let request = HeartbeatRequest {
+        member_id: req.member_id,
+        member_epoch: req.member_epoch,
+        instance_id: req.instance_id,
+        rack: req.rack,
+        rebalance_timeout_ms: (req.rebalance_timeout_ms != 0).then_some(req.rebalance_timeout_ms),
+        subscribed_topics: req.subscription.as_ref().map(|s| s.topics.clone()),
+        subscribed_regex: req.subscription.map(|s| s.pattern),
+        server_assignor: (!req.server_assignor.is_empty()).then_some(req.server_assignor),
+        owned: req.owned.map(from_wire),
+        client_id: req.client_id,
+        client_host: String::new(),
+    };
+    let image = broker.replicas.image();
+    let decision = broker.groups.heartbeat(&image, &req.group_id, request).await?;
+    Ok(ConsumerGroupHeartbeatResponse {
+        member_id: decision.member_id,
+        member_epoch: decision.member_epoch,
+        heartbeat_interval_ms: broker.groups.config().heartbeat_interval.as_millis().min(i32::MAX as u128) as i32,
+        assignment: decision.assignment.map(to_wire),
+    })
+}
+
+/// Partitions from their wire form.
+pub fn from_wire(set: PartitionSet) -> TopicPartitions {
+    let mut out = TopicPartitions::new();
+    for t in set.topics {
+        out.entry(t.topic).or_default().extend(t.partitions);
+    }
+    out.retain(|_, ps| !ps.is_empty());
+    out
+}
+
+/// Partitions in their wire form.
+pub fn to_wire(parts: TopicPartitions) -> PartitionSet {
+    PartitionSet {
+        topics: parts
+            .into_iter()
+            .map(|(topic, ps)| WireTopic { topic, partitions: ps.into_iter().collect() })
+            .collect(),
+    }
+}
