@@ -114,11 +114,12 @@ pub fn list_partition_reassignments(
     ListPartitionReassignmentsResponse { reassignments }
 }
 
-/// Deletes a topic, its data and the offsets committed for it.
+/// Deletes a topic and its data. The offsets committed for it go too: every group coordinator
+/// deletes them when it sees the topic gone (`GroupCoordinator::forget_deleted_topics`).
 pub async fn delete_topic(broker: &Broker, req: DeleteTopicRequest) -> Result<DeleteTopicResponse, BrokerError> {
     let version = broker.metadata.delete_topic(&req.name).await?;
     broker.applied(version).await;
-    broker.offsets.delete_topic(&req.name).map_err(|e| BrokerError::OffsetStore(e.to_string()))?;
+    broker.groups.forget_deleted_topics(&broker.replicas.image()).await;
     Ok(DeleteTopicResponse {})
 }
 

@@ -66,8 +66,8 @@ pub fn observe(broker: &Arc<Broker>) {
         .i64_observable_gauge("vltava.broker.consumer_group.lag")
         .with_unit("{message}")
         .with_description(
-            "High watermark minus the committed offset, per group and partition, for the offsets stored on \
-             this broker of partitions it hosts",
+            "High watermark minus the committed offset, per group and partition, for the groups this broker \
+             coordinates and the partitions it hosts",
         )
         .with_callback(move |o| observe_lag(&weak, o))
         .build();
@@ -77,17 +77,14 @@ fn partition_labels(topic: &str, partition: i32) -> [KeyValue; 2] {
     [KeyValue::new("topic", topic.to_string()), KeyValue::new("partition", i64::from(partition))]
 }
 
-/// Observes the lag of every committed position whose partition is hosted here.
+/// Observes the lag of every offset committed to the groups this broker coordinates, for the
+/// partitions it hosts.
 fn observe_lag(broker: &Weak<Broker>, o: &dyn opentelemetry::metrics::AsyncInstrument<i64>) {
     let Some(b) = broker.upgrade() else { return };
-    let Ok(groups) = b.offsets.list_groups() else { return };
-    for group in groups {
-        let Ok(offsets) = b.offsets.fetch_group(&group) else { continue };
-        for po in offsets {
-            let Ok(part) = b.replicas.partition(&po.topic, po.partition) else { continue };
-            let lag = (part.high_watermark() - po.committed.offset).max(0);
-            let [topic, partition] = partition_labels(&po.topic, po.partition);
-            o.observe(lag, &[KeyValue::new("group", group.clone()), topic, partition]);
-        }
+    for (group, topic, partition, committed) in b.groups.committed_snapshot() {
+        let Ok(part) = b.replicas.partition(&topic, partition) else { continue };
+        let lag = (part.high_watermark() - committed).max(0);
+        let [topic, partition] = partition_labels(&topic, partition);
+        o.observe(lag, &[KeyValue::new("group", group), topic, partition]);
     }
 }

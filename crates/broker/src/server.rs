@@ -84,7 +84,7 @@ pub async fn run(
     fetchers.sync(&replicas);
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(follow_metadata(metadata.watch(), replicas.clone(), fetchers.clone(), group_coordinator.clone()));
-    tasks.spawn(expire_group_members(group_coordinator.clone()));
+    tasks.spawn(expire_group_members(group_coordinator.clone(), replicas.clone()));
     tasks.spawn(crate::replication::isr::run(broker.clone(), broker_epoch, fetchers.clone()));
     tasks.spawn(maintenance::every(
         broker.config.replication.high_watermark_checkpoint_interval,
@@ -165,14 +165,16 @@ async fn follow_metadata(
 }
 
 /// Removes group members whose session or rebalance timeout lapsed, checking ten times per
-/// session timeout (at most once every 10 ms, at least once a second).
-async fn expire_group_members(groups: Arc<GroupCoordinator>) {
+/// session timeout (at most once every 10 ms, at least once a second), and the offsets of
+/// deleted topics.
+async fn expire_group_members(groups: Arc<GroupCoordinator>, replicas: Arc<ReplicaManager>) {
     let every = (groups.config().session_timeout / 10).clamp(Duration::from_millis(10), Duration::from_secs(1));
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         groups.expire().await;
+        groups.forget_deleted_topics(&replicas.image()).await;
     }
 }
 
@@ -284,14 +286,14 @@ impl GroupService for Services {
     }
 
     async fn commit_offsets(&self, request: Request<CommitOffsetsRequest>) -> Reply<CommitOffsetsResponse> {
-        reply(groups::service::commit(&self.0, request.into_inner()))
+        reply(groups::service::commit(&self.0, request.into_inner()).await)
     }
 
     async fn fetch_offsets(&self, request: Request<FetchOffsetsRequest>) -> Reply<FetchOffsetsResponse> {
-        reply(groups::service::fetch(&self.0, request.into_inner()))
+        reply(groups::service::fetch(&self.0, request.into_inner()).await)
     }
 
     async fn list_groups(&self, _request: Request<ListGroupsRequest>) -> Reply<ListGroupsResponse> {
-        reply(groups::service::list(&self.0))
+        reply(groups::service::list(&self.0).await)
     }
 }

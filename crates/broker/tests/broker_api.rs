@@ -191,13 +191,18 @@ async fn given_records_with_timestamps_list_offsets_should_find_earliest_latest_
 
 #[tokio::test]
 async fn given_committed_offsets_should_return_them_and_reject_unknown_partitions() {
-    let b = TestBroker::start(|_| {}).await;
+    let b = TestBroker::start(|c| c.groups.offsets_topic_num_partitions = 2).await;
     b.create_topic("t", 2, &[]).await;
     let mut g = b.groups().await;
+    g.find_coordinator(FindCoordinatorRequest { group_id: "g1".into() }).await.unwrap();
     let commit =
         |partition: i32, offset: i64| OffsetCommit { topic: "t".into(), partition, offset, metadata: "m".into() };
     let resp = g
-        .commit_offsets(CommitOffsetsRequest { group_id: "g1".into(), offsets: vec![commit(0, 5), commit(9, 1)] })
+        .commit_offsets(CommitOffsetsRequest {
+            group_id: "g1".into(),
+            offsets: vec![commit(0, 5), commit(9, 1)],
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -223,13 +228,15 @@ async fn given_committed_offsets_should_return_them_and_reject_unknown_partition
 
 #[tokio::test]
 async fn given_a_deleted_topic_should_forget_its_data_and_offsets_and_allow_recreation() {
-    let b = TestBroker::start(|_| {}).await;
+    let b = TestBroker::start(|c| c.groups.offsets_topic_num_partitions = 1).await;
     b.create_topic("t", 1, &[]).await;
     b.produce("t", 0, "old", 3).await;
     let mut g = b.groups().await;
+    g.find_coordinator(FindCoordinatorRequest { group_id: "g".into() }).await.unwrap();
     g.commit_offsets(CommitOffsetsRequest {
         group_id: "g".into(),
         offsets: vec![OffsetCommit { topic: "t".into(), partition: 0, offset: 3, metadata: String::new() }],
+        ..Default::default()
     })
     .await
     .unwrap();

@@ -21,6 +21,8 @@ const TOPIC: &str = "metered";
 const GROUP: &str = "metered-readers";
 const RECORDS: i64 = 20;
 const COMMITTED: i64 = 15;
+/// Partitions of `__consumer_offsets`, created (RF 3) by the group's first commit: Kafka's 50.
+const OFFSETS_PARTITIONS: f64 = 50.0;
 
 /// One sample line: `name{labels} value`.
 #[derive(Debug)]
@@ -235,11 +237,19 @@ async fn every_process_serves_the_named_metrics_and_replication_trouble_shows() 
     assert_eq!(b.type_of("vltava_broker_in_bytes_total"), Some("counter"));
     assert!(total(&brokers, "vltava_broker_out_bytes_total", &[]) > 0.0, "bytes out counted");
     for (id, s) in &brokers {
-        assert_eq!(s.value("vltava_broker_partitions", &[]), Some(1.0), "broker {id} hosts the one partition");
+        assert_eq!(
+            s.value("vltava_broker_partitions", &[]),
+            Some(1.0 + OFFSETS_PARTITIONS),
+            "broker {id} hosts the topic's partition and every __consumer_offsets partition"
+        );
         assert_eq!(s.value("vltava_broker_under_replicated_partitions", &[]), Some(0.0), "broker {id}: all in sync");
         assert!(s.text.contains("service_name=\"vltava-broker\""), "broker {id} names its service in target_info");
     }
-    assert_eq!(total(&brokers, "vltava_broker_leader_partitions", &[]), 1.0, "exactly one leader");
+    assert_eq!(
+        total(&brokers, "vltava_broker_leader_partitions", &[]),
+        1.0 + OFFSETS_PARTITIONS,
+        "exactly one leader per partition"
+    );
     let lags: Vec<f64> = brokers
         .values()
         .filter_map(|s| {
@@ -301,9 +311,11 @@ async fn every_process_serves_the_named_metrics_and_replication_trouble_shows() 
     cluster.kill9("broker", follower);
     eventually(Duration::from_secs(30), "an under-replicated partition and an ISR shrink on the leader", || async {
         let s = scrape_process(&cluster, "broker", leader).await?;
+        // The topic's partition, and the __consumer_offsets partitions this broker leads.
         let under = s.value("vltava_broker_under_replicated_partitions", &[])?;
+        let led = s.value("vltava_broker_leader_partitions", &[])?;
         let shrinks = s.value("vltava_broker_isr_shrinks_total", &[])?;
-        (under == 1.0 && shrinks >= 1.0).then_some(())
+        (under >= 1.0 && under == led && shrinks >= 1.0).then_some(())
     })
     .await;
 
@@ -316,7 +328,8 @@ async fn every_process_serves_the_named_metrics_and_replication_trouble_shows() 
         let elections = c.value("vltava_controller_leader_elections_total", &[])?;
         let led = s.value("vltava_broker_leader_partitions", &[])?;
         let under = s.value("vltava_broker_under_replicated_partitions", &[])?;
-        (elections >= 1.0 && led == 1.0 && under == 1.0).then_some(())
+        // The survivor leads every partition, each with one replica left.
+        (elections >= 1.0 && led == 1.0 + OFFSETS_PARTITIONS && under == led).then_some(())
     })
     .await;
     assert_eq!(

@@ -139,6 +139,31 @@ impl Cluster {
         nodes
     }
 
+    /// Whether every call goes through the first bootstrap node (a gateway), which routes it.
+    pub fn via_gateway(&self) -> Option<Node> {
+        if self.via_gateway { self.bootstrap.first().cloned() } else { None }
+    }
+
+    /// A connection to broker `id` at `address`: the cached one when the address matches, else
+    /// a new lazy one (and cached).
+    pub fn broker_node(&self, id: i32, address: &str) -> Result<Node, ClientError> {
+        if let Some(b) = self.state.read().brokers.get(&id).filter(|b| b.address == address) {
+            return Ok(Node { address: b.address.clone(), channel: b.channel.clone() });
+        }
+        let broker = Broker { channel: traced(endpoint(address)?.connect_lazy()), address: address.to_string() };
+        let node = Node { address: broker.address.clone(), channel: broker.channel.clone() };
+        self.state.write().brokers.insert(id, broker);
+        Ok(node)
+    }
+
+    /// Every broker the cached metadata names, by id.
+    pub fn broker_nodes(&self) -> Vec<Node> {
+        let state = self.state.read();
+        let mut brokers: Vec<_> = state.brokers.iter().collect();
+        brokers.sort_by_key(|(id, _)| **id);
+        brokers.into_iter().map(|(_, b)| Node { address: b.address.clone(), channel: b.channel.clone() }).collect()
+    }
+
     /// The cached metadata of a topic.
     pub fn topic(&self, name: &str) -> Option<Arc<TopicLayout>> {
         self.state.read().view.topic(name).cloned()

@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use vltava_proto::v1::{
-    CommitOffsetsRequest, FetchOffsetsRequest, ListGroupsRequest, ListOffsetsPartition, ListOffsetsRequest,
-    OffsetCommit,
+    CommitOffsetsRequest, ErrorCode, FetchOffsetsRequest, FindCoordinatorRequest, ListGroupsRequest,
+    ListOffsetsPartition, ListOffsetsRequest, OffsetCommit,
 };
 
 use crate::cluster::{Cluster, Node};
@@ -144,7 +144,7 @@ pub(crate) async fn fetch_committed(
             .collect(),
     };
     let timeout = cluster.request_timeout();
-    let response = on_any_node(cluster, |node| {
+    let response = on_coordinator(cluster, group, |node| {
         let mut request = tonic::Request::new(request.clone());
         request.set_timeout(timeout);
         async move { node.groups().fetch_offsets(request).await }
@@ -180,9 +180,11 @@ pub(crate) async fn commit(
                 metadata: String::new(),
             })
             .collect(),
+        member_id: String::new(),
+        member_epoch: -1,
     };
     let timeout = cluster.request_timeout();
-    let response = on_any_node(cluster, |node| {
+    let response = on_coordinator(cluster, group, |node| {
         let mut request = tonic::Request::new(request.clone());
         request.set_timeout(timeout);
         async move { node.groups().commit_offsets(request).await }
@@ -196,14 +198,82 @@ pub(crate) async fn commit(
     Ok(())
 }
 
-/// Every group that has committed offsets.
+/// Every group with members or committed offsets: each broker lists the groups it coordinates
+/// (through a gateway, the gateway asks them all).
 pub(crate) async fn list_groups(cluster: &Cluster) -> Result<Vec<String>, ClientError> {
     let timeout = cluster.request_timeout();
-    let response = on_any_node(cluster, |node| {
+    let nodes = match cluster.via_gateway() {
+        Some(gateway) => vec![gateway],
+        None => {
+            cluster.refresh(&[]).await?;
+            cluster.broker_nodes()
+        }
+    };
+    let mut groups = std::collections::BTreeSet::new();
+    for node in nodes {
         let mut request = tonic::Request::new(ListGroupsRequest {});
         request.set_timeout(timeout);
-        async move { node.groups().list_groups(request).await }
+        let response = node
+            .groups()
+            .list_groups(request)
+            .await
+            .map_err(|status| ClientError::from_status(&status, &node.address, timeout))?;
+        groups.extend(response.into_inner().group_ids);
+    }
+    Ok(groups.into_iter().collect())
+}
+
+/// Runs `call` on the coordinator of `group` (found with `FindCoordinator`; through a gateway,
+/// on the gateway, which routes it). A coordinator that moved, is loading or cannot be reached
+/// is looked up again, a bounded number of times.
+pub(crate) async fn on_coordinator<T, F, Fut>(cluster: &Cluster, group: &str, mut call: F) -> Result<T, ClientError>
+where
+    F: FnMut(Node) -> Fut,
+    Fut: Future<Output = Result<T, tonic::Status>>,
+{
+    let timeout = cluster.request_timeout();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let node = match cluster.via_gateway() {
+            Some(gateway) => Ok(gateway),
+            None => find_coordinator(cluster, group).await,
+        };
+        let error = match node {
+            Ok(node) => {
+                let address = node.address.clone();
+                match call(node).await {
+                    Ok(v) => return Ok(v),
+                    Err(status) => ClientError::from_status(&status, &address, timeout),
+                }
+            }
+            Err(e) => e,
+        };
+        let again = matches!(error, ClientError::Transport { .. } | ClientError::Connect { .. })
+            || matches!(
+                error.code(),
+                Some(
+                    ErrorCode::NotCoordinator
+                        | ErrorCode::CoordinatorLoadInProgress
+                        | ErrorCode::CoordinatorNotAvailable
+                )
+            );
+        if !again || attempt >= MAX_ATTEMPTS {
+            return Err(error);
+        }
+        tokio::time::sleep(RETRY_BACKOFF * attempt).await;
+    }
+}
+
+/// The coordinator of `group`, as any broker names it.
+async fn find_coordinator(cluster: &Cluster, group: &str) -> Result<Node, ClientError> {
+    let timeout = cluster.request_timeout();
+    let found = on_any_node(cluster, |node| {
+        let mut request = tonic::Request::new(FindCoordinatorRequest { group_id: group.to_string() });
+        request.set_timeout(timeout);
+        async move { node.groups().find_coordinator(request).await }
     })
-    .await?;
-    Ok(response.into_inner().group_ids)
+    .await?
+    .into_inner();
+    cluster.broker_node(found.node_id, &found.address)
 }

@@ -127,11 +127,11 @@ async fn given_committed_group_offsets_through_the_gateway_should_fetch_and_list
     let c = Cluster::start().await;
     c.create_topic("t", 2).await;
     let commit = |partition, offset| OffsetCommit { topic: "t".into(), partition, offset, metadata: "m".into() };
-    let resp = bounded(
-        c.groups()
-            .await
-            .commit_offsets(CommitOffsetsRequest { group_id: "g1".into(), offsets: vec![commit(0, 5), commit(1, 7)] }),
-    )
+    let resp = bounded(c.groups().await.commit_offsets(CommitOffsetsRequest {
+        group_id: "g1".into(),
+        offsets: vec![commit(0, 5), commit(1, 7)],
+        ..Default::default()
+    }))
     .await
     .unwrap()
     .into_inner();

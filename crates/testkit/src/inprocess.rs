@@ -103,6 +103,15 @@ pub async fn start_gateway(broker: &str, configure: impl FnOnce(&mut GatewayConf
     Running { addr, stop: Some(tx), task: Some(task) }
 }
 
+/// A broker configuration for tests: data under `dir/broker`, and 3 partitions of
+/// `__consumer_offsets` instead of Kafka's 50 (each partition is a log opened on the first
+/// group call).
+pub fn test_broker_config(dir: &std::path::Path) -> BrokerConfig {
+    let mut config = BrokerConfig { data_dir: dir.join("broker"), ..Default::default() };
+    config.groups.offsets_topic_num_partitions = 3;
+    config
+}
+
 /// What a stopped [`TestBroker`] leaves: its data directory and its cluster's metadata, to start
 /// it again with [`TestBroker::restart`].
 pub struct StoppedBroker {
@@ -133,7 +142,7 @@ impl TestBroker {
     /// Starts a broker again on what an earlier one left.
     pub async fn restart(stopped: StoppedBroker, tweak: impl FnOnce(&mut BrokerConfig)) -> Self {
         let StoppedBroker { dir, metadata } = stopped;
-        let mut config = BrokerConfig { data_dir: dir.path().join("broker"), ..Default::default() };
+        let mut config = test_broker_config(dir.path());
         tweak(&mut config);
         let running = start_broker(config, metadata.clone()).await;
         Self { addr: running.addr.clone(), dir, metadata, running }
@@ -207,7 +216,7 @@ impl Cluster {
     /// A cluster whose gateway configuration `configure` adjusts first.
     pub async fn start_with(configure: impl FnOnce(&mut GatewayConfig)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let config = BrokerConfig { data_dir: dir.path().join("broker"), ..Default::default() };
+        let config = test_broker_config(dir.path());
         let broker = start_broker(config, memory_metadata()).await;
         let gateway = start_gateway(&broker.addr, configure).await;
         Self { broker, gateway, _dir: dir }

@@ -145,6 +145,15 @@ impl<S: ShardState> Shard<S> {
         Ok(f(&state))
     }
 
+    /// Answers from the current state without waiting: `None` while loading, closed, or while a
+    /// write holds the state.
+    pub fn try_read<R>(&self, f: impl FnOnce(&S) -> R) -> Option<R> {
+        if self.check().is_err() {
+            return None;
+        }
+        self.state.try_lock().ok().map(|state| f(&state))
+    }
+
     /// Decides, appends and applies a write (see the module documentation). `decide` returns
     /// the records to append and the answer to give once they are durable.
     ///

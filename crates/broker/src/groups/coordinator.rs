@@ -29,6 +29,10 @@ use crate::coordinator::shard::{Shard, ShardRecord, Status};
 use crate::error::BrokerError;
 use crate::replica_manager::ReplicaManager;
 
+/// How long a call waits for its group's shard to finish loading before it answers
+/// `COORDINATOR_LOAD_IN_PROGRESS`.
+pub const LOAD_WAIT: Duration = Duration::from_secs(5);
+
 /// Kafka's name of the internal topic of committed offsets and group state.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
@@ -146,13 +150,20 @@ impl GroupCoordinator {
         }
     }
 
-    fn shard(&self, image: &ClusterImage, group: &str) -> Result<Arc<GroupShard>, BrokerError> {
+    /// The shard of `group`'s partition; a shard still loading is waited for (up to
+    /// [`LOAD_WAIT`]), so that clients rarely see `COORDINATOR_LOAD_IN_PROGRESS`.
+    async fn shard(&self, image: &ClusterImage, group: &str) -> Result<Arc<GroupShard>, BrokerError> {
         let partition = Self::partition_for(image, group)?;
-        self.shards
+        let shard = self
+            .shards
             .read()
             .get(&partition)
             .cloned()
-            .ok_or_else(|| BrokerError::NotCoordinator { topic: OFFSETS_TOPIC.into(), partition })
+            .ok_or_else(|| BrokerError::NotCoordinator { topic: OFFSETS_TOPIC.into(), partition })?;
+        if shard.status() == Status::Loading {
+            shard.wait_loaded(LOAD_WAIT).await;
+        }
+        Ok(shard)
     }
 
     /// Handles a `ConsumerGroupHeartbeat` (see `heartbeat`).
@@ -166,7 +177,7 @@ impl GroupCoordinator {
         group: &str,
         req: HeartbeatRequest,
     ) -> Result<HeartbeatDecision, BrokerError> {
-        let shard = self.shard(image, group)?;
+        let shard = self.shard(image, group).await?;
         let topics: BTreeMap<String, i32> =
             image.topics.values().map(|t| (t.name.clone(), t.partitions.len() as i32)).collect();
         let decision = shard
@@ -200,7 +211,7 @@ impl GroupCoordinator {
         member_epoch: i32,
         offsets: Vec<OffsetToCommit>,
     ) -> Result<Vec<CommitResult>, BrokerError> {
-        let shard = self.shard(image, group)?;
+        let shard = self.shard(image, group).await?;
         shard
             .write(|state| {
                 let g = state.group(group);
@@ -243,7 +254,7 @@ impl GroupCoordinator {
         group: &str,
         partitions: Option<Vec<(String, i32)>>,
     ) -> Result<Vec<(String, i32, Option<OffsetValue>)>, BrokerError> {
-        let shard = self.shard(image, group)?;
+        let shard = self.shard(image, group).await?;
         shard
             .read(|state| {
                 let committed = state.offsets.get(group);
@@ -261,6 +272,83 @@ impl GroupCoordinator {
                 }
             })
             .await
+    }
+
+    /// The groups of every active shard that have members or committed offsets, sorted.
+    pub async fn list_groups(&self) -> Vec<String> {
+        let shards: Vec<Arc<GroupShard>> = self.shards.read().values().cloned().collect();
+        let mut groups = Vec::new();
+        for shard in shards {
+            let listed = shard
+                .read(|state| {
+                    let with_members = state.groups.values().filter(|g| !g.members.is_empty()).map(|g| g.id.clone());
+                    with_members.chain(state.offsets.keys().cloned()).collect::<Vec<_>>()
+                })
+                .await;
+            groups.extend(listed.unwrap_or_default());
+        }
+        groups.sort();
+        groups.dedup();
+        groups
+    }
+
+    /// Deletes (with tombstones) the committed offsets of topics that no longer exist in
+    /// `image`, in every active shard. Returns how many offsets were deleted.
+    pub async fn forget_deleted_topics(&self, image: &ClusterImage) -> usize {
+        let shards: Vec<Arc<GroupShard>> =
+            self.shards.read().values().filter(|s| s.status() == Status::Active).cloned().collect();
+        let mut deleted = 0;
+        for shard in shards {
+            let write = shard
+                .write(|state| {
+                    let records: Vec<Record> = state
+                        .offsets
+                        .iter()
+                        .flat_map(|(group, offsets)| {
+                            offsets.keys().filter(|(topic, _)| image.topic(topic).is_none()).map(
+                                |(topic, partition)| {
+                                    let key = GroupKey::Offset {
+                                        group: group.clone(),
+                                        topic: topic.clone(),
+                                        partition: *partition,
+                                    };
+                                    (key, None)
+                                },
+                            )
+                        })
+                        .collect();
+                    Ok::<_, BrokerError>((encode(&records), records.len()))
+                })
+                .await;
+            match write {
+                Ok(n) => deleted += n,
+                Err(e) => {
+                    tracing::warn!(partition = shard.partition(), error = %e, "deleting offsets of deleted topics failed")
+                }
+            }
+        }
+        deleted
+    }
+
+    /// Every committed offset of the active shards whose state is not being written right now
+    /// (for gauges, which cannot wait): `(group, topic, partition, offset)`.
+    pub fn committed_snapshot(&self) -> Vec<(String, String, i32, i64)> {
+        let shards: Vec<Arc<GroupShard>> = self.shards.read().values().cloned().collect();
+        shards
+            .iter()
+            .filter_map(|shard| {
+                shard.try_read(|state| {
+                    state
+                        .offsets
+                        .iter()
+                        .flat_map(|(g, offsets)| {
+                            offsets.iter().map(move |((t, p), v)| (g.clone(), t.clone(), *p, v.offset))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .flatten()
+            .collect()
     }
 
     /// Removes members whose session lapsed or whose revocation outlasted their rebalance

@@ -21,6 +21,9 @@ use crate::error::BrokerError;
 pub async fn handle(broker: &Broker, req: FindCoordinatorRequest) -> Result<FindCoordinatorResponse, BrokerError> {
     validate_group_id(&req.group_id)?;
     ensure_offsets_topic(broker).await?;
+    // Open the shards of partitions this broker now leads at once (the metadata follower would
+    // soon), so a call right after this answer finds them.
+    broker.groups.sync(&broker.replicas);
     let image = broker.replicas.image();
     let partition = GroupCoordinator::partition_for(&image, &req.group_id)?;
     let leader = image.partition(OFFSETS_TOPIC, partition).map_or(-1, |p| p.leader);

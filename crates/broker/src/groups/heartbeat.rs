@@ -230,7 +230,8 @@ pub fn remove_member(group: &ConsumerGroup, member: &str) -> Vec<Record> {
 }
 
 /// Checks that `member` at `epoch` may commit an offset of `topic`-`partition`. A commit with no
-/// member id (a consumer using `assign()`) is accepted only while the group has no members.
+/// member id (a consumer using `assign()`; its epoch is ignored) is accepted only while the
+/// group has no members.
 ///
 /// # Errors
 ///
@@ -243,7 +244,7 @@ pub fn validate_commit(
     topic: &str,
     partition: i32,
 ) -> Result<(), GroupError> {
-    if member.is_empty() && epoch < 0 && group.members.is_empty() {
+    if member.is_empty() && group.members.is_empty() {
         return Ok(());
     }
     let m = group

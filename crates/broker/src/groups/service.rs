@@ -1,88 +1,83 @@
-//! GroupService handlers: commit, fetch and list committed offsets.
+//! GroupService handlers for committed offsets, answered by the group's coordinator shard on
+//! this broker (`NOT_COORDINATOR` elsewhere): commit, fetch, and the groups this broker
+//! coordinates.
 
+use vltava_common::ErrorCode;
 use vltava_common::names::validate_group_id;
 use vltava_common::time::now_ms;
-use vltava_common::{ErrorCode, WireError};
 use vltava_proto::v1::{
     CommitOffsetsRequest, CommitOffsetsResponse, FetchOffsetsRequest, FetchOffsetsResponse, ListGroupsResponse,
     OffsetCommit, PartitionResult,
 };
 
-use super::{CommittedOffset, PartitionOffset};
+use super::coordinator::OffsetToCommit;
+use super::records::OffsetValue;
 use crate::broker::Broker;
 use crate::error::BrokerError;
 
-/// Commits the offsets that name existing partitions; reports the others per partition.
-pub fn commit(broker: &Broker, req: CommitOffsetsRequest) -> Result<CommitOffsetsResponse, BrokerError> {
+/// Commits the offsets the group's state allows (see `heartbeat::validate_commit`); reports the
+/// others per partition, with nothing stored for them.
+///
+/// # Errors
+///
+/// `INVALID_GROUP_ID`, `NOT_COORDINATOR`, `COORDINATOR_LOAD_IN_PROGRESS`, or a write failure
+/// (then nothing was committed).
+pub async fn commit(broker: &Broker, req: CommitOffsetsRequest) -> Result<CommitOffsetsResponse, BrokerError> {
     validate_group_id(&req.group_id)?;
-    let image = broker.replicas.image();
+    let member_epoch = if req.member_id.is_empty() { -1 } else { req.member_epoch };
     let now = now_ms();
-    let mut accepted = Vec::new();
-    let mut results = Vec::with_capacity(req.offsets.len());
-    for o in req.offsets {
-        let error = if image.partition(&o.topic, o.partition).is_none() {
-            Some(WireError::from(BrokerError::UnknownTopicOrPartition {
-                topic: o.topic.clone(),
-                partition: o.partition,
-            }))
-        } else if o.offset < 0 {
-            Some(WireError::new(ErrorCode::InvalidRequest, format!("offset {} is negative", o.offset)))
-        } else {
-            None
-        };
-        results.push(PartitionResult {
-            topic: o.topic.clone(),
+    let keys: Vec<(String, i32)> = req.offsets.iter().map(|o| (o.topic.clone(), o.partition)).collect();
+    let offsets = req
+        .offsets
+        .into_iter()
+        .map(|o| OffsetToCommit {
+            topic: o.topic,
             partition: o.partition,
-            error_code: error.as_ref().map_or(ErrorCode::None, |e| e.code) as i32,
-            error_message: error.map(|e| e.to_string()).unwrap_or_default(),
-        });
-        if results.last().is_some_and(|r| r.error_code == ErrorCode::None as i32) {
-            accepted.push(PartitionOffset {
-                topic: o.topic,
-                partition: o.partition,
-                committed: CommittedOffset { offset: o.offset, metadata: o.metadata, commit_timestamp: now },
-            });
-        }
-    }
-    broker.offsets.commit(&req.group_id, &accepted).map_err(|e| BrokerError::OffsetStore(e.to_string()))?;
+            value: OffsetValue { offset: o.offset, leader_epoch: -1, metadata: o.metadata, commit_timestamp: now },
+        })
+        .collect();
+    let image = broker.replicas.image();
+    let outcomes = broker.groups.commit(&image, &req.group_id, &req.member_id, member_epoch, offsets).await?;
+    let results = keys
+        .into_iter()
+        .zip(outcomes)
+        .map(|((topic, partition), outcome)| {
+            let error = outcome.err();
+            PartitionResult {
+                topic,
+                partition,
+                error_code: error.as_ref().map_or(ErrorCode::None, |e| e.code) as i32,
+                error_message: error.map(|e| e.message).unwrap_or_default(),
+            }
+        })
+        .collect();
     Ok(CommitOffsetsResponse { results })
 }
 
 /// Returns the requested (or all) committed offsets of a group; -1 where none was committed.
-pub fn fetch(broker: &Broker, req: FetchOffsetsRequest) -> Result<FetchOffsetsResponse, BrokerError> {
+///
+/// # Errors
+///
+/// `INVALID_GROUP_ID`, `NOT_COORDINATOR`, `COORDINATOR_LOAD_IN_PROGRESS`.
+pub async fn fetch(broker: &Broker, req: FetchOffsetsRequest) -> Result<FetchOffsetsResponse, BrokerError> {
     validate_group_id(&req.group_id)?;
-    let store_err = |e: super::OffsetStoreError| BrokerError::OffsetStore(e.to_string());
-    let offsets = if req.partitions.is_empty() {
-        broker
-            .offsets
-            .fetch_group(&req.group_id)
-            .map_err(store_err)?
-            .into_iter()
-            .map(|p| OffsetCommit {
-                topic: p.topic,
-                partition: p.partition,
-                offset: p.committed.offset,
-                metadata: p.committed.metadata,
-            })
-            .collect()
-    } else {
-        let mut out = Vec::with_capacity(req.partitions.len());
-        for tp in req.partitions {
-            let c = broker.offsets.fetch(&req.group_id, &tp.topic, tp.partition).map_err(store_err)?;
-            out.push(OffsetCommit {
-                topic: tp.topic,
-                partition: tp.partition,
-                offset: c.as_ref().map_or(-1, |c| c.offset),
-                metadata: c.map(|c| c.metadata).unwrap_or_default(),
-            });
-        }
-        out
-    };
+    let wanted =
+        (!req.partitions.is_empty()).then(|| req.partitions.into_iter().map(|tp| (tp.topic, tp.partition)).collect());
+    let image = broker.replicas.image();
+    let committed = broker.groups.fetch_offsets(&image, &req.group_id, wanted).await?;
+    let offsets = committed
+        .into_iter()
+        .map(|(topic, partition, value)| OffsetCommit {
+            topic,
+            partition,
+            offset: value.as_ref().map_or(-1, |v| v.offset),
+            metadata: value.map(|v| v.metadata).unwrap_or_default(),
+        })
+        .collect();
     Ok(FetchOffsetsResponse { offsets })
 }
 
-/// Lists groups with committed offsets.
-pub fn list(broker: &Broker) -> Result<ListGroupsResponse, BrokerError> {
-    let group_ids = broker.offsets.list_groups().map_err(|e| BrokerError::OffsetStore(e.to_string()))?;
-    Ok(ListGroupsResponse { group_ids })
+/// Lists the groups this broker coordinates (with members or committed offsets), sorted.
+pub async fn list(broker: &Broker) -> Result<ListGroupsResponse, BrokerError> {
+    Ok(ListGroupsResponse { group_ids: broker.groups.list_groups().await })
 }

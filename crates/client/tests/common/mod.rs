@@ -374,7 +374,9 @@ impl GroupService for Svc {
         &self,
         _r: Request<FindCoordinatorRequest>,
     ) -> Result<Response<FindCoordinatorResponse>, Status> {
-        Err(Status::unimplemented("the SDK's fake cluster has no group coordinator"))
+        // The fake's one broker coordinates every group.
+        let address = self.0.address.lock().clone();
+        Ok(Response::new(FindCoordinatorResponse { node_id: 1, address, partition: 0 }))
     }
 
     async fn consumer_group_heartbeat(

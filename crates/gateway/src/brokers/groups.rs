@@ -1,8 +1,13 @@
-//! `GroupService` calls: committed offsets and groups to any broker (bootstrap brokers first),
-//! consumer-group heartbeats to the group's coordinator.
+//! `GroupService` calls: `FindCoordinator` to any broker (bootstrap brokers first), everything
+//! about one group (heartbeats, offset commits and fetches) to that group's coordinator, and
+//! `ListGroups` to every broker (each lists the groups it coordinates).
+
+use std::collections::BTreeSet;
+use std::future::Future;
 
 use tonic::Status;
 use vltava_common::ErrorCode;
+use vltava_common::grpc::TracedChannel as Channel;
 use vltava_proto::v1::group_service_client::GroupServiceClient;
 use vltava_proto::v1::{
     CommitOffsetsRequest, CommitOffsetsResponse, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse,
@@ -10,60 +15,96 @@ use vltava_proto::v1::{
     ListGroupsResponse,
 };
 
+use super::Brokers;
 use crate::routing::{broker_error_code, is_transport_error};
 
-use super::Brokers;
-
-/// One `GroupService` call on any broker: `group_call!(self, method, request)`.
-macro_rules! group_call {
-    ($brokers:expr, $method:ident, $request:expr) => {{
-        let request = $request;
-        $brokers
-            .router
+impl Brokers {
+    /// `GroupService.FindCoordinator`, on any broker.
+    pub async fn find_coordinator(&self, request: FindCoordinatorRequest) -> Result<FindCoordinatorResponse, Status> {
+        self.router
             .call_any(|channel| {
                 let request = request.clone();
-                async move { GroupServiceClient::new(channel).$method(request).await.map(|r| r.into_inner()) }
+                async move { GroupServiceClient::new(channel).find_coordinator(request).await.map(|r| r.into_inner()) }
             })
             .await
-    }};
-}
-
-impl Brokers {
-    /// `GroupService.CommitOffsets`.
-    pub async fn commit_offsets(&self, request: CommitOffsetsRequest) -> Result<CommitOffsetsResponse, Status> {
-        group_call!(self, commit_offsets, request)
     }
 
-    /// `GroupService.FetchOffsets`.
-    pub async fn fetch_offsets(&self, request: FetchOffsetsRequest) -> Result<FetchOffsetsResponse, Status> {
-        group_call!(self, fetch_offsets, request)
-    }
-
-    /// `GroupService.ListGroups`.
-    pub async fn list_groups(&self, request: ListGroupsRequest) -> Result<ListGroupsResponse, Status> {
-        group_call!(self, list_groups, request)
-    }
-
-    /// `GroupService.FindCoordinator`.
-    pub async fn find_coordinator(&self, request: FindCoordinatorRequest) -> Result<FindCoordinatorResponse, Status> {
-        group_call!(self, find_coordinator, request)
-    }
-
-    /// `GroupService.ConsumerGroupHeartbeat`, sent to the group's coordinator. A coordinator
-    /// that moved, is loading or cannot be reached is looked up again, up to `retries` times.
+    /// `GroupService.ConsumerGroupHeartbeat`, on the group's coordinator.
     pub async fn consumer_group_heartbeat(
         &self,
         request: ConsumerGroupHeartbeatRequest,
     ) -> Result<ConsumerGroupHeartbeatResponse, Status> {
+        let group = request.group_id.clone();
+        self.call_coordinator(&group, |mut client| {
+            let request = request.clone();
+            async move { client.consumer_group_heartbeat(request).await.map(|r| r.into_inner()) }
+        })
+        .await
+    }
+
+    /// `GroupService.CommitOffsets`, on the group's coordinator.
+    pub async fn commit_offsets(&self, request: CommitOffsetsRequest) -> Result<CommitOffsetsResponse, Status> {
+        let group = request.group_id.clone();
+        self.call_coordinator(&group, |mut client| {
+            let request = request.clone();
+            async move { client.commit_offsets(request).await.map(|r| r.into_inner()) }
+        })
+        .await
+    }
+
+    /// `GroupService.FetchOffsets`, on the group's coordinator.
+    pub async fn fetch_offsets(&self, request: FetchOffsetsRequest) -> Result<FetchOffsetsResponse, Status> {
+        let group = request.group_id.clone();
+        self.call_coordinator(&group, |mut client| {
+            let request = request.clone();
+            async move { client.fetch_offsets(request).await.map(|r| r.into_inner()) }
+        })
+        .await
+    }
+
+    /// `GroupService.ListGroups` on every broker the metadata names, merged and sorted. Brokers
+    /// that cannot be reached are skipped; if none answers, the last failure is returned.
+    pub async fn list_groups(&self, request: ListGroupsRequest) -> Result<ListGroupsResponse, Status> {
+        let view = self.router.refresh().await?;
+        let mut groups = BTreeSet::new();
+        let mut last = None;
+        let mut answered = false;
+        for address in view.cluster.brokers.values() {
+            let channel = self.router.channel(address)?;
+            match GroupServiceClient::new(channel).list_groups(request).await {
+                Ok(r) => {
+                    answered = true;
+                    groups.extend(r.into_inner().group_ids);
+                }
+                Err(status) if is_transport_error(&status) => {
+                    tracing::debug!(%address, error = %status, "broker unreachable while listing groups");
+                    last = Some(status);
+                }
+                Err(status) => return Err(status),
+            }
+        }
+        match (answered, last) {
+            (false, Some(status)) => Err(status),
+            _ => Ok(ListGroupsResponse { group_ids: groups.into_iter().collect() }),
+        }
+    }
+
+    /// Runs `call` on the coordinator of `group`. A coordinator that moved, is loading or
+    /// cannot be reached is looked up again, up to `retries` times with a growing backoff.
+    async fn call_coordinator<T, F, Fut>(&self, group: &str, mut call: F) -> Result<T, Status>
+    where
+        F: FnMut(GroupServiceClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
         let config = self.router.config();
         let mut attempt: u32 = 0;
         loop {
-            let find = FindCoordinatorRequest { group_id: request.group_id.clone() };
+            let find = FindCoordinatorRequest { group_id: group.to_string() };
             let status = match self.find_coordinator(find).await {
                 Ok(coordinator) => {
                     let channel = self.router.channel(&coordinator.address)?;
-                    match GroupServiceClient::new(channel).consumer_group_heartbeat(request.clone()).await {
-                        Ok(r) => return Ok(r.into_inner()),
+                    match call(GroupServiceClient::new(channel)).await {
+                        Ok(v) => return Ok(v),
                         Err(status) => status,
                     }
                 }
@@ -82,6 +123,7 @@ impl Brokers {
                 return Err(status);
             }
             attempt += 1;
+            tracing::debug!(group, attempt, error = %status, "retrying on the group coordinator");
             tokio::time::sleep(config.retry_backoff * attempt).await;
         }
     }

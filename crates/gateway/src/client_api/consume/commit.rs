@@ -69,7 +69,7 @@ impl StreamTask {
         if offsets.is_empty() {
             return;
         }
-        let request = CommitOffsetsRequest { group_id, offsets: offsets.clone() };
+        let request = CommitOffsetsRequest { group_id, offsets: offsets.clone(), ..Default::default() };
         match self.brokers.commit_offsets(request).await {
             Ok(response) => {
                 for (offset, result) in offsets.iter().zip(response.results) {
