@@ -9,7 +9,6 @@ use std::time::Duration;
 use vltava_metadata::MetadataService;
 
 use crate::config::BrokerConfig;
-use crate::groups::OffsetStore;
 use crate::groups::coordinator::GroupCoordinator;
 use crate::replica_manager::ReplicaManager;
 
@@ -24,8 +23,6 @@ pub struct Broker {
     pub replicas: Arc<ReplicaManager>,
     /// Cluster metadata.
     pub metadata: Arc<dyn MetadataService>,
-    /// Committed group offsets.
-    pub offsets: Arc<dyn OffsetStore>,
     /// The group coordinator (the `__consumer_offsets` partitions this broker leads).
     pub groups: Arc<GroupCoordinator>,
 }

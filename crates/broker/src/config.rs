@@ -19,7 +19,7 @@ pub struct BrokerConfig {
     pub advertised_address: Option<String>,
     /// Rack, for rack-aware replica placement.
     pub rack: Option<String>,
-    /// Directory of partition logs (`logs/`) and the group offsets store (`groups/`).
+    /// Directory of the partition logs (`logs/`).
     pub data_dir: PathBuf,
     /// Create unknown topics on first produce or metadata request (`auto.create.topics.enable`).
     pub auto_create_topics_enable: bool,
@@ -226,10 +226,5 @@ impl BrokerConfig {
     /// Directory of partition logs.
     pub fn logs_dir(&self) -> PathBuf {
         self.data_dir.join("logs")
-    }
-
-    /// Directory of the group offsets store.
-    pub fn groups_dir(&self) -> PathBuf {
-        self.data_dir.join("groups")
     }
 }

@@ -125,9 +125,6 @@ pub enum BrokerError {
     /// The metadata layer failed.
     #[error(transparent)]
     Metadata(#[from] vltava_metadata::MetadataError),
-    /// The offsets store failed.
-    #[error("offsets store: {0}")]
-    OffsetStore(String),
     /// A blocking task panicked or was cancelled.
     #[error("internal error: {0}")]
     Internal(String),
@@ -159,7 +156,6 @@ impl From<BrokerError> for WireError {
                 let BrokerError::Metadata(m) = e else { unreachable!() };
                 return m.into();
             }
-            BrokerError::OffsetStore(_) => ErrorCode::StorageError,
             BrokerError::Internal(_) | BrokerError::Startup(_) => ErrorCode::UnknownServerError,
         };
         WireError::new(code, e.to_string())

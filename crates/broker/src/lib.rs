@@ -17,8 +17,10 @@
 //! - [`admin`]: topic administration and the cluster metadata clients route by.
 //! - [`auto_create`]: `auto.create.topics.enable`, a step of produce and metadata requests.
 //! - [`long_poll`]: the wait-for-data loop of fetches and replica fetches.
-//! - [`coordinator`]: the coordinator machinery of groups and transactions (key placement so far).
-//! - [`groups`]: committed consumer-group offsets ([`groups::OffsetStore`] and its RocksDB store).
+//! - [`coordinator`]: the coordinator machinery of groups and (later) transactions: key placement
+//!   and shards of an internal topic materialised on its partitions' leaders.
+//! - [`groups`]: the group coordinator: `__consumer_offsets` records, KIP-848 membership,
+//!   committed offsets, and their RPC handlers.
 //! - [`lifecycle`]: registration with the controller, heartbeats and controlled shutdown.
 //! - [`replication`]: followers fetching from leaders, the high watermark and the ISR.
 //! - [`maintenance`]: retention, timed flushes and high watermark checkpoints.

@@ -19,7 +19,6 @@ use vltava_proto::v1::*;
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
-use crate::groups::OffsetStore;
 use crate::groups::coordinator::GroupCoordinator;
 use crate::lifecycle::Membership;
 use crate::replica_manager::ReplicaManager;
@@ -31,13 +30,9 @@ use crate::{admin, fetch, groups, list_offsets, maintenance, produce, subscribe}
 const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs a broker on `listener` until `shutdown` resolves, then closes every log cleanly.
-///
-/// `offsets` keeps committed group offsets (a [`crate::groups::RocksDbOffsetStore`] in
-/// `config.groups_dir()` for a real broker).
 pub async fn run(
     config: BrokerConfig,
     metadata: Arc<dyn MetadataService>,
-    offsets: Arc<dyn OffsetStore>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BrokerError> {
@@ -73,7 +68,6 @@ pub async fn run(
         config: Arc::new(config),
         replicas: replicas.clone(),
         metadata: metadata.clone(),
-        offsets,
         groups: group_coordinator.clone(),
     });
     crate::gauges::observe(&broker);

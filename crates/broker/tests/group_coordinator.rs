@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use vltava_broker::BrokerConfig;
 use vltava_broker::config::GroupCoordinatorConfig;
+use vltava_broker::groups::assignor::TopicPartitions;
 use vltava_broker::groups::coordinator::{GroupCoordinator, OFFSETS_TOPIC, OffsetToCommit};
 use vltava_broker::groups::heartbeat::{HeartbeatRequest, LEAVE_EPOCH};
 use vltava_broker::groups::records::OffsetValue;
 use vltava_broker::replica_manager::ReplicaManager;
 use vltava_common::ErrorCode;
-use vltava_metadata::{BrokerRegistration, CreateTopic, MemoryMetadata, MetadataService};
+use vltava_metadata::{BrokerRegistration, ClusterImage, CreateTopic, MemoryMetadata, MetadataService};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -59,6 +60,21 @@ fn join(topics: &[&str]) -> HeartbeatRequest {
         subscribed_topics: Some(topics.iter().map(|t| t.to_string()).collect()),
         rebalance_timeout_ms: Some(10_000),
         ..HeartbeatRequest::default()
+    }
+}
+
+/// A steady heartbeat of `member` reporting `owned`; takes in the new epoch and assignment.
+async fn beat(node: &Node, image: &ClusterImage, member: &str, epoch: &mut i32, owned: &mut TopicPartitions) {
+    let request = HeartbeatRequest {
+        member_id: member.to_string(),
+        member_epoch: *epoch,
+        owned: Some(owned.clone()),
+        ..Default::default()
+    };
+    let d = node.coordinator.heartbeat(image, "g", request).await.unwrap();
+    *epoch = d.member_epoch;
+    if let Some(assignment) = d.assignment {
+        *owned = assignment;
     }
 }
 
@@ -175,17 +191,7 @@ async fn given_a_silent_member_should_remove_it_after_its_session_timeout() {
     let mut removed = 0;
     while removed == 0 {
         assert!(tokio::time::Instant::now() < deadline, "b was never removed");
-        let beat = HeartbeatRequest {
-            member_id: a.member_id.clone(),
-            member_epoch: epoch,
-            owned: Some(owned.clone()),
-            ..Default::default()
-        };
-        let d = node.coordinator.heartbeat(&image, "g", beat).await.unwrap();
-        epoch = d.member_epoch;
-        if let Some(assignment) = d.assignment {
-            owned = assignment;
-        }
+        beat(&node, &image, &a.member_id, &mut epoch, &mut owned).await;
         removed = node.coordinator.expire().await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -196,17 +202,7 @@ async fn given_a_silent_member_should_remove_it_after_its_session_timeout() {
 
     // `a` converges on all four partitions.
     for _ in 0..10 {
-        let beat = HeartbeatRequest {
-            member_id: a.member_id.clone(),
-            member_epoch: epoch,
-            owned: Some(owned.clone()),
-            ..Default::default()
-        };
-        let d = node.coordinator.heartbeat(&image, "g", beat).await.unwrap();
-        epoch = d.member_epoch;
-        if let Some(assignment) = d.assignment {
-            owned = assignment;
-        }
+        beat(&node, &image, &a.member_id, &mut epoch, &mut owned).await;
     }
     assert_eq!(owned.values().map(|p| p.len()).sum::<usize>(), 4);
     node.coordinator.close_all();

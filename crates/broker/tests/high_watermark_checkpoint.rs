@@ -55,16 +55,25 @@ fn follow_and_append(replicas: &ReplicaManager, md: &MemoryMetadata, hw: i64) {
     part.set_follower_high_watermark(hw);
 }
 
-#[tokio::test]
-async fn given_a_checkpointed_high_watermark_when_the_broker_restarts_should_resume_from_it() {
+/// A follower of `t`-0 that appended five records, reached high watermark `hw`, checkpointed it
+/// (when `checkpoint`) and stopped: the metadata, the follower's id and its data directory.
+async fn stopped_follower(hw: i64, checkpoint: bool) -> (Arc<MemoryMetadata>, i32, tempfile::TempDir) {
     let (md, follower) = two_replica_topic().await;
     let dir = tempfile::tempdir().unwrap();
     let replicas = manager(dir.path(), follower);
-    follow_and_append(&replicas, &md, 3);
-    assert!(replicas.checkpoint_high_watermarks().unwrap(), "first write");
-    assert!(!replicas.checkpoint_high_watermarks().unwrap(), "nothing changed: no write");
-    assert_eq!(fs::read_to_string(checkpoint_file(dir.path())).unwrap(), "0\n1\nt 0 3\n");
+    follow_and_append(&replicas, &md, hw);
+    if checkpoint {
+        assert!(replicas.checkpoint_high_watermarks().unwrap(), "first write");
+        assert!(!replicas.checkpoint_high_watermarks().unwrap(), "nothing changed: no write");
+    }
     replicas.close_all_blocking();
+    (md, follower, dir)
+}
+
+#[tokio::test]
+async fn given_a_checkpointed_high_watermark_when_the_broker_restarts_should_resume_from_it() {
+    let (md, follower, dir) = stopped_follower(3, true).await;
+    assert_eq!(fs::read_to_string(checkpoint_file(dir.path())).unwrap(), "0\n1\nt 0 3\n");
 
     let restarted = manager(dir.path(), follower);
     restarted.apply_image(md.image()).unwrap();
@@ -75,12 +84,7 @@ async fn given_a_checkpointed_high_watermark_when_the_broker_restarts_should_res
 
 #[tokio::test]
 async fn given_a_checkpoint_beyond_the_recovered_log_should_clamp_to_the_log_end() {
-    let (md, follower) = two_replica_topic().await;
-    let dir = tempfile::tempdir().unwrap();
-    let replicas = manager(dir.path(), follower);
-    follow_and_append(&replicas, &md, 5);
-    replicas.checkpoint_high_watermarks().unwrap();
-    replicas.close_all_blocking();
+    let (md, follower, dir) = stopped_follower(5, true).await;
     fs::write(checkpoint_file(dir.path()), "0\n1\nt 0 40\n").unwrap();
 
     let restarted = manager(dir.path(), follower);
@@ -90,11 +94,7 @@ async fn given_a_checkpoint_beyond_the_recovered_log_should_clamp_to_the_log_end
 
 #[tokio::test]
 async fn given_an_earlier_versions_high_watermark_file_should_upgrade_to_the_data_directory_checkpoint() {
-    let (md, follower) = two_replica_topic().await;
-    let dir = tempfile::tempdir().unwrap();
-    let replicas = manager(dir.path(), follower);
-    follow_and_append(&replicas, &md, 0);
-    replicas.close_all_blocking();
+    let (md, follower, dir) = stopped_follower(0, false).await;
     // What an earlier version left: a per-partition file and no data directory checkpoint.
     let legacy = dir.path().join("logs").join("t-0").join(LEGACY_HIGH_WATERMARK_FILE);
     fs::write(&legacy, "4\n").unwrap();
@@ -110,12 +110,7 @@ async fn given_an_earlier_versions_high_watermark_file_should_upgrade_to_the_dat
 
 #[tokio::test]
 async fn given_partitions_not_yet_opened_should_keep_their_entries_until_their_log_is_deleted() {
-    let (md, follower) = two_replica_topic().await;
-    let dir = tempfile::tempdir().unwrap();
-    let replicas = manager(dir.path(), follower);
-    follow_and_append(&replicas, &md, 2);
-    replicas.checkpoint_high_watermarks().unwrap();
-    replicas.close_all_blocking();
+    let (md, follower, dir) = stopped_follower(2, true).await;
 
     // A restarted broker checkpointing before its first image arrives keeps what it cannot see.
     let restarted = manager(dir.path(), follower);
@@ -134,12 +129,7 @@ async fn given_partitions_not_yet_opened_should_keep_their_entries_until_their_l
 
 #[tokio::test]
 async fn given_a_topic_recreated_while_the_broker_was_down_should_not_inherit_the_old_high_watermark() {
-    let (md, follower) = two_replica_topic().await;
-    let dir = tempfile::tempdir().unwrap();
-    let replicas = manager(dir.path(), follower);
-    follow_and_append(&replicas, &md, 5);
-    replicas.checkpoint_high_watermarks().unwrap();
-    replicas.close_all_blocking();
+    let (md, follower, dir) = stopped_follower(5, true).await;
 
     md.delete_topic("t").await.unwrap();
     let request = CreateTopic {

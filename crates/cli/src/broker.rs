@@ -2,14 +2,12 @@
 //! following the controller quorum named by `broker.controllers`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use serde::Deserialize;
 use vltava_broker::BrokerConfig;
-use vltava_broker::groups::RocksDbOffsetStore;
 use vltava_common::metrics::{Metrics, MetricsConfig};
 use vltava_common::telemetry::{LogFormat, TelemetryConfig, init_telemetry};
 use vltava_metadata::RemoteMetadata;
@@ -52,8 +50,7 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         .context("connecting to the controllers")?;
     let detail = format!("broker {}, controllers {}", config.broker_id, controllers.join(","));
     let listener = crate::commands::bind_and_announce("broker", &config.listen, &detail).await?;
-    let offsets = RocksDbOffsetStore::open(&config.groups_dir()).context("opening the offsets store")?;
-    let result = vltava_broker::run(config, metadata, Arc::new(offsets), listener, async {
+    let result = vltava_broker::run(config, metadata, listener, async {
         crate::commands::interrupted().await;
         tracing::info!("shutting down");
     })

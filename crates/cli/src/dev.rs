@@ -15,7 +15,6 @@ use anyhow::Context;
 use clap::Args;
 use serde::Deserialize;
 use vltava_broker::BrokerConfig;
-use vltava_broker::groups::RocksDbOffsetStore;
 use vltava_common::metrics::{Metrics, MetricsConfig};
 use vltava_common::telemetry::{LogFormat, TelemetryConfig, init_telemetry};
 use vltava_controller::Controller;
@@ -103,8 +102,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         interrupt.send_replace(true);
     });
-    let offsets = RocksDbOffsetStore::open(&config.broker.groups_dir()).context("opening the offsets store")?;
-    let result = vltava_broker::run(config.broker, metadata, Arc::new(offsets), listener, stopped()).await;
+    let result = vltava_broker::run(config.broker, metadata, listener, stopped()).await;
     stop_tx.send_replace(true); // the broker may also have stopped on an error
     let gateway_result = match gateway {
         Some(task) => task.await.context("the gateway task").and_then(|r| r.context("the gateway")),

@@ -12,7 +12,6 @@ use tokio::task::JoinHandle;
 use tonic::Status;
 use tonic::transport::Channel;
 use vltava_broker::BrokerConfig;
-use vltava_broker::groups::RocksDbOffsetStore;
 use vltava_gateway::GatewayConfig;
 use vltava_metadata::{MemoryMetadata, MetadataService};
 use vltava_proto::v1::admin_service_client::AdminServiceClient;
@@ -68,10 +67,9 @@ pub async fn start_broker(mut config: BrokerConfig, metadata: Arc<MemoryMetadata
     let addr = listener.local_addr().unwrap().to_string();
     config.listen = addr.clone();
     let (tx, rx) = oneshot::channel::<()>();
-    let offsets = RocksDbOffsetStore::open(&config.groups_dir()).unwrap();
     let task = tokio::spawn(async move {
         let metadata: Arc<dyn MetadataService> = metadata;
-        vltava_broker::run(config, metadata, Arc::new(offsets), listener, async move {
+        vltava_broker::run(config, metadata, listener, async move {
             let _ = rx.await;
         })
         .await
