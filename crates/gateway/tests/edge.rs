@@ -50,12 +50,23 @@ async fn calls_beyond_the_concurrency_limit_get_resource_exhausted_and_the_gatew
 
     // Two long polls on a topic nobody writes to hold both permits for several seconds (on the
     // produced topic, the first admitted produce would wake them and free the permits).
+    // A poll that arrives while the other poll and a produce hold the two permits is shed itself:
+    // it tries again (bounded), so both polls end up holding the permits.
     let long_poll = |client: vltava_proto::v1::record_service_client::RecordServiceClient<_>| {
         let mut client = client;
         async move {
             let partitions =
                 vec![FetchPartition { topic: "idle".into(), partition: 0, fetch_offset: 0, partition_max_bytes: 0 }];
-            client.fetch(FetchRequest { max_wait_ms: 8_000, min_bytes: 1, max_bytes: 1 << 20, partitions }).await
+            let request = FetchRequest { max_wait_ms: 8_000, min_bytes: 1, max_bytes: 1 << 20, partitions };
+            for _ in 0..500 {
+                match client.fetch(request.clone()).await {
+                    Err(status) if status.code() == Code::ResourceExhausted => {
+                        tokio::time::sleep(Duration::from_millis(10)).await
+                    }
+                    other => return other,
+                }
+            }
+            panic!("a long poll was shed 500 times in a row");
         }
     };
     let mut polls = Vec::new();
@@ -67,11 +78,11 @@ async fn calls_beyond_the_concurrency_limit_get_resource_exhausted_and_the_gatew
     let deadline = Instant::now() + WAIT;
     let mut appended = 1; // the first record, and every produce admitted from here on
     let shed = loop {
+        assert!(Instant::now() < deadline, "no call was shed while two long polls held the permits");
         match produce(&cluster, "busy", batch(1, 10)).await {
             Err(status) if status.code() == Code::ResourceExhausted => break status,
             Ok(_) => appended += 1,
-            _ if Instant::now() > deadline => panic!("no call was shed while two long polls held the permits"),
-            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     };
     assert!(shed.message().contains("overloaded"), "{shed:?}");
