@@ -290,4 +290,8 @@ impl GroupService for Services {
     async fn list_groups(&self, _request: Request<ListGroupsRequest>) -> Reply<ListGroupsResponse> {
         reply(groups::service::list(&self.0).await)
     }
+
+    async fn delete_groups(&self, request: Request<DeleteGroupsRequest>) -> Reply<DeleteGroupsResponse> {
+        reply(groups::service::delete(&self.0, request.into_inner()).await)
+    }
 }

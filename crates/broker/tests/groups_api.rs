@@ -126,3 +126,37 @@ async fn given_bad_heartbeats_should_answer_kafkas_codes() {
     assert_eq!(code(&groups.consumer_group_heartbeat(bad_assignor).await.unwrap_err()), "UNSUPPORTED_ASSIGNOR");
     b.stop().await;
 }
+
+#[tokio::test]
+async fn given_groups_when_deleted_should_drop_empty_ones_and_refuse_groups_with_members() {
+    let b = TestBroker::start(|c| c.groups.offsets_topic_num_partitions = 2).await;
+    b.create_topic("orders", 1, &[]).await;
+    let mut groups = b.groups().await;
+    groups.find_coordinator(FindCoordinatorRequest { group_id: "done".into() }).await.unwrap();
+    let commit = CommitOffsetsRequest {
+        group_id: "done".into(),
+        offsets: vec![OffsetCommit { topic: "orders".into(), partition: 0, offset: 3, metadata: String::new() }],
+        ..Default::default()
+    };
+    let committed = groups.commit_offsets(commit).await.unwrap().into_inner();
+    assert_eq!(committed.results[0].error_code, ErrorCode::None as i32);
+    loaded(&mut groups, join("busy", &["orders"])).await.unwrap();
+
+    let request = DeleteGroupsRequest { group_ids: vec!["done".into(), "busy".into(), "never".into(), String::new()] };
+    let results = groups.delete_groups(request).await.unwrap().into_inner().results;
+    let codes: Vec<i32> = results.iter().map(|r| r.error_code).collect();
+    assert_eq!(
+        codes,
+        vec![
+            ErrorCode::None as i32,
+            ErrorCode::NonEmptyGroup as i32,
+            ErrorCode::GroupIdNotFound as i32,
+            ErrorCode::InvalidGroupId as i32
+        ]
+    );
+    let fetched = groups.fetch_offsets(FetchOffsetsRequest { group_id: "done".into(), partitions: vec![] }).await;
+    assert!(fetched.unwrap().into_inner().offsets.is_empty(), "the deleted group's offsets are gone");
+    let listed = groups.list_groups(ListGroupsRequest {}).await.unwrap().into_inner().group_ids;
+    assert_eq!(listed, vec!["busy".to_string()]);
+    b.stop().await;
+}

@@ -102,6 +102,12 @@ fn given_a_dev_server_the_cli_creates_describes_produces_consumes_and_reports_er
     assert!(groups.contains("\"g\""), "{groups}");
     let lag = ok(&server, &["group", "describe", "g", "--json"], "");
     assert!(lag.contains("lag"), "{lag}");
+    // Deleting the group forgets its offsets: it reads from the beginning again.
+    assert_eq!(ok(&server, &["group", "delete", "g"], ""), "deleted group g\n");
+    assert!(!ok(&server, &["group", "list", "--json"], "").contains("\"g\""));
+    fails_with(&server, &["group", "delete", "g"], "GROUP_ID_NOT_FOUND");
+    let again = ok(&server, &["consume", "events", "--group", "g", "--from-beginning", "--max-messages", "6"], "");
+    assert_eq!(again.lines().count(), 6, "a deleted group starts over: {again}");
 
     // Bad input: one readable line, non-zero exit, nothing stored changes.
     fails_with(&server, &["topic", "create", "events", "--partitions", "1"], "TOPIC_ALREADY_EXISTS");

@@ -206,9 +206,15 @@ impl Admin {
             .ok_or_else(|| ClientError::server(ErrorCode::UnknownTopicOrPartition, format!("no answer for {tp}")))
     }
 
-    /// Groups that have committed offsets, sorted.
+    /// Groups with members or committed offsets, sorted.
     pub async fn list_groups(&self) -> Result<Vec<String>, ClientError> {
         offsets::list_groups(&self.cluster).await
+    }
+
+    /// Deletes `group`: its committed offsets and state. Refused (`NON_EMPTY_GROUP`) while it
+    /// has members, `GROUP_ID_NOT_FOUND` when it does not exist.
+    pub async fn delete_group(&self, group: &str) -> Result<(), ClientError> {
+        offsets::delete_group(&self.cluster, group).await
     }
 
     /// Every offset `group` committed, sorted by partition.

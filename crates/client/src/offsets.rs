@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use vltava_proto::v1::{
-    CommitOffsetsRequest, ErrorCode, FetchOffsetsRequest, FindCoordinatorRequest, ListGroupsRequest,
-    ListOffsetsPartition, ListOffsetsRequest, OffsetCommit,
+    CommitOffsetsRequest, DeleteGroupsRequest, ErrorCode, FetchOffsetsRequest, FindCoordinatorRequest,
+    ListGroupsRequest, ListOffsetsPartition, ListOffsetsRequest, OffsetCommit,
 };
 
 use crate::cluster::{Cluster, Node};
@@ -221,6 +221,34 @@ pub(crate) async fn list_groups(cluster: &Cluster) -> Result<Vec<String>, Client
         groups.extend(response.into_inner().group_ids);
     }
     Ok(groups.into_iter().collect())
+}
+
+/// Deletes `group` on its coordinator.
+pub(crate) async fn delete_group(cluster: &Cluster, group: &str) -> Result<(), ClientError> {
+    let timeout = cluster.request_timeout();
+    let request = DeleteGroupsRequest { group_ids: vec![group.to_string()] };
+    let response = on_coordinator(cluster, group, |node| {
+        let mut request = tonic::Request::new(request.clone());
+        request.set_timeout(timeout);
+        async move {
+            let response = node.groups().delete_groups(request).await?.into_inner();
+            // A per-group NOT_COORDINATOR is a coordinator that moved: look it up again.
+            match response.results.first() {
+                Some(r) if r.error_code == ErrorCode::NotCoordinator as i32 => {
+                    Err(vltava_common::WireError::new(ErrorCode::NotCoordinator, r.error_message.clone()).into_status())
+                }
+                _ => Ok(response),
+            }
+        }
+    })
+    .await?;
+    match response.results.first() {
+        Some(r) => match ClientError::from_partition_code(r.error_code, &r.error_message) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        },
+        None => Err(ClientError::server(ErrorCode::UnknownServerError, format!("no answer for group {group}"))),
+    }
 }
 
 /// Runs `call` on the coordinator of `group` (found with `FindCoordinator`; through a gateway,

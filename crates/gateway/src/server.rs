@@ -268,4 +268,8 @@ impl GroupService for Services {
     async fn list_groups(&self, request: Request<ListGroupsRequest>) -> Reply<ListGroupsResponse> {
         reply(self.0.list_groups(request.into_inner()).await)
     }
+
+    async fn delete_groups(&self, request: Request<DeleteGroupsRequest>) -> Reply<DeleteGroupsResponse> {
+        reply(self.0.delete_groups(request.into_inner()).await)
+    }
 }

@@ -274,6 +274,48 @@ impl GroupCoordinator {
             .await
     }
 
+    /// Deletes `group` (its committed offsets and state) if it has no members.
+    ///
+    /// # Errors
+    ///
+    /// `NON_EMPTY_GROUP` while it has members, `GROUP_ID_NOT_FOUND` when it has neither state
+    /// nor offsets; a coordinator or write failure.
+    pub async fn delete_group(&self, image: &ClusterImage, group: &str) -> Result<(), BrokerError> {
+        let shard = self.shard(image, group).await?;
+        shard
+            .write(|state| {
+                let g = state.groups.get(group);
+                if g.is_some_and(|g| !g.members.is_empty()) {
+                    return Err(BrokerError::Refused(WireError::new(
+                        ErrorCode::NonEmptyGroup,
+                        format!("group {group} has members: they must leave (or time out) first"),
+                    )));
+                }
+                let offsets = state.offsets.get(group);
+                if g.is_none() && offsets.is_none() {
+                    return Err(BrokerError::Refused(WireError::new(
+                        ErrorCode::GroupIdNotFound,
+                        format!("group {group} does not exist"),
+                    )));
+                }
+                let mut records: Vec<Record> = offsets
+                    .into_iter()
+                    .flatten()
+                    .map(|((topic, partition), _)| {
+                        let key =
+                            GroupKey::Offset { group: group.to_string(), topic: topic.clone(), partition: *partition };
+                        (key, None)
+                    })
+                    .collect();
+                if g.is_some() {
+                    records.push((GroupKey::TargetEpoch { group: group.to_string() }, None));
+                    records.push((GroupKey::Group { group: group.to_string() }, None));
+                }
+                Ok((encode(&records), ()))
+            })
+            .await
+    }
+
     /// The groups of every active shard that have members or committed offsets, sorted.
     pub async fn list_groups(&self) -> Vec<String> {
         let shards: Vec<Arc<GroupShard>> = self.shards.read().values().cloned().collect();

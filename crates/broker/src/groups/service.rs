@@ -2,12 +2,12 @@
 //! this broker (`NOT_COORDINATOR` elsewhere): commit, fetch, and the groups this broker
 //! coordinates.
 
-use vltava_common::ErrorCode;
 use vltava_common::names::validate_group_id;
 use vltava_common::time::now_ms;
+use vltava_common::{ErrorCode, WireError};
 use vltava_proto::v1::{
-    CommitOffsetsRequest, CommitOffsetsResponse, FetchOffsetsRequest, FetchOffsetsResponse, ListGroupsResponse,
-    OffsetCommit, PartitionResult,
+    CommitOffsetsRequest, CommitOffsetsResponse, DeleteGroupsRequest, DeleteGroupsResponse, FetchOffsetsRequest,
+    FetchOffsetsResponse, GroupResult, ListGroupsResponse, OffsetCommit, PartitionResult,
 };
 
 use super::coordinator::OffsetToCommit;
@@ -80,4 +80,24 @@ pub async fn fetch(broker: &Broker, req: FetchOffsetsRequest) -> Result<FetchOff
 /// Lists the groups this broker coordinates (with members or committed offsets), sorted.
 pub async fn list(broker: &Broker) -> Result<ListGroupsResponse, BrokerError> {
     Ok(ListGroupsResponse { group_ids: broker.groups.list_groups().await })
+}
+
+/// Deletes each requested group that this broker coordinates and that has no members; answers
+/// every group, in order (`NOT_COORDINATOR` for groups coordinated elsewhere).
+pub async fn delete(broker: &Broker, req: DeleteGroupsRequest) -> Result<DeleteGroupsResponse, BrokerError> {
+    let image = broker.replicas.image();
+    let mut results = Vec::with_capacity(req.group_ids.len());
+    for group_id in req.group_ids {
+        let outcome = match validate_group_id(&group_id) {
+            Ok(()) => broker.groups.delete_group(&image, &group_id).await.map_err(WireError::from),
+            Err(e) => Err(e),
+        };
+        let error = outcome.err();
+        results.push(GroupResult {
+            group_id,
+            error_code: error.as_ref().map_or(ErrorCode::None, |e| e.code) as i32,
+            error_message: error.map(|e| e.message).unwrap_or_default(),
+        });
+    }
+    Ok(DeleteGroupsResponse { results })
 }

@@ -7,13 +7,24 @@ use vltava_client::{Admin, OffsetSpec, TopicPartition};
 use super::ServerArgs;
 use crate::output::{Table, error_message, print_json, print_text};
 
-/// Consumer groups (the groups that have committed offsets).
+/// Consumer groups.
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum GroupCommand {
-    /// Lists the groups that have committed offsets.
+    /// Lists the groups that have members or committed offsets.
     List(ListArgs),
     /// Shows a group's committed offset, log end offset and lag per partition.
     Describe(DescribeArgs),
+    /// Deletes a group with no members: its committed offsets and state.
+    Delete(DeleteArgs),
+}
+
+/// Arguments of `vltava group delete`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct DeleteArgs {
+    /// Group id.
+    pub group: String,
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 /// Arguments of `vltava group list`.
@@ -43,7 +54,14 @@ pub async fn run(command: GroupCommand) -> anyhow::Result<()> {
     match command {
         GroupCommand::List(args) => list(args).await,
         GroupCommand::Describe(args) => describe(args).await,
+        GroupCommand::Delete(args) => delete(args).await,
     }
+}
+
+async fn delete(args: DeleteArgs) -> anyhow::Result<()> {
+    let admin = Admin::connect(&args.server.server).await?;
+    admin.delete_group(&args.group).await?;
+    print_text(&format!("deleted group {}\n", args.group))
 }
 
 async fn list(args: ListArgs) -> anyhow::Result<()> {

@@ -383,7 +383,11 @@ impl GroupService for Svc {
         &self,
         _r: Request<ConsumerGroupHeartbeatRequest>,
     ) -> Result<Response<ConsumerGroupHeartbeatResponse>, Status> {
-        Err(Status::unimplemented("the SDK's fake cluster has no group coordinator"))
+        Err(Status::unimplemented("the SDK's fake cluster has no group membership"))
+    }
+
+    async fn delete_groups(&self, _r: Request<DeleteGroupsRequest>) -> Result<Response<DeleteGroupsResponse>, Status> {
+        Err(Status::unimplemented("the SDK's fake cluster does not delete groups"))
     }
 
     async fn commit_offsets(

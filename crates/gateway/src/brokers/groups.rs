@@ -11,8 +11,8 @@ use vltava_common::grpc::TracedChannel as Channel;
 use vltava_proto::v1::group_service_client::GroupServiceClient;
 use vltava_proto::v1::{
     CommitOffsetsRequest, CommitOffsetsResponse, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse,
-    FetchOffsetsRequest, FetchOffsetsResponse, FindCoordinatorRequest, FindCoordinatorResponse, ListGroupsRequest,
-    ListGroupsResponse,
+    DeleteGroupsRequest, DeleteGroupsResponse, FetchOffsetsRequest, FetchOffsetsResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, GroupResult, ListGroupsRequest, ListGroupsResponse,
 };
 
 use super::Brokers;
@@ -60,6 +60,31 @@ impl Brokers {
             async move { client.fetch_offsets(request).await.map(|r| r.into_inner()) }
         })
         .await
+    }
+
+    /// `GroupService.DeleteGroups`, each group on its own coordinator; one result per group, in
+    /// order (a group whose coordinator cannot be reached gets that failure's code).
+    pub async fn delete_groups(&self, request: DeleteGroupsRequest) -> Result<DeleteGroupsResponse, Status> {
+        let mut results = Vec::with_capacity(request.group_ids.len());
+        for group in request.group_ids {
+            let one = DeleteGroupsRequest { group_ids: vec![group.clone()] };
+            let answer = self
+                .call_coordinator(&group, |mut client| {
+                    let one = one.clone();
+                    async move { client.delete_groups(one).await.map(|r| r.into_inner()) }
+                })
+                .await;
+            match answer {
+                Ok(mut r) if r.results.len() == 1 => results.push(r.results.remove(0)),
+                Ok(_) => return Err(Status::internal(format!("the coordinator of {group} answered no result"))),
+                Err(status) => results.push(GroupResult {
+                    group_id: group,
+                    error_code: broker_error_code(&status).unwrap_or(ErrorCode::UnknownServerError) as i32,
+                    error_message: status.message().to_string(),
+                }),
+            }
+        }
+        Ok(DeleteGroupsResponse { results })
     }
 
     /// `GroupService.ListGroups` on every broker the metadata names, merged and sorted. Brokers
