@@ -22,10 +22,19 @@ pub async fn ensure_topic(broker: &Broker, topic: &str) -> Result<bool, BrokerEr
         configs: Default::default(),
         validate_only: false,
     };
+    let created = create_unless_exists(broker, request).await?;
+    if created {
+        tracing::info!(topic, "topic auto-created");
+    }
+    Ok(created)
+}
+
+/// Creates a topic and waits until this broker has applied it; a topic that exists already (or
+/// that another request created meanwhile) is fine. Returns whether this call created it.
+pub async fn create_unless_exists(broker: &Broker, request: CreateTopic) -> Result<bool, BrokerError> {
     match broker.metadata.create_topic(request).await {
         Ok((_, version)) => {
             broker.applied(version).await;
-            tracing::info!(topic, "topic auto-created");
             Ok(true)
         }
         Err(e) => {

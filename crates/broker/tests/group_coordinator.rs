@@ -2,7 +2,6 @@
 //! shard that leads the group's partition, every change is appended before it is answered, and
 //! a coordinator started again on the same data rebuilds the groups and offsets from the log.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +13,7 @@ use vltava_broker::groups::heartbeat::{HeartbeatRequest, LEAVE_EPOCH};
 use vltava_broker::groups::records::OffsetValue;
 use vltava_broker::replica_manager::ReplicaManager;
 use vltava_common::ErrorCode;
-use vltava_metadata::{BrokerRegistration, ClusterImage, CreateTopic, MemoryMetadata, MetadataService};
+use vltava_metadata::{BrokerRegistration, ClusterImage, MemoryMetadata, MetadataService, create_request};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -23,18 +22,19 @@ struct Node {
     coordinator: Arc<GroupCoordinator>,
 }
 
+impl Node {
+    /// Closes the shards, then the logs, as a stopping broker does.
+    fn stop(self) {
+        self.coordinator.close_all();
+        self.replicas.close_all_blocking();
+    }
+}
+
 async fn metadata() -> Arc<MemoryMetadata> {
     let md = MemoryMetadata::new("groups-test", 1);
     md.register_broker(BrokerRegistration::new(1, "127.0.0.1:9001", None)).await.unwrap();
     for (name, partitions) in [(OFFSETS_TOPIC, 3), ("orders", 4)] {
-        let request = CreateTopic {
-            name: name.into(),
-            partitions,
-            replication_factor: 1,
-            configs: BTreeMap::new(),
-            validate_only: false,
-        };
-        md.create_topic(request).await.unwrap();
+        md.create_topic(create_request(name, partitions)).await.unwrap();
     }
     md
 }
@@ -108,8 +108,7 @@ async fn given_a_group_with_commits_when_the_coordinator_restarts_should_rebuild
     let partition = GroupCoordinator::partition_for(&image, "billing").unwrap();
     let log_end = node.replicas.partition(OFFSETS_TOPIC, partition).unwrap().log_end_offset();
     assert!(log_end >= 7, "member, epoch, target, target epoch, current and two offsets: {log_end}");
-    node.coordinator.close_all();
-    node.replicas.close_all_blocking();
+    node.stop();
 
     let node = start(dir.path(), &md, Duration::from_secs(30)).await;
     let fetched = node.coordinator.fetch_offsets(&image, "billing", None).await.unwrap();
@@ -125,8 +124,7 @@ async fn given_a_group_with_commits_when_the_coordinator_restarts_should_rebuild
     let again = node.coordinator.heartbeat(&image, "billing", steady).await.unwrap();
     assert_eq!(again.member_epoch, 1);
     assert_eq!(again.assignment, None);
-    node.coordinator.close_all();
-    node.replicas.close_all_blocking();
+    node.stop();
 }
 
 #[tokio::test]
@@ -170,8 +168,7 @@ async fn given_bad_commits_should_refuse_each_with_its_code_and_store_nothing_fo
     assert_eq!(zombie[0].as_ref().unwrap_err().code, ErrorCode::UnknownMemberId);
     let plain = node.coordinator.commit(&image, "g", "", -1, vec![offset("orders", 1, 11)]).await.unwrap();
     assert!(plain[0].is_ok());
-    node.coordinator.close_all();
-    node.replicas.close_all_blocking();
+    node.stop();
 }
 
 #[tokio::test]
@@ -205,8 +202,7 @@ async fn given_a_silent_member_should_remove_it_after_its_session_timeout() {
         beat(&node, &image, &a.member_id, &mut epoch, &mut owned).await;
     }
     assert_eq!(owned.values().map(|p| p.len()).sum::<usize>(), 4);
-    node.coordinator.close_all();
-    node.replicas.close_all_blocking();
+    node.stop();
 }
 
 #[tokio::test]

@@ -5,14 +5,13 @@
 //! The partitions here are followers (two replicas, this broker not leading), so nothing moves
 //! their high watermark at open: what they start with is what the checkpoint held.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use vltava_broker::BrokerConfig;
 use vltava_broker::replica_manager::ReplicaManager;
-use vltava_metadata::{BrokerRegistration, CreateTopic, MemoryMetadata, MetadataService};
+use vltava_metadata::{BrokerRegistration, MemoryMetadata, MetadataService, create_request};
 use vltava_storage::HighWatermarkCheckpoint;
 use vltava_storage::checkpoint::{HIGH_WATERMARK_CHECKPOINT_FILE, LEGACY_HIGH_WATERMARK_FILE};
 use vltava_testkit::inprocess::batch;
@@ -24,14 +23,8 @@ async fn two_replica_topic() -> (Arc<MemoryMetadata>, i32) {
     for id in [1, 2] {
         md.register_broker(BrokerRegistration::new(id, format!("127.0.0.1:{}", 9000 + id), None)).await.unwrap();
     }
-    let request = CreateTopic {
-        name: "t".into(),
-        partitions: 1,
-        replication_factor: 2,
-        configs: BTreeMap::new(),
-        validate_only: false,
-    };
-    let (topic, _) = md.create_topic(request).await.unwrap();
+    // Topics get the metadata's default replication factor: 2.
+    let (topic, _) = md.create_topic(create_request("t", 1)).await.unwrap();
     let leader = topic.partitions[0].leader;
     (md, if leader == 1 { 2 } else { 1 })
 }
@@ -132,14 +125,7 @@ async fn given_a_topic_recreated_while_the_broker_was_down_should_not_inherit_th
     let (md, follower, dir) = stopped_follower(5, true).await;
 
     md.delete_topic("t").await.unwrap();
-    let request = CreateTopic {
-        name: "t".into(),
-        partitions: 1,
-        replication_factor: 2,
-        configs: BTreeMap::new(),
-        validate_only: false,
-    };
-    md.create_topic(request).await.unwrap();
+    md.create_topic(create_request("t", 1)).await.unwrap();
     let restarted = manager(dir.path(), follower);
     restarted.apply_image(md.image()).unwrap();
     let part = restarted.partition("t", 0).unwrap();

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use vltava_common::names::validate_group_id;
 use vltava_common::{ErrorCode, WireError};
-use vltava_metadata::{CreateTopic, MetadataError};
+use vltava_metadata::CreateTopic;
 use vltava_proto::v1::{FindCoordinatorRequest, FindCoordinatorResponse};
 
 use super::coordinator::{GroupCoordinator, OFFSETS_TOPIC};
+use crate::auto_create;
 use crate::broker::Broker;
 use crate::error::BrokerError;
 
@@ -58,19 +59,9 @@ pub async fn ensure_offsets_topic(broker: &Broker) -> Result<(), BrokerError> {
         configs: BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]),
         validate_only: false,
     };
-    match broker.metadata.create_topic(request).await {
-        Ok((topic, version)) => {
-            broker.applied(version).await;
-            tracing::info!(partitions = topic.partitions.len(), "created {OFFSETS_TOPIC}");
-            Ok(())
-        }
-        Err(e) => {
-            let wire = WireError::from(BrokerError::from(e));
-            if wire.code == ErrorCode::TopicAlreadyExists {
-                Ok(())
-            } else {
-                Err(BrokerError::Metadata(MetadataError::Remote(wire)))
-            }
-        }
+    let partitions = request.partitions;
+    if auto_create::create_unless_exists(broker, request).await? {
+        tracing::info!(partitions, "created {OFFSETS_TOPIC}");
     }
+    Ok(())
 }
