@@ -8,7 +8,7 @@ CARGO ?= cargo
 LISTEN ?= 127.0.0.1:7070
 DATA_DIR ?= ./data/dev
 
-.PHONY: dev test test-python lint fmt deps build release bench perf clean-data docker cluster-up cluster-down
+.PHONY: dev test test-python lint fmt deps build release bench perf perf-groups clean-data docker cluster-up cluster-down
 
 ## Install the system packages the build needs (libclang for RocksDB's bindgen).
 deps:
@@ -51,6 +51,10 @@ bench: deps
 ## End-to-end throughput against a release `vltava dev` (see docs/benchmarks.md).
 perf: release
 	./deploy/perf.sh
+
+## The group coordinator: rebalance time and offset commits against a release local-cluster.
+perf-groups: release
+	./deploy/perf-groups.sh
 
 clean-data:
 	rm -rf ./data

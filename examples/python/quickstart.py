@@ -86,9 +86,11 @@ def read_from_earliest(gateway: gateway_pb2_grpc.GatewayServiceStub) -> None:
             print(f"    offset {r.offset}: key={r.key.decode()} value={value!r} headers={headers}")
 
 
-def consume(gateway: gateway_pb2_grpc.GatewayServiceStub, published: list) -> None:
-    """A managed subscription: the gateway assigns partitions to the group's streams and starts
-    each partition at the group's committed offset (else at the earliest one)."""
+def consume(gateway: gateway_pb2_grpc.GatewayServiceStub, groups: groups_pb2_grpc.GroupServiceStub, published: list) -> None:
+    """A managed subscription: the stream is a member of the group, which assigns it partitions;
+    each starts at the group's committed offset (else at the earliest one). Once every record has
+    come back, it commits as the member (the member id and epoch of its latest assignment), then
+    leaves."""
     wanted = {(r.partition, r.offset) for r in published}
     request = gateway_pb2.ConsumeRequest(
         topic=TOPIC,
@@ -96,21 +98,25 @@ def consume(gateway: gateway_pb2_grpc.GatewayServiceStub, published: list) -> No
         auto_offset_reset=gateway_pb2.OFFSET_RESET_EARLIEST,
     )
     stream = gateway.Consume(request, timeout=30)
+    member = None
     try:
         for message in stream:
             if message.HasField("assignment"):
-                print(f"  assigned partitions {list(message.assignment.partitions)}")
+                member = message.assignment
+                print(f"  assigned partitions {list(member.partitions)} as member {member.member_id}")
                 continue
             for r in message.records.records:
                 wanted.discard((r.partition, r.offset))
             print(f"  received {len(message.records.records)} records ({len(wanted)} of ours to go)")
             if not wanted:  # everything this run published has come back
+                print("  committing and fetching an offset:")
+                commit_and_fetch(groups, published, member)
                 break
     finally:
         stream.cancel()  # leaving the group: its partitions go to the group's other streams
 
 
-def commit_and_fetch(groups: groups_pb2_grpc.GroupServiceStub, results: list) -> None:
+def commit_and_fetch(groups: groups_pb2_grpc.GroupServiceStub, results: list, member) -> None:
     # Commit the partition of the last record: the offset committed is the next one to read, as in Kafka.
     last = results[-1]
     committed = groups.CommitOffsets(
@@ -121,6 +127,9 @@ def commit_and_fetch(groups: groups_pb2_grpc.GroupServiceStub, results: list) ->
                     topic=TOPIC, partition=last.partition, offset=last.offset + 1, metadata="quickstart"
                 )
             ],
+            # A group with members takes commits from its members only (a zombie is refused).
+            member_id=member.member_id,
+            member_epoch=member.member_epoch,
         ),
         timeout=TIMEOUT,
     )
@@ -147,9 +156,7 @@ def main() -> int:
         print("reading every partition from the earliest offset:")
         read_from_earliest(gateway)
         print(f"consuming as group {GROUP}:")
-        consume(gateway, results)
-        print("committing and fetching an offset:")
-        commit_and_fetch(groups, results)
+        consume(gateway, groups, results)
     return 0
 
 

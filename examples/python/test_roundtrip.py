@@ -9,7 +9,9 @@ murmur2 partitioner puts them, managed group subscriptions, committed offsets, e
 standard health service and server reflection. Exits non-zero when anything fails.
 """
 
+import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -442,7 +444,12 @@ class GatewayRoundTrip(unittest.TestCase):
                 time.sleep(0.05)
             else:
                 self.fail(f"no split of the partitions between two streams: {a.partitions()} / {b.partitions()}")
+            # The shrunk share comes with a new member epoch once the revocation is acknowledged.
+            deadline = time.monotonic() + 30
+            while a.latest().generation <= first.generation and time.monotonic() < deadline:
+                time.sleep(0.05)
             self.assertGreater(a.latest().generation, first.generation)
+            self.assertTrue(a.latest().member_id, "an assignment names the stream's member id")
             b.stop()  # B leaves: A gets everything back
             b = None
             a.wait_for(lambda p: p == everything)
@@ -450,6 +457,60 @@ class GatewayRoundTrip(unittest.TestCase):
             a.stop()
             if b is not None:
                 b.stop()
+
+    def test_two_processes_share_a_group(self):
+        """Two Python processes, each a managed Consume stream of one group: they split the
+        partitions, and together read every record exactly once."""
+        topic = f"py-shared-{self.run_id}"
+        group = f"py-shared-group-{self.run_id}"
+        self.admin.CreateTopic(admin_pb2.CreateTopicRequest(name=topic, partitions=4), timeout=TIMEOUT)
+        wait_for_leaders(self.admin, topic, 4)
+        script = os.path.join(HERE, "group_member.py")
+        members = [
+            subprocess.Popen(
+                [sys.executable, script, GATEWAY, topic, group, "6"],
+                stdout=subprocess.PIPE,
+                text=True,
+                env=dict(os.environ),
+            )
+            for _ in range(2)
+        ]
+        outputs = [[] for _ in members]
+        readers = [
+            threading.Thread(target=lambda p=p, out=out: out.extend(p.stdout), daemon=True)
+            for p, out in zip(members, outputs)
+        ]
+        for reader in readers:
+            reader.start()
+        try:
+
+            def latest_assignment(out):
+                shares = [json.loads(line)["assignment"] for line in list(out) if '"assignment"' in line]
+                return set(shares[-1]) if shares else set()
+
+            deadline = time.monotonic() + 40
+            while time.monotonic() < deadline:
+                a, b = (latest_assignment(out) for out in outputs)
+                if a and b and not a & b and a | b == {0, 1, 2, 3}:
+                    break
+                time.sleep(0.1)
+            else:
+                self.fail(f"the two processes never split the partitions: {outputs}")
+            records = [gateway_pb2.Record(value=f"shared-{i}".encode(), partition=i % 4) for i in range(40)]
+            self.gateway.Publish(gateway_pb2.PublishRequest(topic=topic, records=records), timeout=TIMEOUT)
+            for p in members:
+                self.assertEqual(p.wait(timeout=90), 0, f"a member failed: {outputs}")
+        finally:
+            for p in members:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+        for reader in readers:
+            reader.join(timeout=10)
+        values = [[json.loads(line)["record"][2] for line in out if '"record"' in line] for out in outputs]
+        self.assertTrue(values[0] and values[1], f"each process read a share: {values}")
+        everything = values[0] + values[1]
+        self.assertEqual(sorted(everything), sorted(f"shared-{i}" for i in range(40)), "every record exactly once")
 
     # -- GroupService --
 

@@ -62,6 +62,7 @@ pub fn observe(broker: &Arc<Broker>) {
         .with_description("Fetches and replica fetches parked waiting for data (Kafka's fetch purgatory size)")
         .with_callback(|o| o.observe(crate::long_poll::waiting() as u64, &[]))
         .build();
+    let weak_members = weak.clone();
     meter
         .i64_observable_gauge("vltava.broker.consumer_group.lag")
         .with_unit("{message}")
@@ -70,6 +71,18 @@ pub fn observe(broker: &Arc<Broker>) {
              coordinates and the partitions it hosts",
         )
         .with_callback(move |o| observe_lag(&weak, o))
+        .build();
+    let weak = weak_members;
+    meter
+        .u64_observable_gauge("vltava.broker.consumer_group.members")
+        .with_unit("{member}")
+        .with_description("Members of each consumer group this broker coordinates")
+        .with_callback(move |o| {
+            let Some(b) = weak.upgrade() else { return };
+            for (group, members) in b.groups.members_snapshot() {
+                o.observe(members as u64, &[KeyValue::new("group", group)]);
+            }
+        })
         .build();
 }
 

@@ -9,7 +9,7 @@
 
 use std::sync::LazyLock;
 
-use opentelemetry::metrics::{Counter, Meter};
+use opentelemetry::metrics::{Counter, Histogram, Meter};
 use vltava_common::metrics::RpcMetricsLayer;
 
 /// Instrumentation scope, and prefix of every broker metric name.
@@ -25,6 +25,10 @@ pub struct BrokerMetrics {
     pub isr_shrinks: Counter<u64>,
     /// ISR expansions of partitions this broker leads.
     pub isr_expands: Counter<u64>,
+    /// Rebalances (group epoch bumps) of the groups this broker coordinates, by group.
+    pub group_rebalances: Counter<u64>,
+    /// Seconds from a group epoch bump until every member owns its target again, by group.
+    pub group_rebalance_duration: Histogram<f64>,
 }
 
 static METRICS: LazyLock<BrokerMetrics> = LazyLock::new(|| BrokerMetrics::new(&opentelemetry::global::meter(SCOPE)));
@@ -47,6 +51,17 @@ impl BrokerMetrics {
             bytes_out: bytes("vltava.broker.out.bytes", "Bytes of record batches sent to consumers (fetch, subscribe)"),
             isr_shrinks: count("vltava.broker.isr.shrinks", "ISR shrinks of partitions led by this broker"),
             isr_expands: count("vltava.broker.isr.expands", "ISR expansions of partitions led by this broker"),
+            group_rebalances: meter
+                .u64_counter("vltava.broker.consumer_group.rebalances")
+                .with_unit("{rebalance}")
+                .with_description("Group epoch bumps (membership or subscription changes) of coordinated groups")
+                .build(),
+            group_rebalance_duration: meter
+                .f64_histogram("vltava.broker.consumer_group.rebalance.duration")
+                .with_unit("s")
+                .with_description("Time from a group epoch bump until every member owns its target assignment")
+                .with_boundaries(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0])
+                .build(),
         }
     }
 }

@@ -276,7 +276,8 @@ impl GroupService for Services {
         &self,
         request: Request<ConsumerGroupHeartbeatRequest>,
     ) -> Reply<ConsumerGroupHeartbeatResponse> {
-        reply(groups::heartbeat_rpc::handle(&self.0, request.into_inner()).await)
+        let client_host = request.remote_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+        reply(groups::heartbeat_rpc::handle(&self.0, request.into_inner(), client_host).await)
     }
 
     async fn commit_offsets(&self, request: Request<CommitOffsetsRequest>) -> Reply<CommitOffsetsResponse> {
@@ -293,5 +294,16 @@ impl GroupService for Services {
 
     async fn delete_groups(&self, request: Request<DeleteGroupsRequest>) -> Reply<DeleteGroupsResponse> {
         reply(groups::service::delete(&self.0, request.into_inner()).await)
+    }
+
+    async fn describe_groups(&self, request: Request<DescribeGroupsRequest>) -> Reply<DescribeGroupsResponse> {
+        reply(groups::describe::handle(&self.0, request.into_inner()).await)
+    }
+
+    async fn alter_consumer_group_offsets(
+        &self,
+        request: Request<AlterConsumerGroupOffsetsRequest>,
+    ) -> Reply<AlterConsumerGroupOffsetsResponse> {
+        reply(groups::alter_offsets::handle(&self.0, request.into_inner()).await)
     }
 }

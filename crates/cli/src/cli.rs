@@ -404,7 +404,23 @@ mod tests {
         );
         assert_eq!(
             group_cmd(&["group", "describe", "g", "--json", "--server", "h:2"]),
-            GroupCommand::Describe(group::DescribeArgs { group: "g".into(), json: true, server: server("h:2") })
+            GroupCommand::Describe(crate::commands::group_describe::DescribeArgs {
+                group: "g".into(),
+                json: true,
+                server: server("h:2")
+            })
+        );
+        let GroupCommand::ResetOffsets(reset) =
+            group_cmd(&["group", "reset-offsets", "g", "--topic", "t:0,1", "--shift-by", "-2", "--execute"])
+        else {
+            panic!("not reset-offsets")
+        };
+        assert_eq!((reset.topic.as_str(), reset.to.shift_by, reset.execute), ("t:0,1", Some(-2), true));
+        assert!(!reset.to.to_earliest && !reset.json);
+        assert!(parse_err(&["group", "reset-offsets", "g", "--topic", "t"]).contains("--to-earliest"));
+        assert!(
+            parse_err(&["group", "reset-offsets", "g", "--topic", "t", "--to-earliest", "--to-latest"])
+                .contains("cannot be used")
         );
     }
 

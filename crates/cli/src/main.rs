@@ -18,7 +18,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use vltava_common::telemetry::{LogFormat, init_logging};
+use vltava_common::telemetry::{
+    LogFormat, TelemetryConfig, init_logging, init_telemetry_with_log_filter, otlp_endpoint_in_env,
+};
 
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
@@ -30,7 +32,11 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    if cli.command.is_client() {
+    // A client command exports traces when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set (set up
+    // inside the runtime, which the exporter needs); it only logs warnings otherwise.
+    let client = cli.command.is_client();
+    let client_traces = client && otlp_endpoint_in_env();
+    if client && !client_traces {
         init_logging(LogFormat::Text, "warn");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -40,7 +46,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(cli::run(cli.command));
+    let result = runtime.block_on(async {
+        let _telemetry = if client_traces {
+            match init_telemetry_with_log_filter("vltava-cli", LogFormat::Text, &TelemetryConfig::default(), "warn") {
+                Ok(guard) => Some(guard),
+                Err(e) => return Err(anyhow::Error::new(e)),
+            }
+        } else {
+            None
+        };
+        cli::run(cli.command).await
+    });
     // A stdin read may still be blocked on a runtime thread (after Ctrl-C): do not wait for it.
     runtime.shutdown_timeout(Duration::from_millis(200));
     match result {

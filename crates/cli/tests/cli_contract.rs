@@ -100,8 +100,34 @@ fn given_a_dev_server_the_cli_creates_describes_produces_consumes_and_reports_er
     assert_eq!(rest.lines().count(), 3, "the group reads the other 3 of 6 records: {rest}");
     let groups = ok(&server, &["group", "list", "--json"], "");
     assert!(groups.contains("\"g\""), "{groups}");
-    let lag = ok(&server, &["group", "describe", "g", "--json"], "");
-    assert!(lag.contains("lag"), "{lag}");
+    let described: serde_json::Value =
+        serde_json::from_str(&ok(&server, &["group", "describe", "g", "--json"], "")).unwrap();
+    assert_eq!(described["state"], "Empty", "the members left: {described}");
+    assert_eq!(described["total_lag"], 0, "it committed everything it read: {described}");
+    let committed = |server: &ServerProcess| -> i64 {
+        let d: serde_json::Value =
+            serde_json::from_str(&ok(server, &["group", "describe", "g", "--json"], "")).unwrap();
+        d["partitions"].as_array().unwrap().iter().map(|p| p["committed_offset"].as_i64().unwrap_or(0)).sum()
+    };
+    assert_eq!(committed(&server), 6);
+
+    // Reset: a dry run by default, stored with --execute; targets outside the log are clamped.
+    let plan = ok(&server, &["group", "reset-offsets", "g", "--topic", "events", "--to-earliest"], "");
+    assert!(plan.starts_with("GROUP") && plan.contains("NEW-OFFSET"), "{plan}");
+    assert_eq!(committed(&server), 6, "a dry run changes nothing");
+    ok(&server, &["group", "reset-offsets", "g", "--topic", "events", "--to-earliest", "--execute"], "");
+    assert_eq!(committed(&server), 0);
+    let shifted: serde_json::Value = serde_json::from_str(&ok(
+        &server,
+        &["group", "reset-offsets", "g", "--topic", "events:2", "--shift-by", "-1", "--execute", "--json"],
+        "",
+    ))
+    .unwrap();
+    assert_eq!(shifted, serde_json::json!([{"topic": "events", "partition": 2, "offset": 0}]), "clamped at the start");
+    ok(&server, &["group", "reset-offsets", "g", "--topic", "events", "--to-latest", "--execute"], "");
+    assert_eq!(committed(&server), 6);
+    fails_with(&server, &["group", "reset-offsets", "g", "--topic", "events:9", "--to-latest"], "no partition 9");
+    fails_with(&server, &["group", "reset-offsets", "g", "--topic", "events"], "--to-earliest");
     // Deleting the group forgets its offsets: it reads from the beginning again.
     assert_eq!(ok(&server, &["group", "delete", "g"], ""), "deleted group g\n");
     assert!(!ok(&server, &["group", "list", "--json"], "").contains("\"g\""));

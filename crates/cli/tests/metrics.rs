@@ -261,6 +261,33 @@ async fn every_process_serves_the_named_metrics_and_replication_trouble_shows() 
         "lag of {GROUP} is the high watermark {high_watermark} minus {COMMITTED}: {lags:?}"
     );
 
+    // A member joins a group: its coordinator counts the member and the rebalance, and times
+    // the rebalance until the group is stable.
+    let mut member = Consumer::connect(ConsumerConfig {
+        group_id: Some("metered-members".into()),
+        ..ConsumerConfig::new(cluster.client_address())
+    })
+    .await
+    .unwrap();
+    member.subscribe([TOPIC]).unwrap();
+    for _ in 0..100 {
+        member.poll(Duration::from_millis(100)).await.unwrap();
+        if !member.assignment().is_empty() {
+            break;
+        }
+    }
+    assert_eq!(member.assignment(), vec![tp.clone()], "the only member owns the partition");
+    eventually(Duration::from_secs(30), "group membership metrics", || async {
+        let s = scrape_brokers(&cluster).await;
+        let group = [("group", "metered-members")];
+        let members = total(&s, "vltava_broker_consumer_group_members", &group);
+        let rebalances = total(&s, "vltava_broker_consumer_group_rebalances_total", &group);
+        let timed = total(&s, "vltava_broker_consumer_group_rebalance_duration_seconds_count", &group);
+        (members == 1.0 && rebalances >= 1.0 && timed >= 1.0).then_some(())
+    })
+    .await;
+    member.close().await.unwrap();
+
     // The controller: Raft state and registered brokers.
     let controller =
         eventually(Duration::from_secs(10), "controller metrics", || scrape_process(&cluster, "controller", 1)).await;

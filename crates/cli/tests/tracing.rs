@@ -290,6 +290,38 @@ async fn tracing_one_produce_is_one_trace_across_processes_and_the_consumer_link
     })
     .await;
     assert_eq!(broker.parent_span_id, publish.span_id, "{}", receiver.summary(t));
+
+    // The CLI joins traces when OTEL_* is set: `vltava produce` sends each record in a span of
+    // its own, and `vltava consume` prints each record in a `process` span linked to it.
+    let cli = |args: &[&str], stdin: &str| {
+        let mut child = std::process::Command::new(BIN)
+            .args(args)
+            .env("VLTAVA_SERVER", cluster.client_address())
+            .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &endpoint)
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "vltava {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    cli(&["produce", "traced"], "from-the-cli\n");
+    let printed = cli(&["consume", "traced", "--partition", "0", "--offset", "2", "--max-messages", "1"], "");
+    assert_eq!(printed, "from-the-cli\n");
+    let produced =
+        find(&receiver, "", "the CLI's produce span", |s| s.service == "vltava-cli" && s.name == "produce traced")
+            .await;
+    let t = produced.trace_id.as_str();
+    let processed = find(&receiver, t, "the CLI's process span linked to its produce span", |s| {
+        s.service == "vltava-cli" && s.name == "process traced" && s.links.iter().any(|(trace, _)| trace == t)
+    })
+    .await;
+    assert_ne!(processed.trace_id, t, "processing is a trace of its own");
     drop(cluster);
     drop(telemetry);
 }

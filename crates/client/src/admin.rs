@@ -6,14 +6,14 @@ use std::time::Duration;
 use vltava_proto::v1::{
     AlterConfigsRequest, AlterPartitionReassignmentsRequest, CreatePartitionsRequest, CreateTopicRequest,
     DeleteTopicRequest, DescribeClusterRequest, DescribeClusterResponse, DescribeTopicRequest, ErrorCode,
-    ListPartitionReassignmentsRequest, ListTopicsRequest, MetadataResponse, PartitionDescription,
+    GroupDescription, ListPartitionReassignmentsRequest, ListTopicsRequest, MetadataResponse, PartitionDescription,
     PartitionReassignment, TopicDescription, TopicSummary,
 };
 
 use crate::cluster::Cluster;
 use crate::error::ClientError;
 use crate::offsets::{self, on_any_node};
-use crate::types::{NewTopic, OffsetSpec, TopicPartition};
+use crate::types::{NewTopic, OffsetAndMetadata, OffsetSpec, TopicPartition};
 
 /// Default timeout of admin calls.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -217,6 +217,20 @@ impl Admin {
         offsets::delete_group(&self.cluster, group).await
     }
 
+    /// `group` as its coordinator sees it: state, epochs, members with their assignments, and
+    /// per partition the committed offset, log end offset and lag. `GROUP_ID_NOT_FOUND` when
+    /// it has neither members nor committed offsets.
+    pub async fn describe_group(&self, group: &str) -> Result<GroupDescription, ClientError> {
+        offsets::describe_group(&self.cluster, group).await
+    }
+
+    /// Resets `group`'s committed offsets (Kafka's `alterConsumerGroupOffsets`). Refused with
+    /// `NON_EMPTY_GROUP` while the group has members and `OFFSET_OUT_OF_RANGE` for an offset
+    /// outside its partition's log; then nothing is stored.
+    pub async fn alter_group_offsets(&self, group: &str, offsets: &[(TopicPartition, i64)]) -> Result<(), ClientError> {
+        offsets::alter_group_offsets(&self.cluster, group, offsets).await
+    }
+
     /// Every offset `group` committed, sorted by partition.
     pub async fn group_offsets(&self, group: &str) -> Result<Vec<(TopicPartition, i64)>, ClientError> {
         let mut offsets = offsets::fetch_committed(&self.cluster, group, &[]).await?;
@@ -230,7 +244,8 @@ impl Admin {
         group: &str,
         offsets: &std::collections::HashMap<TopicPartition, i64>,
     ) -> Result<(), ClientError> {
-        offsets::commit(&self.cluster, group, offsets).await
+        let offsets = offsets.iter().map(|(tp, o)| (tp.clone(), OffsetAndMetadata::new(*o))).collect();
+        offsets::commit(&self.cluster, group, None, &offsets).await
     }
 }
 

@@ -76,6 +76,9 @@ pub(crate) struct Cluster {
     /// Every call goes to the first bootstrap node (a gateway) instead of the partition leader.
     via_gateway: bool,
     state: RwLock<State>,
+    /// The coordinator last found for each group (Kafka clients cache it too); forgotten when a
+    /// call to it fails.
+    coordinators: parking_lot::Mutex<std::collections::HashMap<String, Node>>,
 }
 
 fn endpoint(address: &str) -> Result<Endpoint, ClientError> {
@@ -116,7 +119,31 @@ impl Cluster {
         if !connected {
             return Err(last_error.unwrap_or_else(|| ClientError::Config("no bootstrap servers".into())));
         }
-        Ok(Arc::new(Cluster { bootstrap: nodes, request_timeout, via_gateway, state: RwLock::new(State::default()) }))
+        Ok(Arc::new(Cluster {
+            bootstrap: nodes,
+            request_timeout,
+            via_gateway,
+            state: RwLock::new(State::default()),
+            coordinators: parking_lot::Mutex::default(),
+        }))
+    }
+
+    /// The cached coordinator of `group`, if any.
+    pub fn cached_coordinator(&self, group: &str) -> Option<Node> {
+        self.coordinators.lock().get(group).cloned()
+    }
+
+    /// Caches `node` as the coordinator of `group`, or forgets it (`None`).
+    pub fn cache_coordinator(&self, group: &str, node: Option<Node>) {
+        let mut cache = self.coordinators.lock();
+        match node {
+            Some(node) => {
+                cache.insert(group.to_string(), node);
+            }
+            None => {
+                cache.remove(group);
+            }
+        }
     }
 
     /// The request timeout used for metadata and admin calls.

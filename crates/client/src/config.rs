@@ -215,6 +215,21 @@ pub struct ConsumerConfig {
     /// the partition leader, instead of connecting to the leaders directly. For clients that can
     /// reach only the gateway (another network, a load balancer in front). Default false.
     pub via_gateway: bool,
+    /// `group.instance.id`: makes a subscribed consumer a static member. One that restarts with
+    /// the same id within the group's session timeout gets its partitions back with no
+    /// rebalance. Default none (a dynamic member).
+    pub group_instance_id: Option<String>,
+    /// `group.remote.assignor`: the coordinator's assignor, `uniform` or `range`. Default none
+    /// (the coordinator's default, `uniform`).
+    pub group_remote_assignor: Option<String>,
+    /// `max.poll.interval.ms`: a subscribed consumer that does not call `poll` for this long
+    /// leaves its group (its partitions go to the others) and rejoins on its next `poll`. Also
+    /// the time the coordinator gives it to give up revoked partitions. Default 5 min.
+    pub max_poll_interval: Duration,
+    /// `client.id`: shown by `DescribeGroups`. Default `vltava-rust`.
+    pub client_id: String,
+    /// `client.rack`: the rack of this consumer's host. Default none.
+    pub client_rack: Option<String>,
 }
 
 impl Default for ConsumerConfig {
@@ -233,6 +248,11 @@ impl Default for ConsumerConfig {
             max_poll_records: 500,
             request_timeout: Duration::from_secs(30),
             via_gateway: false,
+            group_instance_id: None,
+            group_remote_assignor: None,
+            max_poll_interval: Duration::from_secs(300),
+            client_id: "vltava-rust".to_string(),
+            client_rack: None,
         }
     }
 }
@@ -267,6 +287,15 @@ impl ConsumerConfig {
         }
         if self.request_timeout.is_zero() {
             return bad("request.timeout.ms must be positive");
+        }
+        if self.max_poll_interval.is_zero() || self.max_poll_interval.as_millis() > i32::MAX as u128 {
+            return bad("max.poll.interval.ms must be positive and fit an i32");
+        }
+        if self.group_instance_id.as_deref().is_some_and(|i| i.trim().is_empty()) {
+            return bad("group.instance.id must not be empty (leave it unset for a dynamic member)");
+        }
+        if self.group_remote_assignor.as_deref().is_some_and(|a| !matches!(a, "uniform" | "range")) {
+            return bad("group.remote.assignor must be uniform or range");
         }
         Ok(())
     }

@@ -24,7 +24,8 @@
 //!   `batch` (batch outcome, [`DeliveryFuture`]), `sender` (the I/O task: linger, requests,
 //!   retries).
 //! - [`consumer`]: [`Consumer`] — `fetcher` (pipelined per-leader fetches), `decode` (CRC
-//!   checks, skipping records below the position).
+//!   checks, skipping records below the position), `membership` (the group heartbeat task),
+//!   `group` (subscribe, rebalances, commits), [`RebalanceListener`].
 //! - [`admin`][]: [`Admin`].
 //! - `cluster`: broker channels and the metadata cache; `offsets`: `ListOffsets` and group
 //!   offset calls shared by the consumer and admin (both private).
@@ -41,13 +42,15 @@ pub mod types;
 
 pub use admin::Admin;
 pub use config::{Acks, ConsumerConfig, OffsetReset, ProducerConfig};
-pub use consumer::Consumer;
+pub use consumer::{Consumer, RebalanceListener};
 pub use error::ClientError;
 pub use producer::{DeliveryFuture, Producer};
-pub use types::{ConsumerRecord, NewTopic, OffsetSpec, ProducerRecord, RecordMetadata, TopicPartition};
+pub use types::{
+    ConsumerRecord, NewTopic, OffsetAndMetadata, OffsetSpec, ProducerRecord, RecordMetadata, TopicPartition,
+};
 pub use vltava_common::WireError;
 pub use vltava_proto::v1::{
-    BrokerInfo, ErrorCode, MetadataResponse, PartitionDescription, PartitionReassignment, TopicDescription,
-    TopicSummary,
+    BrokerInfo, ErrorCode, GroupDescription, MemberDescription, MetadataResponse, PartitionDescription, PartitionLag,
+    PartitionReassignment, PartitionSet, TopicDescription, TopicSummary,
 };
 pub use vltava_record::{Compression, Header};

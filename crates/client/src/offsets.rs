@@ -4,13 +4,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use vltava_proto::v1::{
-    CommitOffsetsRequest, DeleteGroupsRequest, ErrorCode, FetchOffsetsRequest, FindCoordinatorRequest,
-    ListGroupsRequest, ListOffsetsPartition, ListOffsetsRequest, OffsetCommit,
+    AlterConsumerGroupOffsetsRequest, CommitOffsetsRequest, DeleteGroupsRequest, DescribeGroupsRequest, ErrorCode,
+    FetchOffsetsRequest, FindCoordinatorRequest, GroupDescription, ListGroupsRequest, ListOffsetsPartition,
+    ListOffsetsRequest, OffsetCommit,
 };
 
 use crate::cluster::{Cluster, Node};
 use crate::error::ClientError;
-use crate::types::TopicPartition;
+use crate::types::{OffsetAndMetadata, TopicPartition};
 
 /// Pause between attempts of a retriable look-up.
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
@@ -158,30 +159,33 @@ pub(crate) async fn fetch_committed(
         .collect())
 }
 
-/// Commits `offsets` (the next offsets to read) for `group`; fails on the first partition error.
+/// Commits `offsets` (the next offsets to read, with metadata) for `group`, as `member` (its id
+/// and epoch; `None` outside the group's membership); fails on the first partition error.
 pub(crate) async fn commit(
     cluster: &Cluster,
     group: &str,
-    offsets: &HashMap<TopicPartition, i64>,
+    member: Option<(String, i32)>,
+    offsets: &HashMap<TopicPartition, OffsetAndMetadata>,
 ) -> Result<(), ClientError> {
     if offsets.is_empty() {
         return Ok(());
     }
     let mut sorted: Vec<_> = offsets.iter().collect();
-    sorted.sort();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let (member_id, member_epoch) = member.unwrap_or((String::new(), -1));
     let request = CommitOffsetsRequest {
         group_id: group.to_string(),
         offsets: sorted
             .into_iter()
-            .map(|(tp, offset)| OffsetCommit {
+            .map(|(tp, o)| OffsetCommit {
                 topic: tp.topic.clone(),
                 partition: tp.partition,
-                offset: *offset,
-                metadata: String::new(),
+                offset: o.offset,
+                metadata: o.metadata.clone(),
             })
             .collect(),
-        member_id: String::new(),
-        member_epoch: -1,
+        member_id,
+        member_epoch,
     };
     let timeout = cluster.request_timeout();
     let response = on_coordinator(cluster, group, |node| {
@@ -227,33 +231,110 @@ pub(crate) async fn list_groups(cluster: &Cluster) -> Result<Vec<String>, Client
 pub(crate) async fn delete_group(cluster: &Cluster, group: &str) -> Result<(), ClientError> {
     let timeout = cluster.request_timeout();
     let request = DeleteGroupsRequest { group_ids: vec![group.to_string()] };
-    let response = on_coordinator(cluster, group, |node| {
-        let mut request = tonic::Request::new(request.clone());
-        request.set_timeout(timeout);
+    one_group(
+        cluster,
+        group,
+        |node| {
+            let mut request = tonic::Request::new(request.clone());
+            request.set_timeout(timeout);
+            async move { Ok(node.groups().delete_groups(request).await?.into_inner().results) }
+        },
+        |r| (r.error_code, r.error_message.clone()),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Runs a per-group call (`DeleteGroups`, `DescribeGroups`) for `group` alone on its
+/// coordinator and returns its one answer. An answer saying `NOT_COORDINATOR` is retried like a
+/// coordinator that moved; any other error code in it is returned as the error.
+async fn one_group<R, F, Fut>(
+    cluster: &Cluster,
+    group: &str,
+    call: F,
+    code: fn(&R) -> (i32, String),
+) -> Result<R, ClientError>
+where
+    F: Fn(Node) -> Fut,
+    Fut: Future<Output = Result<Vec<R>, tonic::Status>>,
+{
+    let answers = on_coordinator(cluster, group, |node| {
+        let answers = call(node);
         async move {
-            let response = node.groups().delete_groups(request).await?.into_inner();
-            // A per-group NOT_COORDINATOR is a coordinator that moved: look it up again.
-            match response.results.first() {
-                Some(r) if r.error_code == ErrorCode::NotCoordinator as i32 => {
-                    Err(vltava_common::WireError::new(ErrorCode::NotCoordinator, r.error_message.clone()).into_status())
+            let answers = answers.await?;
+            match answers.first().map(code) {
+                Some((c, message)) if c == ErrorCode::NotCoordinator as i32 => {
+                    Err(vltava_common::WireError::new(ErrorCode::NotCoordinator, message).into_status())
                 }
-                _ => Ok(response),
+                _ => Ok(answers),
             }
         }
     })
     .await?;
-    match response.results.first() {
-        Some(r) => match ClientError::from_partition_code(r.error_code, &r.error_message) {
-            Some(e) => Err(e),
-            None => Ok(()),
-        },
-        None => Err(ClientError::server(ErrorCode::UnknownServerError, format!("no answer for group {group}"))),
+    let Some(answer) = answers.into_iter().next() else {
+        return Err(ClientError::server(ErrorCode::UnknownServerError, format!("no answer for group {group}")));
+    };
+    let (c, message) = code(&answer);
+    match ClientError::from_partition_code(c, &message) {
+        Some(e) => Err(e),
+        None => Ok(answer),
     }
 }
 
-/// Runs `call` on the coordinator of `group` (found with `FindCoordinator`; through a gateway,
-/// on the gateway, which routes it). A coordinator that moved, is loading or cannot be reached
-/// is looked up again, a bounded number of times.
+/// Sets `group`'s committed offsets by hand (`AlterConsumerGroupOffsets`); fails on the first
+/// refused partition (then nothing was stored).
+pub(crate) async fn alter_group_offsets(
+    cluster: &Cluster,
+    group: &str,
+    offsets: &[(TopicPartition, i64)],
+) -> Result<(), ClientError> {
+    let timeout = cluster.request_timeout();
+    let request = AlterConsumerGroupOffsetsRequest {
+        group_id: group.to_string(),
+        offsets: offsets
+            .iter()
+            .map(|(tp, offset)| OffsetCommit {
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+                offset: *offset,
+                metadata: String::new(),
+            })
+            .collect(),
+    };
+    let response = on_coordinator(cluster, group, |node| {
+        let mut request = tonic::Request::new(request.clone());
+        request.set_timeout(timeout);
+        async move { node.groups().alter_consumer_group_offsets(request).await }
+    })
+    .await?;
+    for r in response.into_inner().results {
+        if let Some(e) = ClientError::from_partition_code(r.error_code, &r.error_message) {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Describes `group` on its coordinator.
+pub(crate) async fn describe_group(cluster: &Cluster, group: &str) -> Result<GroupDescription, ClientError> {
+    let timeout = cluster.request_timeout();
+    let request = DescribeGroupsRequest { group_ids: vec![group.to_string()] };
+    one_group(
+        cluster,
+        group,
+        |node| {
+            let mut request = tonic::Request::new(request.clone());
+            request.set_timeout(timeout);
+            async move { Ok(node.groups().describe_groups(request).await?.into_inner().groups) }
+        },
+        |d| (d.error_code, d.error_message.clone()),
+    )
+    .await
+}
+
+/// Runs `call` on the coordinator of `group` (found with `FindCoordinator` and cached; through a
+/// gateway, on the gateway, which routes it). A coordinator that moved, is loading or cannot be
+/// reached is looked up again, a bounded number of times.
 pub(crate) async fn on_coordinator<T, F, Fut>(cluster: &Cluster, group: &str, mut call: F) -> Result<T, ClientError>
 where
     F: FnMut(Node) -> Fut,
@@ -265,7 +346,12 @@ where
         attempt += 1;
         let node = match cluster.via_gateway() {
             Some(gateway) => Ok(gateway),
-            None => find_coordinator(cluster, group).await,
+            None => match cluster.cached_coordinator(group) {
+                Some(node) => Ok(node),
+                None => find_coordinator(cluster, group).await.inspect(|node| {
+                    cluster.cache_coordinator(group, Some(node.clone()));
+                }),
+            },
         };
         let error = match node {
             Ok(node) => {
@@ -277,6 +363,8 @@ where
             }
             Err(e) => e,
         };
+        // Whatever failed, look the coordinator up afresh next time.
+        cluster.cache_coordinator(group, None);
         let again = matches!(error, ClientError::Transport { .. } | ClientError::Connect { .. })
             || matches!(
                 error.code(),

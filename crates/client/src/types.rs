@@ -31,6 +31,27 @@ impl fmt::Display for TopicPartition {
     }
 }
 
+/// An offset to commit and the metadata stored with it (Kafka's `OffsetAndMetadata`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OffsetAndMetadata {
+    /// The next offset the group will read.
+    pub offset: i64,
+    /// Free-form metadata stored with it.
+    pub metadata: String,
+}
+
+impl OffsetAndMetadata {
+    /// `offset` with no metadata.
+    pub fn new(offset: i64) -> Self {
+        OffsetAndMetadata { offset, metadata: String::new() }
+    }
+
+    /// `offset` with `metadata`.
+    pub fn with_metadata(offset: i64, metadata: impl Into<String>) -> Self {
+        OffsetAndMetadata { offset, metadata: metadata.into() }
+    }
+}
+
 /// A record to send (Kafka's `ProducerRecord`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerRecord {

@@ -30,7 +30,7 @@ pub fn observe_rebalances(rebalances: impl Fn() -> Option<u64> + Send + Sync + '
     opentelemetry::global::meter(SCOPE)
         .u64_observable_counter("vltava.gateway.rebalances")
         .with_unit("{rebalance}")
-        .with_description("Rebalances of managed group subscriptions (joins, leaves, topic growth) on this gateway")
+        .with_description("New assignments received by the managed group subscriptions of this gateway")
         .with_callback(move |o| {
             if let Some(total) = rebalances() {
                 o.observe(total, &[]);

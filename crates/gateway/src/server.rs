@@ -272,4 +272,15 @@ impl GroupService for Services {
     async fn delete_groups(&self, request: Request<DeleteGroupsRequest>) -> Reply<DeleteGroupsResponse> {
         reply(self.0.delete_groups(request.into_inner()).await)
     }
+
+    async fn describe_groups(&self, request: Request<DescribeGroupsRequest>) -> Reply<DescribeGroupsResponse> {
+        reply(self.0.describe_groups(request.into_inner()).await)
+    }
+
+    async fn alter_consumer_group_offsets(
+        &self,
+        request: Request<AlterConsumerGroupOffsetsRequest>,
+    ) -> Reply<AlterConsumerGroupOffsetsResponse> {
+        reply(self.0.alter_consumer_group_offsets(request.into_inner()).await)
+    }
 }

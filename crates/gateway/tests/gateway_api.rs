@@ -382,6 +382,38 @@ mod gateway_api {
         c.stop().await;
     }
 
+    /// The next assignment of `stream` that `done` accepts (assignments in between are the
+    /// incremental steps of a rebalance).
+    async fn assignment_until(
+        stream: &mut Streaming<ConsumeResponse>,
+        done: impl Fn(&Assignment) -> bool,
+    ) -> Assignment {
+        for _ in 0..20 {
+            let a = next_assignment(stream).await;
+            if done(&a) {
+                return a;
+            }
+        }
+        panic!("no such assignment in 20 steps");
+    }
+
+    /// The next `n` records of a stream, skipping assignments that do not change its partitions.
+    async fn records_skipping_epoch_bumps(
+        stream: &mut Streaming<ConsumeResponse>,
+        partitions: &[i32],
+        n: usize,
+    ) -> Vec<ConsumedRecord> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            match next(stream).await {
+                Payload::Records(set) => out.extend(set.records),
+                Payload::Assignment(a) => assert_eq!(a.partitions, partitions, "only an epoch bump: {a:?}"),
+            }
+        }
+        assert_eq!(out.len(), n, "more records than expected: {out:?}");
+        out
+    }
+
     #[tokio::test]
     async fn given_two_streams_of_one_group_they_should_split_the_partitions_and_hand_them_over() {
         let c = Cluster::start().await;
@@ -389,44 +421,45 @@ mod gateway_api {
         let first: Vec<Record> = (0..40).map(|i| to(i % 4, &format!("a-{i}"))).collect();
         publish(&c, "shared", first).await;
 
+        // The only member gets every partition in its first assignment.
         let mut a = consume(&c, group_request("shared", "g")).await;
-        assert_eq!(
-            next_assignment(&mut a).await,
-            Assignment { topic: "shared".into(), partitions: vec![0, 1, 2, 3], generation: 1 }
-        );
+        let a_first = next_assignment(&mut a).await;
+        assert_eq!(a_first.partitions, vec![0, 1, 2, 3]);
+        assert!(!a_first.member_id.is_empty() && a_first.member_epoch > 0, "{a_first:?}");
         assert_eq!(next_records(&mut a, 40).await.len(), 40);
 
+        // A second member: a gives up two partitions (committing them first), b gets them once a
+        // no longer holds them.
         let mut b = consume(&c, group_request("shared", "g")).await;
-        let b_share = next_assignment(&mut b).await;
-        let a_share = next_assignment(&mut a).await;
-        assert_eq!((a_share.generation, b_share.generation), (2, 2));
-        assert_eq!((a_share.partitions, b_share.partitions.clone()), (vec![0, 1], vec![2, 3]), "range assignor");
+        let a_share = assignment_until(&mut a, |s| s.partitions.len() == 2).await.partitions;
+        let b_share = assignment_until(&mut b, |s| s.partitions.len() == 2).await.partitions;
+        let all: BTreeSet<i32> = a_share.iter().chain(&b_share).copied().collect();
+        assert_eq!(all, BTreeSet::from([0, 1, 2, 3]), "a split: {a_share:?} / {b_share:?}");
 
-        // b starts where a left 2 and 3 (a committed them when they were revoked): only new records.
+        // b starts where a left its partitions: only new records.
         publish(&c, "shared", (0..8).map(|i| to(i % 4, &format!("b-{i}"))).collect()).await;
-        let to_a = by_partition(&next_records(&mut a, 4).await);
-        let to_b = by_partition(&next_records(&mut b, 4).await);
-        assert_eq!(to_a.keys().copied().collect::<Vec<_>>(), vec![0, 1]);
-        assert_eq!(
-            to_b,
-            BTreeMap::from([(2, vec!["b-2".to_string(), "b-6".into()]), (3, vec!["b-3".to_string(), "b-7".into()])])
-        );
+        let to_a = by_partition(&records_skipping_epoch_bumps(&mut a, &a_share, 4).await);
+        let to_b = by_partition(&records_skipping_epoch_bumps(&mut b, &b_share, 4).await);
+        assert_eq!(to_a.keys().copied().collect::<Vec<_>>(), a_share);
+        assert_eq!(to_b.keys().copied().collect::<Vec<_>>(), b_share);
+        for (p, values) in &to_b {
+            assert_eq!(values, &vec![format!("b-{p}"), format!("b-{}", p + 4)], "only new records on {p}");
+        }
 
-        // b hangs up: a gets every partition, in a new generation, from where b was.
+        // b hangs up: a gets every partition, from where b was (b committed on leaving).
         drop(b);
-        assert_eq!(
-            next_assignment(&mut a).await,
-            Assignment { topic: "shared".into(), partitions: vec![0, 1, 2, 3], generation: 3 }
-        );
-        publish(&c, "shared", vec![to(2, "c-2"), to(3, "c-3")]).await;
-        let taken_over = next_records(&mut a, 2).await;
+        assignment_until(&mut a, |s| s.partitions.len() == 4).await;
+        publish(&c, "shared", b_share.iter().map(|p| to(*p, &format!("c-{p}"))).collect()).await;
+        let taken_over = records_skipping_epoch_bumps(&mut a, &[0, 1, 2, 3], b_share.len()).await;
         let offsets: BTreeSet<(i32, i64)> = taken_over.iter().map(|r| (r.partition, r.offset)).collect();
-        assert_eq!(offsets, BTreeSet::from([(2, 12), (3, 12)]), "no record of b's is delivered twice");
+        let expected: BTreeSet<(i32, i64)> = b_share.iter().map(|p| (*p, 12)).collect();
+        assert_eq!(offsets, expected, "no record of b's is delivered twice");
 
         // Auto-commit: the delivered positions are committed (at the latest when the stream ends).
         drop(a);
-        let offsets = committed_when(&c, "g", "shared", &[0, 1, 2, 3], |o| o == [12, 12, 13, 13]).await;
-        assert_eq!(offsets, vec![12, 12, 13, 13]);
+        let want: Vec<i64> = (0..4).map(|p| if b_share.contains(&p) { 13 } else { 12 }).collect();
+        let offsets = committed_when(&c, "g", "shared", &[0, 1, 2, 3], |o| o == want.as_slice()).await;
+        assert_eq!(offsets, want);
         c.stop().await;
     }
 

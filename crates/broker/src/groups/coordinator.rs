@@ -19,10 +19,10 @@ use parking_lot::{Mutex, RwLock};
 use vltava_common::{ErrorCode, WireError};
 use vltava_metadata::ClusterImage;
 
-use super::consumer_group::MemberState;
+use super::consumer_group::{ConsumerGroup, GroupState, MemberState};
 use super::heartbeat::{self, HeartbeatDecision, HeartbeatRequest, Record};
 use super::records::{GroupKey, GroupValue, OffsetValue};
-use super::shard_state::GroupShardState;
+use super::shard_state::{GroupOffsets, GroupShardState};
 use crate::config::GroupCoordinatorConfig;
 use crate::coordinator::placement;
 use crate::coordinator::shard::{Shard, ShardRecord, Status};
@@ -62,6 +62,8 @@ pub struct GroupCoordinator {
     sessions: Mutex<HashMap<MemberKey, Instant>>,
     /// Since when a member has been revoking partitions.
     revoking: Mutex<HashMap<MemberKey, Instant>>,
+    /// Since when each group has been rebalancing (its epoch bumped, not yet stable).
+    rebalancing: Mutex<HashMap<String, Instant>>,
 }
 
 impl GroupCoordinator {
@@ -73,6 +75,7 @@ impl GroupCoordinator {
             shards: RwLock::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
             revoking: Mutex::new(HashMap::new()),
+            rebalancing: Mutex::new(HashMap::new()),
         })
     }
 
@@ -186,6 +189,7 @@ impl GroupCoordinator {
                 Ok::<_, BrokerError>((encode(&d.records), d))
             })
             .await?;
+        self.observe_rebalance(&shard, group, &decision.records);
         let key = (group.to_string(), decision.member_id.clone());
         if decision.member_epoch >= 0 {
             self.sessions.lock().insert(key, Instant::now() + self.config.session_timeout);
@@ -194,6 +198,38 @@ impl GroupCoordinator {
             self.revoking.lock().remove(&key);
         }
         Ok(decision)
+    }
+
+    /// Counts a rebalance when `records` bump the group's epoch, and records how long the last
+    /// one took once the group is stable again.
+    fn observe_rebalance(&self, shard: &GroupShard, group: &str, records: &[Record]) {
+        let metrics = crate::metrics::get();
+        let labels = [opentelemetry::KeyValue::new("group", group.to_string())];
+        if records.iter().any(|(k, v)| matches!(k, GroupKey::Group { .. }) && v.is_some()) {
+            metrics.group_rebalances.add(1, &labels);
+            self.rebalancing.lock().entry(group.to_string()).or_insert_with(Instant::now);
+        }
+        let stable = shard.try_read(|s| s.groups.get(group).is_none_or(|g| g.state() == GroupState::Stable));
+        if stable == Some(true)
+            && let Some(since) = self.rebalancing.lock().remove(group)
+        {
+            metrics.group_rebalance_duration.record(since.elapsed().as_secs_f64(), &labels);
+        }
+    }
+
+    /// Members of every group of the active shards whose state is not being written right now
+    /// (for gauges): `(group, members)`.
+    pub fn members_snapshot(&self) -> Vec<(String, usize)> {
+        let shards: Vec<Arc<GroupShard>> = self.shards.read().values().cloned().collect();
+        shards
+            .iter()
+            .filter_map(|shard| {
+                shard.try_read(|state| {
+                    state.groups.values().map(|g| (g.id.clone(), g.members.len())).collect::<Vec<_>>()
+                })
+            })
+            .flatten()
+            .collect()
     }
 
     /// Commits offsets for `member` at `member_epoch` (an empty member id and epoch -1 for a
@@ -316,6 +352,29 @@ impl GroupCoordinator {
             .await
     }
 
+    /// A copy of `group`'s state and committed offsets (`None` when it has neither).
+    ///
+    /// # Errors
+    ///
+    /// A coordinator failure.
+    pub async fn describe(
+        &self,
+        image: &ClusterImage,
+        group: &str,
+    ) -> Result<Option<(ConsumerGroup, GroupOffsets)>, BrokerError> {
+        let shard = self.shard(image, group).await?;
+        shard
+            .read(|state| {
+                let g = state.groups.get(group).cloned();
+                let offsets = state.offsets.get(group).cloned();
+                if g.is_none() && offsets.is_none() {
+                    return None;
+                }
+                Some((g.unwrap_or_else(|| ConsumerGroup::new(group)), offsets.unwrap_or_default()))
+            })
+            .await
+    }
+
     /// The groups of every active shard that have members or committed offsets, sorted.
     pub async fn list_groups(&self) -> Vec<String> {
         let shards: Vec<Arc<GroupShard>> = self.shards.read().values().cloned().collect();
@@ -414,6 +473,10 @@ impl GroupCoordinator {
                 match write {
                     Ok(n) if n > 0 => {
                         removed += 1;
+                        crate::metrics::get()
+                            .group_rebalances
+                            .add(1, &[opentelemetry::KeyValue::new("group", group.clone())]);
+                        self.rebalancing.lock().entry(group.clone()).or_insert_with(Instant::now);
                         tracing::info!(group, member, why, "member removed from its group");
                     }
                     Ok(_) => {}

@@ -152,6 +152,9 @@ pub struct HeartbeatDecision {
     pub member_epoch: i32,
     /// The member's assignment, when it must (re)learn it.
     pub assignment: Option<TopicPartitions>,
+    /// The member has not reached its target yet (it must revoke partitions, or waits for
+    /// partitions others still hold): it should heartbeat again soon.
+    pub converging: bool,
 }
 
 /// Decides a heartbeat (see the module documentation). `topics` holds the partition count of
@@ -185,6 +188,7 @@ pub fn heartbeat(
                 member_id: member,
                 member_epoch: req.member_epoch,
                 assignment: None,
+                converging: false,
             });
         }
         epoch if epoch > 0 => {
@@ -214,6 +218,7 @@ pub fn heartbeat(
         member_id,
         member_epoch: after.epoch,
         assignment: resend.then(|| after.assigned.clone()),
+        converging: after.state != MemberState::Stable,
     })
 }
 

@@ -11,7 +11,13 @@ use super::heartbeat::HeartbeatRequest;
 use crate::broker::Broker;
 use crate::error::BrokerError;
 
-/// Decides the heartbeat on this broker, which must coordinate the group.
+/// How much sooner a member that has not reached its target heartbeats.
+const CONVERGING_SPEEDUP: u32 = 5;
+/// The shortest interval a converging member is given.
+const MIN_CONVERGING_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Decides the heartbeat on this broker, which must coordinate the group; `client_host` is the
+/// caller's address (for `DescribeGroups`).
 ///
 /// # Errors
 ///
@@ -20,6 +26,7 @@ use crate::error::BrokerError;
 pub async fn handle(
     broker: &Broker,
     req: ConsumerGroupHeartbeatRequest,
+    client_host: String,
 ) -> Result<ConsumerGroupHeartbeatResponse, BrokerError> {
     validate_group_id(&req.group_id)?;
     let request = HeartbeatRequest {
@@ -33,14 +40,20 @@ pub async fn handle(
         server_assignor: (!req.server_assignor.is_empty()).then_some(req.server_assignor),
         owned: req.owned.map(from_wire),
         client_id: req.client_id,
-        client_host: String::new(),
+        client_host,
     };
     let image = broker.replicas.image();
     let decision = broker.groups.heartbeat(&image, &req.group_id, request).await?;
+    // A member still converging on its target heartbeats five times as often, so a rebalance
+    // takes a few short intervals rather than a few full ones.
+    let mut interval = broker.groups.config().heartbeat_interval;
+    if decision.converging {
+        interval = (interval / CONVERGING_SPEEDUP).max(MIN_CONVERGING_INTERVAL).min(interval);
+    }
     Ok(ConsumerGroupHeartbeatResponse {
         member_id: decision.member_id,
         member_epoch: decision.member_epoch,
-        heartbeat_interval_ms: broker.groups.config().heartbeat_interval.as_millis().min(i32::MAX as u128) as i32,
+        heartbeat_interval_ms: interval.as_millis().min(i32::MAX as u128) as i32,
         assignment: decision.assignment.map(to_wire),
     })
 }

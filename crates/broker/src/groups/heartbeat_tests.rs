@@ -145,9 +145,11 @@ fn a_second_member_gets_half_only_after_the_first_releases_it() {
     assert_eq!(b.member_epoch, 2);
     assert_eq!(b.assignment, Some(TopicPartitions::new()), "nothing is free yet");
     assert_eq!(sim.group.members["m2"].state, MemberState::UnreleasedPartitions);
+    assert!(b.converging, "a member waiting for partitions is told to heartbeat sooner");
 
     let a = sim.beat("m1");
     assert_eq!(a.member_epoch, 1, "revocation first, at the old epoch");
+    assert!(a.converging, "so is a member that must revoke");
     assert_eq!(count(&sim.owned("m1")), 3);
     assert_eq!(sim.group.members["m1"].state, MemberState::UnrevokedPartitions);
     // The revoked partitions are not given out before the owner acknowledges.
@@ -157,6 +159,7 @@ fn a_second_member_gets_half_only_after_the_first_releases_it() {
     let a = sim.beat("m1");
     assert_eq!(a.member_epoch, 2, "acknowledged: the new epoch");
     let b = sim.beat("m2");
+    assert!(!b.converging, "a member that owns its target is not");
     assert_eq!(b.assignment.map(|a| count(&a)), Some(3));
     assert_eq!(sim.group.state(), GroupState::Stable);
 }

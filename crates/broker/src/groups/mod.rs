@@ -6,18 +6,22 @@
 //! [`assignor`] the server-side partition assignors (`uniform`, `range`); [`shard_state`] the
 //! groups and committed offsets of one `__consumer_offsets` partition as a coordinator shard
 //! holds them; [`coordinator`] the shards this broker leads and the operations routed to them.
-//! The RPC handlers: [`find_coordinator`], [`heartbeat_rpc`] and [`service`] (offsets, groups).
+//! The RPC handlers: [`find_coordinator`], [`heartbeat_rpc`], [`describe`], [`alter_offsets`]
+//! and [`service`] (offsets, listing and deleting groups).
 //!
 //! Durability: every commit and group change is appended to `__consumer_offsets` with
 //! `acks=all` before it is answered, so it survives the loss of any broker the partition's
 //! `min.insync.replicas` allows.
 
+pub mod alter_offsets;
 pub mod assignor;
 pub mod consumer_group;
 pub mod coordinator;
+pub mod describe;
 pub mod find_coordinator;
 pub mod heartbeat;
 pub mod heartbeat_rpc;
+pub mod partition_offsets;
 pub mod records;
 pub mod service;
 pub mod shard_state;

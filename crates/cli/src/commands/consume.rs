@@ -1,13 +1,20 @@
 //! `vltava consume TOPIC`: prints records to stdout (Kafka's console consumer).
 //!
-//! Where it starts: `--partition P --offset O` reads that partition from O; otherwise, with
-//! `--group` it resumes from the group's committed offsets; partitions without one (and every
-//! partition without `--group`) start at the log start with `--from-beginning`, else at the end
-//! (only records produced after start-up are printed). Positions are resolved before the first
-//! record is awaited, so "the end" means the end at start-up.
+//! With `--group G` (and no `--partition`) it joins consumer group G and reads the partitions
+//! the group's coordinator assigns it: several `vltava consume --group G` share the topic's
+//! partitions, and partitions move between them as they come and go. Each partition resumes
+//! from the group's committed offset.
 //!
-//! With `--group` the offsets after the printed (and flushed) records are committed every 5 s
-//! and on exit (end of `--max-messages`, `--timeout-ms`, Ctrl-C, or a closed stdout).
+//! Where it starts otherwise: `--partition P --offset O` reads that partition from O;
+//! partitions without a committed offset (and every partition without `--group`) start at the
+//! log start with `--from-beginning`, else at the end (only records produced after start-up
+//! are printed). Without a group, positions are resolved before the first record is awaited,
+//! so "the end" means the end at start-up.
+//!
+//! With `--group` the offsets after the printed (and flushed) records are committed every 5 s,
+//! before a partition moves to another member, and on exit (end of `--max-messages`,
+//! `--timeout-ms`, Ctrl-C, or a closed stdout). Records fetched but not printed are never
+//! committed: the consumer is rewound to the first of them.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -30,7 +37,8 @@ const MAX_POLL: Duration = Duration::from_millis(500);
 pub struct ConsumeArgs {
     /// Topic to read.
     pub topic: String,
-    /// Consumer group: resume from its committed offsets and commit what is printed.
+    /// Consumer group: join it (share the topic's partitions with its other members), resume
+    /// from its committed offsets and commit what is printed.
     #[arg(long, value_name = "G")]
     pub group: Option<String>,
     /// Start at the log start (when no committed offset applies) instead of the end.
@@ -160,6 +168,7 @@ enum End {
 pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let mut config = ConsumerConfig::new(args.server.server.clone());
     config.group_id = args.group.clone();
+    config.client_id = "vltava-cli".to_string();
     // An explicit --offset outside the log is an error (OFFSET_OUT_OF_RANGE with the valid range),
     // not a silent jump to the end.
     config.auto_offset_reset = if args.offset.is_some() {
@@ -169,23 +178,37 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     } else {
         OffsetReset::Latest
     };
-    // Offsets are committed here, after the records are printed, never ahead of them.
-    config.enable_auto_commit = false;
+    // Positions only ever cover printed and flushed records (unprinted ones are rewound), so
+    // the consumer's own commits (every interval, before a revocation, on close) commit exactly
+    // what was printed.
+    config.enable_auto_commit = args.group.is_some();
+    config.auto_commit_interval = COMMIT_INTERVAL;
     let mut consumer = Consumer::connect(config).await?;
-    let committed = start(&mut consumer, &args).await?;
+    if args.group.is_some() && args.partition.is_none() {
+        // A group member waits for its topic (as Kafka's console consumer does), but says so.
+        let admin = vltava_client::Admin::connect(&args.server.server).await?;
+        if let Err(e) = admin.describe_topic(&args.topic).await
+            && e.code() == Some(ErrorCode::UnknownTopicOrPartition)
+        {
+            eprintln!("warning: topic {:?} does not exist (yet): waiting for it to be created", args.topic);
+        }
+        consumer.subscribe([args.topic.clone()])?;
+    } else {
+        start(&mut consumer, &args).await?;
+    }
     let format = RecordFormat { print_key: args.print_key, print_offset: args.print_offset, json: args.json };
 
-    let mut state = Loop { consumer, group: args.group.is_some(), committed, printed: 0 };
+    let mut state = Loop { consumer, printed: 0 };
     let result = state.consume(&args, format).await;
-    let commit = state.commit().await;
-    eprintln!("Processed a total of {} messages", state.printed);
+    let printed = state.printed;
+    let close = state.consumer.close().await;
+    eprintln!("Processed a total of {printed} messages");
     result?;
-    commit
+    Ok(close?)
 }
 
-/// Assigns partitions and positions them; returns the start positions (what a group commit
-/// would store if nothing gets printed).
-async fn start(consumer: &mut Consumer, args: &ConsumeArgs) -> anyhow::Result<HashMap<TopicPartition, i64>> {
+/// Assigns partitions by hand and positions them.
+async fn start(consumer: &mut Consumer, args: &ConsumeArgs) -> anyhow::Result<()> {
     consumer.assign_topic(&args.topic).await?;
     if let Some(p) = args.partition {
         let tp = TopicPartition::new(args.topic.clone(), p);
@@ -213,38 +236,28 @@ async fn start(consumer: &mut Consumer, args: &ConsumeArgs) -> anyhow::Result<Ha
             consumer.seek_to_end(&assignment)?;
         }
     }
-    let mut positions = HashMap::new();
     for tp in assignment {
         match consumer.position(&tp).await {
-            Ok(p) => {
-                positions.insert(tp, p);
-            }
+            Ok(_) => {}
             // Left for `poll` to resolve (e.g. a leader moving right now).
             Err(e) if e.is_retriable() => tracing::debug!(error = %e, %tp, "position not resolved yet"),
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(positions)
+    Ok(())
 }
 
 /// The consume loop's state.
 struct Loop {
     consumer: Consumer,
-    group: bool,
-    /// Next offset per partition, after the records printed and flushed so far.
-    committed: HashMap<TopicPartition, i64>,
     printed: u64,
 }
 
 impl Loop {
     async fn consume(&mut self, args: &ConsumeArgs, format: RecordFormat) -> anyhow::Result<End> {
         let mut out = BufWriter::with_capacity(64 * 1024, io::stdout());
-        // Next offset per partition of the records written since the last flush.
-        let mut pending: HashMap<i32, i64> = HashMap::new();
         let idle_limit = args.timeout_ms.map(Duration::from_millis);
         let mut last_record = Instant::now();
-        let mut last_commit = Instant::now();
-        let mut dirty = false;
         let stop = interrupted();
         tokio::pin!(stop);
         loop {
@@ -267,44 +280,47 @@ impl Loop {
             if !records.is_empty() {
                 last_record = Instant::now();
             }
+            let mut written = 0;
             let mut result = Ok(());
             for record in &records {
                 if args.max_messages.is_some_and(|max| self.printed >= max) {
                     break;
                 }
-                result = write_record(&mut out, record, format);
+                // Printing is the processing: its span links to the record's producer.
+                result = record.process_span().in_scope(|| write_record(&mut out, record, format));
                 if result.is_err() {
                     break;
                 }
+                written += 1;
                 self.printed += 1;
-                pending.insert(record.partition, record.offset + 1);
             }
             if result.is_ok() {
                 result = out.flush();
             }
+            if result.is_err() {
+                // What was buffered may not have reached stdout: count none of it as printed.
+                written = 0;
+            }
+            self.rewind(&records[written..])?;
             match result {
-                Ok(()) => {
-                    dirty |= !pending.is_empty();
-                    let topic = &args.topic;
-                    self.committed.extend(pending.drain().map(|(p, o)| (TopicPartition::new(topic.clone(), p), o)));
-                }
+                Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(End::BrokenPipe),
                 Err(e) => return Err(anyhow::Error::new(e).context("writing to stdout")),
-            }
-            if self.group && dirty && last_commit.elapsed() >= COMMIT_INTERVAL {
-                self.commit().await?;
-                dirty = false;
-                last_commit = Instant::now();
             }
         }
     }
 
-    /// Commits the offsets after what was printed (only with `--group`).
-    async fn commit(&mut self) -> anyhow::Result<()> {
-        if !self.group || self.committed.is_empty() {
-            return Ok(());
+    /// Moves the consumer back to the first of `unprinted` in each of their partitions, so that
+    /// commits cover only what was printed.
+    fn rewind(&mut self, unprinted: &[ConsumerRecord]) -> anyhow::Result<()> {
+        let mut first: HashMap<TopicPartition, i64> = HashMap::new();
+        for r in unprinted {
+            let offset = first.entry(TopicPartition::new(r.topic.to_string(), r.partition)).or_insert(r.offset);
+            *offset = (*offset).min(r.offset);
         }
-        self.consumer.commit_offsets(self.committed.clone()).await?;
+        for (tp, offset) in first {
+            self.consumer.seek(&tp, offset)?;
+        }
         Ok(())
     }
 }

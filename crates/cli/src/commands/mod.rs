@@ -3,9 +3,12 @@
 pub mod cluster;
 pub mod consume;
 pub mod group;
+pub mod group_describe;
+pub mod group_reset;
 pub mod partition;
 pub mod perf;
 pub mod perf_consume;
+pub mod perf_groups;
 pub mod perf_produce;
 pub mod perf_stats;
 pub mod produce;

@@ -1,4 +1,4 @@
-//! `vltava perf produce|consume|metadata`: throughput and latency tests, like Kafka's
+//! `vltava perf produce|consume|metadata|commits|rebalance`: throughput and latency tests, like Kafka's
 //! `kafka-producer-perf-test` and `kafka-consumer-perf-test`, and what they share.
 //!
 //! Both print a progress line to stderr about every [`super::perf_stats::REPORT_INTERVAL`], then a summary line to
@@ -29,6 +29,12 @@ pub enum PerfCommand {
     /// Creates N topics through the controller quorum with C creations in flight and reports
     /// topic creations per second and their latency, then deletes them (unless `--keep`).
     Metadata(PerfMetadataArgs),
+    /// Commits N batches of offsets through a group's coordinator and reports commits and
+    /// offsets per second and the commit latency.
+    Commits(super::perf_groups::PerfCommitsArgs),
+    /// Measures how long a group of M members on P partitions takes to give a joining member
+    /// its share, and how many partitions move.
+    Rebalance(super::perf_groups::PerfRebalanceArgs),
 }
 
 /// Runs a perf command.
@@ -37,5 +43,7 @@ pub async fn run(command: PerfCommand) -> anyhow::Result<()> {
         PerfCommand::Produce(args) => super::perf_produce::run(args).await,
         PerfCommand::Consume(args) => super::perf_consume::run(args).await,
         PerfCommand::Metadata(args) => perf_metadata::run(args).await,
+        PerfCommand::Commits(args) => super::perf_groups::commits(args).await,
+        PerfCommand::Rebalance(args) => super::perf_groups::rebalance(args).await,
     }
 }

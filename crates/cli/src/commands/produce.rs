@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use clap::Args;
 use tokio::io::{AsyncBufReadExt, BufReader};
+use tracing::Instrument;
 use vltava_client::{Acks, ClientError, Compression, Producer, ProducerConfig, ProducerRecord};
 
 use super::{ServerArgs, interrupted, parse_acks, parse_compression};
@@ -92,6 +93,19 @@ impl Outcomes {
     }
 }
 
+/// The span each record is sent in (exported when the CLI exports traces): the record carries
+/// its context, so consumers' `process` spans link to it.
+fn produce_span(topic: &str) -> tracing::Span {
+    tracing::info_span!(
+        "produce",
+        otel.name = %format_args!("produce {topic}"),
+        otel.kind = "producer",
+        messaging.system = "vltava",
+        messaging.operation.type = "create",
+        messaging.destination.name = topic,
+    )
+}
+
 /// Runs `vltava produce`.
 pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
     let mut config = ProducerConfig::new(args.server.server.clone());
@@ -126,7 +140,7 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         let sent = tokio::select! {
             biased;
             () = &mut stop => break,
-            sent = producer.send_with_callback(record, move |r| o.record(r.map(|_| ()))) => sent,
+            sent = producer.send_with_callback(record, move |r| o.record(r.map(|_| ()))).instrument(produce_span(&args.topic)) => sent,
         };
         if let Err(e) = sent {
             // The record never reached the producer's buffer.

@@ -144,7 +144,7 @@ impl Consumer {
         let now = Instant::now();
         let mut by_broker: std::collections::BTreeMap<i32, (Node, Vec<FetchPart>)> = Default::default();
         for (tp, st) in &self.assignment {
-            if st.position.is_none() || st.reset.is_some() || st.fetching || st.buffered {
+            if st.position.is_none() || st.reset.is_some() || st.fetching || st.buffered || st.paused {
                 continue;
             }
             if st.retry_at.is_some_and(|t| t > now) {

@@ -1,12 +1,19 @@
-//! [`Consumer`]: reads assigned partitions with pipelined fetches and stores group offsets.
+//! [`Consumer`]: reads partitions with pipelined fetches and commits group offsets.
 //!
-//! Partitions are assigned manually ([`Consumer::assign`], [`Consumer::assign_topic`]); there is
-//! no group rebalancing. Positions start from the group's committed offset, else from
-//! `auto.offset.reset`; `poll` returns buffered records and keeps the next fetch of every
-//! leader in flight (see the `fetcher` module).
+//! Partitions come from the consumer's group ([`Consumer::subscribe`],
+//! [`Consumer::subscribe_pattern`]: the group's coordinator assigns them and moves them between
+//! members, see the `membership` and `group` modules) or are assigned by hand
+//! ([`Consumer::assign`], [`Consumer::assign_topic`]). Positions start from the group's
+//! committed offset, else from `auto.offset.reset`; `poll` returns buffered records and keeps
+//! the next fetch of every leader in flight (see the `fetcher` module).
 
 pub(crate) mod decode;
 pub(crate) mod fetcher;
+mod group;
+mod listener;
+pub(crate) mod membership;
+
+pub use listener::RebalanceListener;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -41,6 +48,8 @@ struct PartState {
     buffered: bool,
     /// Do not fetch before this instant (after an error).
     retry_at: Option<Instant>,
+    /// Paused by the application: not fetched, nothing returned.
+    paused: bool,
     /// High watermark from the last fetch.
     high_watermark: Option<i64>,
     /// Log start offset from the last fetch.
@@ -57,7 +66,8 @@ struct Buffered {
     next_offset: i64,
 }
 
-/// A consumer of manually assigned partitions (Kafka's `KafkaConsumer` with `assign`).
+/// A consumer: of its group's partitions once subscribed, else of partitions assigned by hand
+/// (Kafka's `KafkaConsumer`).
 ///
 /// Not `Clone`: like Kafka's consumer it is driven by one task through `&mut self`.
 pub struct Consumer {
@@ -73,6 +83,10 @@ pub struct Consumer {
     metadata_stale: bool,
     last_refresh: Option<Instant>,
     last_commit: Instant,
+    /// The group membership while subscribed.
+    membership: Option<membership::Membership>,
+    /// In a mutex only so that `Consumer` is `Sync` (it is used through `&mut self` alone).
+    listener: parking_lot::Mutex<Box<dyn RebalanceListener>>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -112,6 +126,8 @@ impl Consumer {
             metadata_stale: false,
             last_refresh: None,
             last_commit: Instant::now(),
+            membership: None,
+            listener: parking_lot::Mutex::new(Box::new(listener::NoopListener)),
         })
     }
 
@@ -121,7 +137,8 @@ impl Consumer {
     }
 
     /// Replaces the assignment. Partitions kept keep their position; new ones start from the
-    /// committed offset or `auto.offset.reset` on first use.
+    /// committed offset or `auto.offset.reset` on first use. Not for a subscribed consumer
+    /// (its group assigns its partitions; the next rebalance would undo this).
     pub fn assign(&mut self, partitions: Vec<TopicPartition>) {
         let mut old = std::mem::take(&mut self.assignment);
         for tp in partitions {
@@ -142,6 +159,7 @@ impl Consumer {
                         fetching: false,
                         buffered: false,
                         retry_at: None,
+                        paused: false,
                         high_watermark: None,
                         log_start_offset: None,
                     }
@@ -255,12 +273,14 @@ impl Consumer {
     /// (`OFFSET_OUT_OF_RANGE` with `auto.offset.reset=none`, corrupt batches, ...) are returned
     /// after the records fetched before them. Auto-commits positions when the interval elapsed.
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>, ClientError> {
-        if self.assignment.is_empty() {
-            return Err(ClientError::Config("poll() needs assigned partitions: call assign() first".into()));
+        if self.assignment.is_empty() && self.membership.is_none() {
+            return Err(ClientError::Config("poll() needs partitions: call subscribe() or assign() first".into()));
         }
         let deadline = Instant::now() + timeout;
         self.maybe_auto_commit().await;
+        let changed = self.membership.as_ref().map(membership::Membership::changed);
         loop {
+            self.apply_group_change().await?;
             while let Ok(result) = self.rx.try_recv() {
                 self.handle_fetch(result);
             }
@@ -289,8 +309,19 @@ impl Consumer {
             if self.needs_retry() {
                 wait = wait.min(RETRY_BACKOFF);
             }
-            if let Ok(Some(result)) = tokio::time::timeout(wait, self.rx.recv()).await {
-                self.handle_fetch(result);
+            let group_change = async {
+                match &changed {
+                    Some(notify) => notify.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                result = tokio::time::timeout(wait, self.rx.recv()) => {
+                    if let Ok(Some(result)) = result {
+                        self.handle_fetch(result);
+                    }
+                }
+                () = group_change => {}
             }
         }
     }
@@ -299,19 +330,23 @@ impl Consumer {
     /// wake up without a fetch arriving).
     fn needs_retry(&self) -> bool {
         self.metadata_stale
-            || self
-                .assignment
-                .values()
-                .any(|st| !st.fetching && !st.buffered && (st.position.is_none() || st.retry_at.is_some()))
+            || self.assignment.values().any(|st| {
+                !st.paused && !st.fetching && !st.buffered && (st.position.is_none() || st.retry_at.is_some())
+            })
     }
 
     /// Takes up to `max` buffered records, advancing positions.
     fn take_buffered(&mut self, max: usize) -> Vec<ConsumerRecord> {
         let mut out = Vec::new();
+        let mut parked = Vec::new();
         while out.len() < max {
             let Some(mut b) = self.buffered.pop_front() else { break };
             let Some(st) = self.assignment.get_mut(&b.tp) else { continue };
             if st.epoch != b.epoch {
+                continue;
+            }
+            if st.paused {
+                parked.push(b);
                 continue;
             }
             let want = max - out.len();
@@ -330,7 +365,26 @@ impl Consumer {
                 self.buffered.push_back(b);
             }
         }
+        for b in parked.into_iter().rev() {
+            self.buffered.push_front(b);
+        }
         out
+    }
+
+    /// Stops fetching and returning records of these partitions until [`Consumer::resume`];
+    /// their positions and group ownership stay (Kafka's `pause`).
+    pub fn pause(&mut self, partitions: &[TopicPartition]) -> Result<(), ClientError> {
+        partitions.iter().try_for_each(|tp| self.state_mut(tp).map(|st| st.paused = true))
+    }
+
+    /// Fetches and returns records of these paused partitions again.
+    pub fn resume(&mut self, partitions: &[TopicPartition]) -> Result<(), ClientError> {
+        partitions.iter().try_for_each(|tp| self.state_mut(tp).map(|st| st.paused = false))
+    }
+
+    /// The paused partitions, sorted.
+    pub fn paused(&self) -> Vec<TopicPartition> {
+        self.assignment.iter().filter(|(_, st)| st.paused).map(|(tp, _)| tp.clone()).collect()
     }
 
     async fn refresh_metadata_if_needed(&mut self) {
@@ -419,56 +473,6 @@ impl Consumer {
                     None => {}
                 }
             }
-        }
-        Ok(())
-    }
-
-    fn group(&self) -> Result<&str, ClientError> {
-        self.config
-            .group_id
-            .as_deref()
-            .ok_or_else(|| ClientError::Config("group.id is required to commit or read committed offsets".into()))
-    }
-
-    /// Commits the current position of every assigned partition that has one (synchronously).
-    pub async fn commit(&mut self) -> Result<(), ClientError> {
-        let offsets: HashMap<TopicPartition, i64> =
-            self.assignment.iter().filter_map(|(tp, st)| st.position.map(|p| (tp.clone(), p))).collect();
-        self.commit_offsets(offsets).await
-    }
-
-    /// Commits the given offsets (each the NEXT offset to read).
-    pub async fn commit_offsets(&mut self, offsets: HashMap<TopicPartition, i64>) -> Result<(), ClientError> {
-        let group = self.group()?.to_string();
-        offsets::commit(&self.cluster, &group, &offsets).await?;
-        self.last_commit = Instant::now();
-        Ok(())
-    }
-
-    /// The group's committed offsets of `partitions`; partitions without one are absent.
-    pub async fn committed(&self, partitions: &[TopicPartition]) -> Result<HashMap<TopicPartition, i64>, ClientError> {
-        let group = self.group()?;
-        let committed = offsets::fetch_committed(&self.cluster, group, partitions).await?;
-        Ok(committed.into_iter().filter(|(_, o)| *o >= 0).collect())
-    }
-
-    async fn maybe_auto_commit(&mut self) {
-        if !self.config.enable_auto_commit
-            || self.config.group_id.is_none()
-            || self.last_commit.elapsed() < self.config.auto_commit_interval
-        {
-            return;
-        }
-        if let Err(e) = self.commit().await {
-            tracing::warn!(error = %e, "auto-commit failed");
-            self.last_commit = Instant::now();
-        }
-    }
-
-    /// Commits positions when auto-commit is on (and a group is set), then stops fetching.
-    pub async fn close(mut self) -> Result<(), ClientError> {
-        if self.config.enable_auto_commit && self.config.group_id.is_some() {
-            self.commit().await?;
         }
         Ok(())
     }

@@ -390,6 +390,20 @@ impl GroupService for Svc {
         Err(Status::unimplemented("the SDK's fake cluster does not delete groups"))
     }
 
+    async fn describe_groups(
+        &self,
+        _r: Request<DescribeGroupsRequest>,
+    ) -> Result<Response<DescribeGroupsResponse>, Status> {
+        Err(Status::unimplemented("the SDK's fake cluster does not describe groups"))
+    }
+
+    async fn alter_consumer_group_offsets(
+        &self,
+        _r: Request<AlterConsumerGroupOffsetsRequest>,
+    ) -> Result<Response<AlterConsumerGroupOffsetsResponse>, Status> {
+        Err(Status::unimplemented("the SDK's fake cluster does not alter group offsets"))
+    }
+
     async fn commit_offsets(
         &self,
         r: Request<CommitOffsetsRequest>,

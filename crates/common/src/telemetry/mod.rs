@@ -163,9 +163,28 @@ pub fn init_telemetry(
     log_format: LogFormat,
     config: &TelemetryConfig,
 ) -> Result<TelemetryGuard, TelemetryError> {
+    init_telemetry_with_log_filter(service_name, log_format, config, "info")
+}
+
+/// Whether the `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT` variable names
+/// a collector (client commands export traces only then).
+pub fn otlp_endpoint_in_env() -> bool {
+    ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]
+        .iter()
+        .any(|name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty()))
+}
+
+/// [`init_telemetry`] with logs filtered by `RUST_LOG`, else `default_log_filter` (client
+/// commands log only warnings by default).
+pub fn init_telemetry_with_log_filter(
+    service_name: &str,
+    log_format: LogFormat,
+    config: &TelemetryConfig,
+    default_log_filter: &str,
+) -> Result<TelemetryGuard, TelemetryError> {
     config.validate()?;
     let env = |name: &str| std::env::var(name).ok();
-    let fmt = logging::stderr_layer(log_format).with_filter(logging::log_filter("info"));
+    let fmt = logging::stderr_layer(log_format).with_filter(logging::log_filter(default_log_filter));
     let Some(endpoint) = otlp::endpoint(config, &env) else {
         let _ = tracing_subscriber::registry().with(fmt).try_init();
         return Ok(TelemetryGuard::default());

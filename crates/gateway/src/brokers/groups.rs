@@ -6,13 +6,14 @@ use std::collections::BTreeSet;
 use std::future::Future;
 
 use tonic::Status;
-use vltava_common::ErrorCode;
 use vltava_common::grpc::TracedChannel as Channel;
+use vltava_common::{ErrorCode, WireError};
 use vltava_proto::v1::group_service_client::GroupServiceClient;
 use vltava_proto::v1::{
-    CommitOffsetsRequest, CommitOffsetsResponse, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse,
-    DeleteGroupsRequest, DeleteGroupsResponse, FetchOffsetsRequest, FetchOffsetsResponse, FindCoordinatorRequest,
-    FindCoordinatorResponse, GroupResult, ListGroupsRequest, ListGroupsResponse,
+    AlterConsumerGroupOffsetsRequest, AlterConsumerGroupOffsetsResponse, CommitOffsetsRequest, CommitOffsetsResponse,
+    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, DeleteGroupsRequest, DeleteGroupsResponse,
+    DescribeGroupsRequest, DescribeGroupsResponse, FetchOffsetsRequest, FetchOffsetsResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, GroupDescription, GroupResult, ListGroupsRequest, ListGroupsResponse,
 };
 
 use super::Brokers;
@@ -52,6 +53,19 @@ impl Brokers {
         .await
     }
 
+    /// `GroupService.AlterConsumerGroupOffsets`, on the group's coordinator.
+    pub async fn alter_consumer_group_offsets(
+        &self,
+        request: AlterConsumerGroupOffsetsRequest,
+    ) -> Result<AlterConsumerGroupOffsetsResponse, Status> {
+        let group = request.group_id.clone();
+        self.call_coordinator(&group, |mut client| {
+            let request = request.clone();
+            async move { client.alter_consumer_group_offsets(request).await.map(|r| r.into_inner()) }
+        })
+        .await
+    }
+
     /// `GroupService.FetchOffsets`, on the group's coordinator.
     pub async fn fetch_offsets(&self, request: FetchOffsetsRequest) -> Result<FetchOffsetsResponse, Status> {
         let group = request.group_id.clone();
@@ -65,26 +79,81 @@ impl Brokers {
     /// `GroupService.DeleteGroups`, each group on its own coordinator; one result per group, in
     /// order (a group whose coordinator cannot be reached gets that failure's code).
     pub async fn delete_groups(&self, request: DeleteGroupsRequest) -> Result<DeleteGroupsResponse, Status> {
-        let mut results = Vec::with_capacity(request.group_ids.len());
-        for group in request.group_ids {
-            let one = DeleteGroupsRequest { group_ids: vec![group.clone()] };
+        let results = self
+            .each_group(
+                request.group_ids,
+                |mut client, group| async move {
+                    let one = DeleteGroupsRequest { group_ids: vec![group] };
+                    Ok(client.delete_groups(one).await?.into_inner().results)
+                },
+                |r: &GroupResult| r.error_code,
+                |group_id, error_code, error_message| GroupResult { group_id, error_code, error_message },
+            )
+            .await?;
+        Ok(DeleteGroupsResponse { results })
+    }
+
+    /// `GroupService.DescribeGroups`, each group on its own coordinator; one description per
+    /// group, in order (a group whose coordinator cannot be reached gets that failure's code).
+    pub async fn describe_groups(&self, request: DescribeGroupsRequest) -> Result<DescribeGroupsResponse, Status> {
+        let groups = self
+            .each_group(
+                request.group_ids,
+                |mut client, group| async move {
+                    let one = DescribeGroupsRequest { group_ids: vec![group] };
+                    Ok(client.describe_groups(one).await?.into_inner().groups)
+                },
+                |d: &GroupDescription| d.error_code,
+                |group_id, error_code, error_message| GroupDescription {
+                    group_id,
+                    error_code,
+                    error_message,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        Ok(DescribeGroupsResponse { groups })
+    }
+
+    /// Runs `call` for each group on its own coordinator and collects the one result each
+    /// answers, in order. A result whose `code` says the coordinator moved or is loading is
+    /// retried like a failed call; a group whose coordinator cannot answer gets `failed`.
+    async fn each_group<R, F, Fut>(
+        &self,
+        groups: Vec<String>,
+        call: F,
+        code: fn(&R) -> i32,
+        failed: fn(String, i32, String) -> R,
+    ) -> Result<Vec<R>, Status>
+    where
+        F: Fn(GroupServiceClient<Channel>, String) -> Fut,
+        Fut: Future<Output = Result<Vec<R>, Status>>,
+    {
+        let mut results = Vec::with_capacity(groups.len());
+        for group in groups {
             let answer = self
-                .call_coordinator(&group, |mut client| {
-                    let one = one.clone();
-                    async move { client.delete_groups(one).await.map(|r| r.into_inner()) }
+                .call_coordinator(&group, |client| {
+                    let one = call(client, group.clone());
+                    async move {
+                        let mut answers = one.await?;
+                        if answers.len() != 1 {
+                            return Err(Status::internal("the coordinator answered no result"));
+                        }
+                        let answer = answers.remove(0);
+                        let moved = [ErrorCode::NotCoordinator, ErrorCode::CoordinatorLoadInProgress];
+                        match moved.into_iter().find(|c| *c as i32 == code(&answer)) {
+                            Some(c) => Err(WireError::new(c, "the group's coordinator moved").into_status()),
+                            None => Ok(answer),
+                        }
+                    }
                 })
                 .await;
-            match answer {
-                Ok(mut r) if r.results.len() == 1 => results.push(r.results.remove(0)),
-                Ok(_) => return Err(Status::internal(format!("the coordinator of {group} answered no result"))),
-                Err(status) => results.push(GroupResult {
-                    group_id: group,
-                    error_code: broker_error_code(&status).unwrap_or(ErrorCode::UnknownServerError) as i32,
-                    error_message: status.message().to_string(),
-                }),
-            }
+            results.push(answer.unwrap_or_else(|status| {
+                let code = broker_error_code(&status).unwrap_or(ErrorCode::UnknownServerError) as i32;
+                failed(group, code, status.message().to_string())
+            }));
         }
-        Ok(DeleteGroupsResponse { results })
+        Ok(results)
     }
 
     /// `GroupService.ListGroups` on every broker the metadata names, merged and sorted. Brokers

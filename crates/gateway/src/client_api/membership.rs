@@ -1,164 +1,140 @@
-//! Managed group subscriptions: the live Consume streams of one (group, topic) on this gateway
-//! share the topic's partitions.
+//! Managed group subscriptions: each Consume stream with a `group_id` is an ordinary member of
+//! the broker-side consumer group (Kafka 4's KIP-848 protocol), so streams behind different
+//! gateways, SDK consumers and CLI consumers of one group share its partitions.
 //!
-//! **Membership is local to one gateway process.** Streams of the same group connected to
-//! different gateways do not know about each other: each gateway shares the partitions among its
-//! own streams only, so a group spread over several gateways reads every partition once per
-//! gateway. Coordinating them needs a broker-side group coordinator, which is not built yet; until
-//! then, route a group's streams through one gateway (or use plain subscriptions with explicit
-//! partitions).
+//! Each [`Member`] runs a heartbeat task: it sends `ConsumerGroupHeartbeat` to the group's
+//! coordinator (through [`Brokers`], which finds it) every interval the coordinator asks for,
+//! subscribed to the stream's topic and reporting the partitions the stream holds. The
+//! coordinator answers with the member's assignment whenever it changes; it is published to the
+//! stream ([`Member::current`], [`Member::changed_or_released`]), whose generation is the
+//! member epoch. The coordinator only gives a member partitions that no other member still
+//! holds, so the stream reads a newly assigned partition at once ([`Member::claim`]); it gives up
+//! a revoked one by committing it and [`Member::release`]-ing it, which the next heartbeat (sent
+//! at once) reports.
 //!
-//! - Assignment: Kafka's range assignor over the member ids, sorted. Ids are handed out in join
-//!   order, so the oldest stream gets the first partitions.
-//! - Every join, leave and growth of the topic is a rebalance: the group's generation goes up by
-//!   one and every member is told its new share ([`Member::changed_or_released`],
-//!   [`Member::current`]).
-//! - Hand-over: a partition is read by at most one stream at a time. A member [`Member::claim`]s
-//!   a newly assigned partition before reading it, which succeeds once the previous owner has
-//!   [`Member::release`]d it, after committing its position: the new owner then starts from the
-//!   offset the previous one committed. A member that goes away (its [`Member`] dropped) releases
-//!   everything it held.
+//! A fenced member (`UNKNOWN_MEMBER_ID`, `FENCED_MEMBER_EPOCH`: its session lapsed) is told it
+//! has no partitions, then rejoins. Dropping a [`Member`] leaves the group.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
+use vltava_common::ErrorCode;
+use vltava_proto::v1::{
+    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, PartitionSet, Subscription, TopicPartitions,
+};
 
-/// A group's state is kept per (group id, topic).
-type GroupKey = (String, String);
+use crate::brokers::Brokers;
+use crate::routing::broker_error_code;
 
-/// The managed subscriptions of one gateway: every group with at least one live stream.
-#[derive(Debug, Default)]
+/// Member epoch of a member leaving for good.
+const LEAVE_EPOCH: i32 = -1;
+/// Heartbeat interval until the coordinator names one.
+const INITIAL_INTERVAL: Duration = Duration::from_secs(1);
+/// Pause before retrying a heartbeat that failed.
+const RETRY_BACKOFF: Duration = Duration::from_millis(250);
+/// How long a stream may take to give up revoked partitions (the member's rebalance timeout).
+const REBALANCE_TIMEOUT_MS: i32 = 60_000;
+
+/// The managed subscriptions of one gateway: counts for metrics, and the call layer members
+/// heartbeat through.
 pub struct Membership {
-    groups: Mutex<HashMap<GroupKey, Group>>,
-    next_member: AtomicU64,
+    brokers: Brokers,
     rebalances: AtomicU64,
+    members: AtomicUsize,
 }
 
-#[derive(Debug)]
-struct Group {
-    /// Partitions of the topic (only ever grows, as a topic's partitions do).
-    partitions: i32,
-    generation: i64,
-    /// Member id → the channel its assignment is published on. Sorted by id.
-    members: BTreeMap<String, watch::Sender<MemberAssignment>>,
-    /// Partition → the member reading it now (it may no longer be assigned to it).
-    owners: HashMap<i32, String>,
-    /// Bumped whenever partitions are released, to wake members waiting to claim them.
-    released: watch::Sender<u64>,
+impl std::fmt::Debug for Membership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Membership").field("members", &self.members.load(Ordering::Relaxed)).finish_non_exhaustive()
+    }
 }
 
-/// A member's share of its group's topic in one generation.
+/// A member's share of its group's topic.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MemberAssignment {
-    /// The group's generation this share belongs to (0 before the first).
+    /// The member epoch this share belongs to (0 before the first).
     pub generation: i64,
     /// The partitions assigned to the member, sorted.
     pub partitions: Vec<i32>,
 }
 
 impl Membership {
-    /// No groups yet.
-    pub fn new() -> Self {
-        Self::default()
+    /// No members yet; members heartbeat through `brokers`.
+    pub fn new(brokers: Brokers) -> Self {
+        Self { brokers, rebalances: AtomicU64::new(0), members: AtomicUsize::new(0) }
     }
 
-    /// How many rebalances (joins, leaves and topic growths of a group with live members) this
-    /// gateway has performed.
+    /// How many new assignments this gateway's streams have received from their coordinators.
     pub fn rebalances(&self) -> u64 {
         self.rebalances.load(Ordering::Relaxed)
     }
 
-    /// Number of groups with at least one live stream.
-    pub fn groups(&self) -> usize {
-        self.groups.lock().len()
+    /// Number of live managed streams.
+    pub fn members(&self) -> usize {
+        self.members.load(Ordering::Relaxed)
     }
 
-    /// Adds a stream to the group of (`group_id`, `topic`), whose topic has `partitions`
-    /// partitions, and rebalances the group. The stream leaves when the returned [`Member`] is
-    /// dropped.
-    pub fn join(self: &Arc<Self>, group_id: &str, topic: &str, partitions: i32) -> Member {
-        let id = format!("member-{:010}", self.next_member.fetch_add(1, Ordering::Relaxed));
-        let key = (group_id.to_string(), topic.to_string());
+    /// Joins `group_id` as a new member subscribed to `topic`. The stream leaves when the
+    /// returned [`Member`] is dropped.
+    pub fn join(self: &Arc<Self>, group_id: &str, topic: &str) -> Member {
+        let bytes: [u8; 16] = rand::random();
+        let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let (tx, assignment) = watch::channel(MemberAssignment::default());
-        let released = {
-            let mut groups = self.groups.lock();
-            let group = groups.entry(key.clone()).or_insert_with(|| Group {
-                partitions,
-                generation: 0,
-                members: BTreeMap::new(),
-                owners: HashMap::new(),
-                released: watch::Sender::new(0),
-            });
-            group.partitions = group.partitions.max(partitions);
-            group.members.insert(id.clone(), tx);
-            self.rebalance(group);
-            group.released.subscribe()
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State { epoch: 0, held: BTreeSet::new(), leaving: false }),
+            wake: Notify::new(),
+        });
+        self.members.fetch_add(1, Ordering::Relaxed);
+        let task = Heartbeats {
+            membership: Arc::clone(self),
+            group: group_id.to_string(),
+            topic: topic.to_string(),
+            id: id.clone(),
+            shared: shared.clone(),
+            tx,
         };
+        tokio::spawn(task.run());
         tracing::debug!(group = group_id, topic, member = %id, "stream joined its group");
-        Member { membership: Arc::clone(self), key, id, assignment, released }
-    }
-
-    /// Removes a member, releases what it held and rebalances the others (or forgets the group).
-    fn leave(&self, key: &GroupKey, id: &str) {
-        let mut groups = self.groups.lock();
-        let Some(group) = groups.get_mut(key) else { return };
-        group.members.remove(id);
-        group.owners.retain(|_, owner| owner != id);
-        if group.members.is_empty() {
-            groups.remove(key);
-        } else {
-            group.released.send_modify(|n| *n += 1);
-            self.rebalance(group);
-        }
-        tracing::debug!(group = %key.0, topic = %key.1, member = id, "stream left its group");
-    }
-
-    /// Starts the group's next generation: shares the partitions among the members and tells
-    /// each its share.
-    fn rebalance(&self, group: &mut Group) {
-        group.generation += 1;
-        self.rebalances.fetch_add(1, Ordering::Relaxed);
-        let shares = range_assign(group.partitions, group.members.len());
-        for (tx, partitions) in group.members.values().zip(shares) {
-            tx.send_replace(MemberAssignment { generation: group.generation, partitions });
-        }
+        Member { id, assignment, shared }
     }
 }
 
-/// Kafka's range assignor for one topic: members (in sorted order) get consecutive ranges of
-/// `partitions / members` partitions, the first `partitions % members` one more.
-fn range_assign(partitions: i32, members: usize) -> Vec<Vec<i32>> {
-    if members == 0 {
-        return Vec::new();
-    }
-    let members_i32 = i32::try_from(members).unwrap_or(i32::MAX);
-    let (per, extra) = (partitions.max(0) / members_i32, partitions.max(0) % members_i32);
-    (0..members_i32)
-        .map(|i| {
-            let start = i * per + i.min(extra);
-            let len = per + i32::from(i < extra);
-            (start..start + len).collect()
-        })
-        .collect()
+#[derive(Debug)]
+struct State {
+    epoch: i32,
+    /// The partitions the stream holds (reported by every heartbeat).
+    held: BTreeSet<i32>,
+    leaving: bool,
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the heartbeat task: something to report, or leave.
+    wake: Notify,
 }
 
 /// One stream's membership of its group; dropping it leaves the group.
 #[derive(Debug)]
 pub struct Member {
-    membership: Arc<Membership>,
-    key: GroupKey,
     id: String,
     assignment: watch::Receiver<MemberAssignment>,
-    released: watch::Receiver<u64>,
+    shared: Arc<Shared>,
 }
 
 impl Member {
-    /// The member id (sorted ids decide the range assignment).
+    /// The member id.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The member id and epoch a commit carries.
+    pub fn commit_as(&self) -> (String, i32) {
+        (self.id.clone(), self.shared.state.lock().epoch)
     }
 
     /// The latest assignment, marked as seen.
@@ -171,148 +147,165 @@ impl Member {
         self.assignment.has_changed().unwrap_or(false)
     }
 
-    /// Resolves when an assignment not yet seen is published or, with `releases`, when some
-    /// member of the group has released partitions since the last call (a partition this member
-    /// waits for may now be claimed).
-    pub async fn changed_or_released(&mut self, releases: bool) {
-        let (assignment, released) = (&mut self.assignment, &mut self.released);
-        tokio::select! {
-            Ok(()) = assignment.changed() => {}
-            Ok(()) = released.changed(), if releases => {}
-            // Both channels closed: the group is gone, which cannot happen while a member lives.
-            else => std::future::pending::<()>().await,
+    /// Resolves when an assignment not yet seen is published. (`_releases` is kept for the
+    /// stream's sake: the coordinator only assigns partitions nobody holds, so there is never a
+    /// release to wait for.)
+    pub async fn changed_or_released(&mut self, _releases: bool) {
+        if self.assignment.changed().await.is_err() {
+            std::future::pending::<()>().await;
         }
     }
 
-    /// Takes `partition` for reading: succeeds when it is assigned to this member in the current
-    /// generation and no other member still holds it.
+    /// Takes `partition` for reading: succeeds when it is in the current assignment.
     pub fn claim(&self, partition: i32) -> bool {
-        let mut groups = self.membership.groups.lock();
-        let Some(group) = groups.get_mut(&self.key) else { return false };
-        let assigned = group.members.get(&self.id).is_some_and(|tx| tx.borrow().partitions.contains(&partition));
-        if !assigned || group.owners.get(&partition).is_some_and(|owner| *owner != self.id) {
+        if !self.assignment.borrow().partitions.contains(&partition) {
             return false;
         }
-        group.owners.insert(partition, self.id.clone());
+        let mut state = self.shared.state.lock();
+        if state.held.insert(partition) {
+            drop(state);
+            self.shared.wake.notify_one();
+        }
         true
     }
 
-    /// Stops holding `partitions`, so that the members they are now assigned to can claim them.
+    /// Stops holding `partitions` (after committing them); the next heartbeat, sent at once,
+    /// tells the coordinator, which then gives them to their new owners.
     pub fn release(&self, partitions: &[i32]) {
         if partitions.is_empty() {
             return;
         }
-        let mut groups = self.membership.groups.lock();
-        let Some(group) = groups.get_mut(&self.key) else { return };
+        let mut state = self.shared.state.lock();
         for p in partitions {
-            if group.owners.get(p) == Some(&self.id) {
-                group.owners.remove(p);
-            }
+            state.held.remove(p);
         }
-        group.released.send_modify(|n| *n += 1);
+        drop(state);
+        self.shared.wake.notify_one();
     }
 
-    /// Records that the topic now has `partitions` partitions; a growth rebalances the group.
-    pub fn topic_grew(&self, partitions: i32) {
-        let mut groups = self.membership.groups.lock();
-        let Some(group) = groups.get_mut(&self.key) else { return };
-        if partitions > group.partitions {
-            group.partitions = partitions;
-            self.membership.rebalance(group);
-        }
-    }
+    /// The topic grew: nothing to do, the coordinator notices on the next heartbeat.
+    pub fn topic_grew(&self, _partitions: i32) {}
 }
 
 impl Drop for Member {
     fn drop(&mut self) {
-        self.membership.leave(&self.key, &self.id);
+        self.shared.state.lock().leaving = true;
+        self.shared.wake.notify_one();
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The heartbeat task of one member.
+struct Heartbeats {
+    membership: Arc<Membership>,
+    group: String,
+    topic: String,
+    id: String,
+    shared: Arc<Shared>,
+    tx: watch::Sender<MemberAssignment>,
+}
 
-    #[test]
-    fn range_assignment_gives_the_first_members_the_extra_partitions() {
-        assert_eq!(range_assign(7, 3), vec![vec![0, 1, 2], vec![3, 4], vec![5, 6]]);
-        assert_eq!(range_assign(4, 2), vec![vec![0, 1], vec![2, 3]]);
-        assert_eq!(range_assign(1, 3), vec![vec![0], vec![], vec![]]);
-        assert_eq!(range_assign(3, 1), vec![vec![0, 1, 2]]);
-        assert!(range_assign(3, 0).is_empty());
+impl Heartbeats {
+    async fn run(self) {
+        let mut interval = INITIAL_INTERVAL;
+        loop {
+            let (epoch, held, leaving) = {
+                let s = self.shared.state.lock();
+                (s.epoch, s.held.clone(), s.leaving)
+            };
+            if leaving {
+                self.leave(epoch).await;
+                break;
+            }
+            let request = ConsumerGroupHeartbeatRequest {
+                group_id: self.group.clone(),
+                member_id: self.id.clone(),
+                member_epoch: epoch,
+                rebalance_timeout_ms: REBALANCE_TIMEOUT_MS,
+                subscription: Some(Subscription { topics: vec![self.topic.clone()], pattern: String::new() }),
+                owned: Some(partition_set(&self.topic, &held)),
+                client_id: "vltava-gateway".to_string(),
+                ..Default::default()
+            };
+            let mut wait = interval;
+            match self.membership.brokers.consumer_group_heartbeat(request).await {
+                Ok(response) => {
+                    if response.heartbeat_interval_ms > 0 {
+                        interval = Duration::from_millis(response.heartbeat_interval_ms as u64);
+                        wait = interval;
+                    }
+                    self.apply(response);
+                }
+                Err(status) => {
+                    let code = broker_error_code(&status);
+                    if matches!(code, Some(ErrorCode::UnknownMemberId | ErrorCode::FencedMemberEpoch)) {
+                        tracing::info!(group = %self.group, member = %self.id, error = %status, "fenced: rejoining");
+                        self.shared.state.lock().epoch = 0;
+                        self.publish(0, Vec::new());
+                    } else {
+                        tracing::debug!(group = %self.group, error = %status, "heartbeat failed; retrying");
+                    }
+                    wait = RETRY_BACKOFF;
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.shared.wake.notified() => {}
+            }
+        }
+        self.membership.members.fetch_sub(1, Ordering::Relaxed);
     }
 
-    #[test]
-    fn joins_and_leaves_rebalance_with_a_new_generation() {
-        let membership = Arc::new(Membership::new());
-        let mut a = membership.join("g", "t", 4);
-        assert!(a.has_changed());
-        assert_eq!(a.current(), MemberAssignment { generation: 1, partitions: vec![0, 1, 2, 3] });
-        assert!(!a.has_changed());
-
-        let mut b = membership.join("g", "t", 4);
-        assert_eq!(a.current(), MemberAssignment { generation: 2, partitions: vec![0, 1] });
-        assert_eq!(b.current(), MemberAssignment { generation: 2, partitions: vec![2, 3] });
-        // Another group, or the same group on another topic, is separate.
-        let mut other = membership.join("g", "u", 2);
-        assert_eq!(other.current().generation, 1);
-        assert_eq!(membership.groups(), 2);
-
-        drop(a);
-        assert_eq!(b.current(), MemberAssignment { generation: 3, partitions: vec![0, 1, 2, 3] });
-        assert_eq!(membership.rebalances(), 4);
-        drop(b);
-        drop(other);
-        assert_eq!(membership.groups(), 0);
+    fn apply(&self, response: ConsumerGroupHeartbeatResponse) {
+        self.shared.state.lock().epoch = response.member_epoch;
+        let Some(assignment) = response.assignment else { return };
+        let partitions: Vec<i32> = assignment
+            .topics
+            .iter()
+            .filter(|t| t.topic == self.topic)
+            .flat_map(|t| t.partitions.iter().copied())
+            .collect::<BTreeSet<i32>>()
+            .into_iter()
+            .collect();
+        self.publish(i64::from(response.member_epoch), partitions);
     }
 
-    #[test]
-    fn a_partition_is_claimed_only_once_its_previous_owner_released_it() {
-        let membership = Arc::new(Membership::new());
-        let a = membership.join("g", "t", 2);
-        assert!(a.claim(0) && a.claim(1));
-        let mut b = membership.join("g", "t", 2);
-        assert_eq!(b.current().partitions, vec![1]);
-        assert!(!b.claim(0), "not assigned to b");
-        assert!(!b.claim(1), "a still holds it");
-        a.release(&[1]);
-        assert!(b.claim(1));
-        assert!(!a.claim(1), "no longer assigned to a");
-        assert!(a.claim(0), "claiming again what one holds is fine");
-
-        // Leaving releases everything.
-        let mut c = membership.join("g", "t", 2);
-        drop(a);
-        assert_eq!(c.current().partitions, vec![1]);
-        assert_eq!(b.current().partitions, vec![0]);
-        assert!(b.claim(0));
-        assert!(!c.claim(1), "b still holds 1");
-    }
-
-    #[test]
-    fn a_growing_topic_rebalances() {
-        let membership = Arc::new(Membership::new());
-        let mut a = membership.join("g", "t", 1);
-        assert_eq!(a.current().partitions, vec![0]);
-        a.topic_grew(1);
-        assert!(!a.has_changed());
-        a.topic_grew(3);
-        assert_eq!(a.current(), MemberAssignment { generation: 2, partitions: vec![0, 1, 2] });
-    }
-
-    #[tokio::test]
-    async fn releases_wake_waiting_members() {
-        let membership = Arc::new(Membership::new());
-        let a = membership.join("g", "t", 2);
-        assert!(a.claim(1));
-        let mut b = membership.join("g", "t", 2);
-        assert_eq!(b.current().partitions, vec![1]);
-        let waiter = tokio::spawn(async move {
-            b.changed_or_released(true).await;
-            b.claim(1)
+    /// Publishes a new assignment to the stream, if it differs from the current one.
+    fn publish(&self, generation: i64, partitions: Vec<i32>) {
+        let next = MemberAssignment { generation, partitions };
+        let changed = self.tx.send_if_modified(|current| {
+            if *current == next {
+                return false;
+            }
+            *current = next.clone();
+            true
         });
-        a.release(&[1]);
-        let claimed = tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.unwrap().unwrap();
-        assert!(claimed);
+        if changed {
+            self.membership.rebalances.fetch_add(1, Ordering::Relaxed);
+        }
     }
+
+    async fn leave(&self, epoch: i32) {
+        if epoch <= 0 {
+            return;
+        }
+        let request = ConsumerGroupHeartbeatRequest {
+            group_id: self.group.clone(),
+            member_id: self.id.clone(),
+            member_epoch: LEAVE_EPOCH,
+            ..Default::default()
+        };
+        match self.membership.brokers.consumer_group_heartbeat(request).await {
+            Ok(_) => tracing::debug!(group = %self.group, member = %self.id, "stream left its group"),
+            Err(status) => tracing::debug!(group = %self.group, error = %status, "leave failed"),
+        }
+    }
+}
+
+fn partition_set(topic: &str, held: &BTreeSet<i32>) -> PartitionSet {
+    let topics = if held.is_empty() {
+        Vec::new()
+    } else {
+        vec![TopicPartitions { topic: topic.to_string(), partitions: held.iter().copied().collect() }]
+    };
+    PartitionSet { topics }
 }

@@ -15,9 +15,9 @@
 //!   (HTTP/2 flow control is the backpressure), plain or managed by a group: `validate` (the
 //!   request's settings), `stream` (the task), `position` (where each partition reads, backoff),
 //!   `commit` (group offsets: committed positions and auto-commit).
-//! - [`membership`]: managed group subscriptions, the range assignor and rebalances. Membership is
-//!   **local to one gateway process**: several gateways do not coordinate a group (that needs a
-//!   broker-side group coordinator, not built yet).
+//! - [`membership`]: managed group subscriptions, each an ordinary member of the broker-side
+//!   consumer group (a heartbeat task per stream), so streams behind several gateways share a
+//!   group's partitions with SDK and CLI consumers.
 //! - `convert`: message ↔ record conversions and the request checks the handlers share.
 //! - `topic`: partition counts from the router's metadata.
 
@@ -51,7 +51,7 @@ pub struct GatewayApi {
 impl GatewayApi {
     /// The service, calling the brokers through `brokers`, with no group members yet.
     pub fn new(brokers: Brokers) -> Self {
-        Self { brokers, membership: Arc::new(Membership::new()), rotation: Arc::default() }
+        Self { membership: Arc::new(Membership::new(brokers.clone())), brokers, rotation: Arc::default() }
     }
 
     /// The managed group subscriptions of this gateway (e.g. for [`Membership::rebalances`]).

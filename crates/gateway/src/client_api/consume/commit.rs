@@ -69,7 +69,9 @@ impl StreamTask {
         if offsets.is_empty() {
             return;
         }
-        let request = CommitOffsetsRequest { group_id, offsets: offsets.clone(), ..Default::default() };
+        // A member's commit carries its id and epoch (the coordinator fences zombies with them).
+        let (member_id, member_epoch) = self.member.as_ref().map(|m| m.commit_as()).unwrap_or_default();
+        let request = CommitOffsetsRequest { group_id, offsets: offsets.clone(), member_id, member_epoch };
         match self.brokers.commit_offsets(request).await {
             Ok(response) => {
                 for (offset, result) in offsets.iter().zip(response.results) {

@@ -12,10 +12,11 @@
 //! moves the partition to `auto_offset_reset` (as Kafka consumers do); any other error ends the
 //! stream with that error.
 //!
-//! A managed subscription (a `group_id`) reads what the gateway's [`Membership`] assigns it: it
-//! sends an `Assignment` first and after every rebalance, stops reading (and, with `auto_commit`,
-//! commits and releases) revoked partitions, and starts newly assigned ones from the group's
-//! committed offset, else `auto_offset_reset`. With `auto_commit` it commits its delivered positions
+//! A managed subscription (a `group_id`) is a member of the broker-side consumer group (see
+//! [`Membership`]) and reads what the group's coordinator assigns it: it sends an `Assignment`
+//! first and after every change, stops reading (and, with `auto_commit`, commits, then
+//! releases) revoked partitions, and starts newly assigned ones from the group's committed
+//! offset, else `auto_offset_reset`. With `auto_commit` it commits its delivered positions
 //! (the offset after the last record handed to the stream) every `auto_commit_interval_ms`, on
 //! revocation and when the stream ends. "Delivered" means handed to gRPC: records still in flight
 //! when a client hangs up count as delivered, as records returned by a Kafka consumer's `poll` do.
@@ -70,7 +71,7 @@ pub(super) async fn start(
             settings.topic
         )));
     }
-    let member = settings.group_id.as_deref().map(|group| membership.join(group, &settings.topic, partitions));
+    let member = settings.group_id.as_deref().map(|group| membership.join(group, &settings.topic));
     let owned: BTreeMap<i32, PartitionState> = match (&member, &settings.partitions) {
         (Some(_), _) => BTreeMap::new(), // claimed as the group assigns them
         (None, Some(explicit)) => explicit.iter().map(|&p| (p, PartitionState::new(Start::Reset))).collect(),

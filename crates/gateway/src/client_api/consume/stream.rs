@@ -45,8 +45,8 @@ pub(super) struct StreamTask {
     pub(super) brokers: Brokers,
     pub(super) settings: Settings,
     tx: mpsc::Sender<Result<ConsumeResponse, Status>>,
-    member: Option<Member>,
-    /// Generation of the last assignment applied (managed subscriptions).
+    pub(super) member: Option<Member>,
+    /// Generation (member epoch) of the last assignment applied (managed subscriptions).
     generation: i64,
     /// Partitions the stream should read: all of `owned` plus, in a group, those not yet claimed.
     assigned: BTreeSet<i32>,
@@ -154,7 +154,10 @@ impl StreamTask {
                 Some(member) => member.current(),
                 None => return None,
             };
-            if assignment.generation == self.generation {
+            // Incremental rebalances change the partitions within one member epoch (a revocation
+            // keeps the epoch until it is acknowledged): compare both.
+            let same_partitions = assignment.partitions.iter().copied().eq(self.assigned.iter().copied());
+            if assignment.generation == self.generation && same_partitions {
                 break;
             }
             self.generation = assignment.generation;
@@ -171,10 +174,13 @@ impl StreamTask {
                 topic = %self.settings.topic, generation = self.generation, partitions = ?assignment.partitions,
                 ?revoked, "new assignment"
             );
+            let member_id = self.member.as_ref().map(|m| m.id().to_string()).unwrap_or_default();
             let message = Payload::Assignment(Assignment {
                 topic: self.settings.topic.clone(),
                 partitions: assignment.partitions,
                 generation: assignment.generation,
+                member_epoch: i32::try_from(assignment.generation).unwrap_or(i32::MAX),
+                member_id,
             });
             match self.send(message).await {
                 // A newer assignment supersedes this one: the loop sends that instead.
