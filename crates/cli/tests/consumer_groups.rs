@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use vltava_client::{
     Admin, Consumer, ConsumerConfig, ErrorCode, GroupDescription, NewTopic, OffsetReset, Producer, ProducerConfig,
-    ProducerRecord, TopicPartition,
+    ProducerRecord, RebalanceListener, TopicPartition,
 };
 use vltava_testkit::cluster::LocalCluster;
 use vltava_testkit::eventually;
@@ -187,6 +187,20 @@ async fn cli_members_share_a_topic_and_survive_a_killed_member() {
     assert_eq!(total_lag(&d), 0, "the survivors committed everything: {d:?}");
 }
 
+type Events = std::sync::Arc<parking_lot::Mutex<Vec<(&'static str, usize)>>>;
+
+/// A rebalance listener recording how many partitions each call named.
+struct Recorder(Events);
+
+impl RebalanceListener for Recorder {
+    fn on_partitions_assigned(&mut self, partitions: &[TopicPartition]) {
+        self.0.lock().push(("assigned", partitions.len()));
+    }
+    fn on_partitions_revoked(&mut self, partitions: &[TopicPartition]) {
+        self.0.lock().push(("revoked", partitions.len()));
+    }
+}
+
 fn member_config(cluster: &LocalCluster, group: &str) -> ConsumerConfig {
     ConsumerConfig {
         group_id: Some(group.to_string()),
@@ -246,6 +260,41 @@ async fn static_members_zombies_and_a_killed_coordinator() {
     assert_eq!(d.group_epoch, epoch, "no rebalance for a static member's restart");
     a.close().await.unwrap();
     drop(b);
+
+    // Pattern subscribers with rebalance listeners: a second member takes only the partitions
+    // that move (the first gives up exactly those), and the listeners hear of every change.
+    let (log1, log2): (Events, Events) = Default::default();
+    let mut p1 = Consumer::connect(member_config(&cluster, "patterns")).await.unwrap();
+    p1.set_rebalance_listener(Recorder(log1.clone()));
+    p1.subscribe_pattern("ev.*").unwrap();
+    poll_until_assigned(&mut p1, 4).await;
+    assert_eq!(*log1.lock(), vec![("assigned", 4)]);
+    let mut p2 = Consumer::connect(member_config(&cluster, "patterns")).await.unwrap();
+    p2.set_rebalance_listener(Recorder(log2.clone()));
+    p2.subscribe_pattern("ev.*").unwrap();
+    for _ in 0..300 {
+        p1.poll(Duration::from_millis(20)).await.unwrap();
+        p2.poll(Duration::from_millis(20)).await.unwrap();
+        if p1.assignment().len() == 2 && p2.assignment().len() == 2 {
+            break;
+        }
+    }
+    assert_eq!((p1.assignment().len(), p2.assignment().len()), (2, 2), "two pattern members split four partitions");
+    assert_eq!(*log1.lock(), vec![("assigned", 4), ("revoked", 2)], "only the two that moved were revoked");
+    assert_eq!(*log2.lock(), vec![("assigned", 2)]);
+    p1.close().await.unwrap();
+    p2.close().await.unwrap();
+    let mut bad = Consumer::connect(member_config(&cluster, "bad-patterns")).await.unwrap();
+    bad.subscribe_pattern("(unclosed").unwrap();
+    let mut refused = None;
+    for _ in 0..100 {
+        if let Err(e) = bad.poll(Duration::from_millis(50)).await {
+            refused = Some(e);
+            break;
+        }
+    }
+    let refused = refused.expect("a pattern that does not compile ends the membership");
+    assert_eq!(refused.code(), Some(ErrorCode::InvalidRegularExpression), "{refused}");
 
     // A zombie (it stopped polling for longer than max.poll.interval.ms, so it was removed)
     // cannot commit; what the group committed stays.
