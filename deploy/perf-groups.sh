@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Measures the group coordinator against a release `vltava local-cluster` (1 controller, 3
 # brokers, the gateway) with a 250 ms group heartbeat interval: a member joining a group of 10
-# members on 100 partitions (`vltava perf rebalance`, 3 runs), offset commits as fast as one
+# members on 100 partitions (`vltava perf rebalance`, 5 runs), offset commits as fast as one
 # coordinator takes them (`vltava perf commits`, 10 and 100 offsets a commit), and the commit
 # latency at 1,000 commits/s. The figures in docs/benchmarks.md come from this script.
 # Env: VLTAVA_BIN (default: $CARGO_TARGET_DIR/release/vltava).
@@ -17,7 +17,7 @@ trap 'kill $LAUNCHER 2>/dev/null; wait $LAUNCHER 2>/dev/null; rm -rf "$DATA"' EX
 for _ in $(seq 300); do grep -q "serving on" "$DATA/launcher.log" 2>/dev/null && break; sleep 0.1; done
 ADDR=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["client_address"])' "$DATA/cluster.json")
 export VLTAVA_SERVER="$ADDR"
-for run in 1 2 3; do
+for run in 1 2 3 4 5; do
   echo "== perf rebalance (run $run): 10 members, 100 partitions, one joins"
   "$BIN" perf rebalance --members 10 --partitions 100 --json | tail -n 1
 done

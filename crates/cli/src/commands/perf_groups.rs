@@ -6,8 +6,9 @@
 //!   with `acks=all`. Reports commits and offsets per second and the commit latency.
 //! - `rebalance`: `--members` SDK consumers subscribe to a `--partitions`-partition topic and
 //!   settle; then one more member joins. Reports the time from its `subscribe` until every
-//!   partition is owned again with the newcomer holding its share, and how many partitions the
-//!   old members gave up (with incremental rebalancing, only those that move). The coordinator's
+//!   partition is owned again with every member holding at least its fair share
+//!   (`partitions / members`), and how many partitions the old members gave up (with
+//!   incremental rebalancing, only those that move). The coordinator's
 //!   heartbeat interval (`[broker.groups] heartbeat_interval`) bounds how fast it can go.
 //!
 //! With `--json` the last line on stdout is one JSON object with the figures.
@@ -180,10 +181,13 @@ fn spawn_member(
     })
 }
 
+/// Whether `members` members own every partition, none twice, each at least its fair share
+/// (`partitions / members`, as the uniform assignor gives).
 fn all_owned(owned: &Owned, members: usize, partitions: i32) -> bool {
     let owned = owned.lock().unwrap_or_else(|p| p.into_inner());
     let count: usize = owned.values().map(Vec::len).sum();
-    owned.len() == members && owned.values().all(|v| !v.is_empty()) && count == partitions as usize
+    let share = (partitions as usize / members).max(1);
+    owned.len() == members && owned.values().all(|v| v.len() >= share) && count == partitions as usize
 }
 
 /// Runs `vltava perf rebalance`.

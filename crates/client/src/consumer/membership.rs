@@ -213,7 +213,7 @@ enum Next {
 
 async fn heartbeat_loop(cluster: Arc<Cluster>, settings: MemberSettings, shared: Arc<Shared>) {
     loop {
-        let mut wait = shared.state.lock().interval;
+        let mut retry = false;
         match next(&settings, &shared) {
             Next::Wait => {}
             Next::Leave(request) => {
@@ -229,10 +229,15 @@ async fn heartbeat_loop(cluster: Arc<Cluster>, settings: MemberSettings, shared:
                 let result = send(&cluster, request).await;
                 match apply(&shared, result) {
                     Applied::Continue => {}
-                    Applied::Retry => wait = wait.min(RETRY_BACKOFF),
+                    Applied::Retry => retry = true,
                     Applied::Stop => return,
                 }
             }
+        }
+        // The interval the coordinator just named (shorter while the member converges).
+        let mut wait = shared.state.lock().interval;
+        if retry {
+            wait = wait.min(RETRY_BACKOFF);
         }
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
