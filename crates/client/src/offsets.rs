@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use vltava_proto::v1::{
     AlterConsumerGroupOffsetsRequest, CommitOffsetsRequest, DeleteGroupsRequest, DescribeGroupsRequest, ErrorCode,
     FetchOffsetsRequest, FindCoordinatorRequest, GroupDescription, ListGroupsRequest, ListOffsetsPartition,
-    ListOffsetsRequest, OffsetCommit,
+    ListOffsetsRequest, OffsetCommit, PartitionResult,
 };
 
 use crate::cluster::{Cluster, Node};
@@ -175,15 +175,7 @@ pub(crate) async fn commit(
     let (member_id, member_epoch) = member.unwrap_or((String::new(), -1));
     let request = CommitOffsetsRequest {
         group_id: group.to_string(),
-        offsets: sorted
-            .into_iter()
-            .map(|(tp, o)| OffsetCommit {
-                topic: tp.topic.clone(),
-                partition: tp.partition,
-                offset: o.offset,
-                metadata: o.metadata.clone(),
-            })
-            .collect(),
+        offsets: sorted.into_iter().map(|(tp, o)| offset_commit(tp, o.offset, &o.metadata)).collect(),
         member_id,
         member_epoch,
     };
@@ -194,12 +186,19 @@ pub(crate) async fn commit(
         async move { node.groups().commit_offsets(request).await }
     })
     .await?;
-    for r in response.into_inner().results {
-        if let Some(e) = ClientError::from_partition_code(r.error_code, &r.error_message) {
-            return Err(e);
-        }
+    first_refusal(response.into_inner().results)
+}
+
+fn offset_commit(tp: &TopicPartition, offset: i64, metadata: &str) -> OffsetCommit {
+    OffsetCommit { topic: tp.topic.clone(), partition: tp.partition, offset, metadata: metadata.to_string() }
+}
+
+/// The first partition an offsets call refused, as an error.
+fn first_refusal(results: Vec<PartitionResult>) -> Result<(), ClientError> {
+    match results.into_iter().find_map(|r| ClientError::from_partition_code(r.error_code, &r.error_message)) {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Every group with members or committed offsets: each broker lists the groups it coordinates
@@ -291,15 +290,7 @@ pub(crate) async fn alter_group_offsets(
     let timeout = cluster.request_timeout();
     let request = AlterConsumerGroupOffsetsRequest {
         group_id: group.to_string(),
-        offsets: offsets
-            .iter()
-            .map(|(tp, offset)| OffsetCommit {
-                topic: tp.topic.clone(),
-                partition: tp.partition,
-                offset: *offset,
-                metadata: String::new(),
-            })
-            .collect(),
+        offsets: offsets.iter().map(|(tp, offset)| offset_commit(tp, *offset, "")).collect(),
     };
     let response = on_coordinator(cluster, group, |node| {
         let mut request = tonic::Request::new(request.clone());
@@ -307,12 +298,7 @@ pub(crate) async fn alter_group_offsets(
         async move { node.groups().alter_consumer_group_offsets(request).await }
     })
     .await?;
-    for r in response.into_inner().results {
-        if let Some(e) = ClientError::from_partition_code(r.error_code, &r.error_message) {
-            return Err(e);
-        }
-    }
-    Ok(())
+    first_refusal(response.into_inner().results)
 }
 
 /// Describes `group` on its coordinator.
