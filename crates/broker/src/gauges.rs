@@ -68,7 +68,7 @@ pub fn observe(broker: &Arc<Broker>) {
         .with_unit("{message}")
         .with_description(
             "High watermark minus the committed offset, per group and partition, for the groups this broker \
-             coordinates and the partitions it hosts",
+             coordinates",
         )
         .with_callback(move |o| observe_lag(&weak, o))
         .build();
@@ -90,13 +90,19 @@ fn partition_labels(topic: &str, partition: i32) -> [KeyValue; 2] {
     [KeyValue::new("topic", topic.to_string()), KeyValue::new("partition", i64::from(partition))]
 }
 
-/// Observes the lag of every offset committed to the groups this broker coordinates, for the
-/// partitions it hosts.
+/// Observes the lag of every offset committed to the groups this broker coordinates: from the
+/// high watermark of the partitions it hosts, else from the log end its leader last named.
 fn observe_lag(broker: &Weak<Broker>, o: &dyn opentelemetry::metrics::AsyncInstrument<i64>) {
     let Some(b) = broker.upgrade() else { return };
     for (group, topic, partition, committed) in b.groups.committed_snapshot() {
-        let Ok(part) = b.replicas.partition(&topic, partition) else { continue };
-        let lag = (part.high_watermark() - committed).max(0);
+        let end = match b.replicas.partition(&topic, partition) {
+            Ok(part) => part.high_watermark(),
+            Err(_) => match b.groups.remote_log_end(&topic, partition) {
+                Some(end) => end,
+                None => continue,
+            },
+        };
+        let lag = (end - committed).max(0);
         let [topic, partition] = partition_labels(&topic, partition);
         o.observe(lag, &[KeyValue::new("group", group), topic, partition]);
     }

@@ -158,17 +158,26 @@ async fn follow_metadata(
     }
 }
 
+/// How often the coordinator asks the leaders for the log end offsets of partitions it does
+/// not host (for the lag gauge).
+const LOG_ENDS_REFRESH: Duration = Duration::from_secs(5);
+
 /// Removes group members whose session or rebalance timeout lapsed, checking ten times per
 /// session timeout (at most once every 10 ms, at least once a second), and the offsets of
-/// deleted topics.
+/// deleted topics; refreshes the log end offsets the lag gauge needs every [`LOG_ENDS_REFRESH`].
 async fn expire_group_members(groups: Arc<GroupCoordinator>, replicas: Arc<ReplicaManager>) {
     let every = (groups.config().session_timeout / 10).clamp(Duration::from_millis(10), Duration::from_secs(1));
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_log_ends = std::time::Instant::now() - LOG_ENDS_REFRESH;
     loop {
         tick.tick().await;
         groups.expire().await;
         groups.forget_deleted_topics(&replicas.image()).await;
+        if last_log_ends.elapsed() >= LOG_ENDS_REFRESH {
+            groups.refresh_log_ends(&replicas).await;
+            last_log_ends = std::time::Instant::now();
+        }
     }
 }
 

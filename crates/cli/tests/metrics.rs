@@ -288,6 +288,35 @@ async fn every_process_serves_the_named_metrics_and_replication_trouble_shows() 
     .await;
     member.close().await.unwrap();
 
+    // The coordinator exports the lag of partitions it does not host too (single-replica
+    // partitions spread over the brokers): each of the six partitions shows up once.
+    admin.create_topic(NewTopic::new("spread", 6).replication_factor(1)).await.unwrap();
+    let spread: HashMap<TopicPartition, i64> = (0..6).map(|p| (TopicPartition::new("spread", p), 0)).collect();
+    eventually(Duration::from_secs(20), "offsets committed for every spread partition", || async {
+        admin.commit_group_offsets("spread-readers", &spread).await.ok()
+    })
+    .await;
+    eventually(Duration::from_secs(30), "the lag of every spread partition", || async {
+        let s = scrape_brokers(&cluster).await;
+        let exported = (0..6)
+            .filter(|p| {
+                let p = p.to_string();
+                let labels = [("group", "spread-readers"), ("topic", "spread"), ("partition", p.as_str())];
+                s.values().filter(|b| b.value("vltava_broker_consumer_group_lag", &labels).is_some()).count() == 1
+            })
+            .count();
+        (exported == 6).then_some(())
+    })
+    .await;
+    // Gone again, so that the partition counts below are the topic's and __consumer_offsets'.
+    admin.delete_topic("spread").await.unwrap();
+    eventually(Duration::from_secs(20), "the spread topic gone from every broker", || async {
+        let s = scrape_brokers(&cluster).await;
+        let hosted: f64 = s.values().filter_map(|b| b.value("vltava_broker_partitions", &[])).sum();
+        (s.len() == 3 && hosted == 3.0 * (1.0 + OFFSETS_PARTITIONS)).then_some(())
+    })
+    .await;
+
     // The controller: Raft state and registered brokers.
     let controller =
         eventually(Duration::from_secs(10), "controller metrics", || scrape_process(&cluster, "controller", 1)).await;

@@ -43,8 +43,9 @@ pub async fn handle(
         )));
     }
     let keys: BTreeSet<(String, i32)> = req.offsets.iter().map(|o| (o.topic.clone(), o.partition)).collect();
-    let starts = partition_offsets::offsets_at(broker, &image, &keys, EARLIEST).await;
-    let ends = partition_offsets::offsets_at(broker, &image, &keys, LATEST).await;
+    let starts =
+        partition_offsets::offsets_at(broker.config.broker_id, &broker.replicas, &image, &keys, EARLIEST).await;
+    let ends = partition_offsets::offsets_at(broker.config.broker_id, &broker.replicas, &image, &keys, LATEST).await;
     let checks: Vec<Result<(), WireError>> = req
         .offsets
         .iter()

@@ -21,6 +21,7 @@ use vltava_metadata::ClusterImage;
 
 use super::consumer_group::{ConsumerGroup, GroupState, MemberState};
 use super::heartbeat::{self, HeartbeatDecision, HeartbeatRequest, Record};
+use super::partition_offsets;
 use super::records::{GroupKey, GroupValue, OffsetValue};
 use super::shard_state::{GroupOffsets, GroupShardState};
 use crate::config::GroupCoordinatorConfig;
@@ -64,6 +65,9 @@ pub struct GroupCoordinator {
     revoking: Mutex<HashMap<MemberKey, Instant>>,
     /// Since when each group has been rebalancing (its epoch bumped, not yet stable).
     rebalancing: Mutex<HashMap<String, Instant>>,
+    /// Log end offsets of committed partitions this broker does not host, for the lag gauge
+    /// (refreshed by [`GroupCoordinator::refresh_log_ends`]).
+    remote_log_ends: Mutex<HashMap<(String, i32), i64>>,
 }
 
 impl GroupCoordinator {
@@ -76,6 +80,7 @@ impl GroupCoordinator {
             sessions: Mutex::new(HashMap::new()),
             revoking: Mutex::new(HashMap::new()),
             rebalancing: Mutex::new(HashMap::new()),
+            remote_log_ends: Mutex::new(HashMap::new()),
         })
     }
 
@@ -450,6 +455,29 @@ impl GroupCoordinator {
             })
             .flatten()
             .collect()
+    }
+
+    /// Asks the leaders for the log end offsets of the committed partitions this broker does not
+    /// host, so that the lag gauge covers every partition of the groups it coordinates.
+    pub async fn refresh_log_ends(&self, replicas: &ReplicaManager) {
+        let keys: std::collections::BTreeSet<(String, i32)> = self
+            .committed_snapshot()
+            .into_iter()
+            .filter(|(_, topic, partition, _)| replicas.partition(topic, *partition).is_err())
+            .map(|(_, topic, partition, _)| (topic, partition))
+            .collect();
+        let ends = if keys.is_empty() {
+            HashMap::new()
+        } else {
+            partition_offsets::offsets_at(self.broker_id, replicas, &replicas.image(), &keys, partition_offsets::LATEST)
+                .await
+        };
+        *self.remote_log_ends.lock() = ends;
+    }
+
+    /// The last known log end offset of a committed partition this broker does not host.
+    pub fn remote_log_end(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.remote_log_ends.lock().get(&(topic.to_string(), partition)).copied()
     }
 
     /// Removes members whose session lapsed or whose revocation outlasted their rebalance

@@ -54,7 +54,7 @@ async fn describe(broker: &Broker, group: &str) -> Result<GroupDescription, Brok
     let owners = owners(&g);
     let mut keys: BTreeSet<(String, i32)> = offsets.keys().cloned().collect();
     keys.extend(owners.keys().cloned());
-    let ends = partition_offsets::offsets_at(broker, &image, &keys, LATEST).await;
+    let ends = partition_offsets::offsets_at(broker.config.broker_id, &broker.replicas, &image, &keys, LATEST).await;
     Ok(GroupDescription {
         group_id: group.to_string(),
         error_code: ErrorCode::None as i32,

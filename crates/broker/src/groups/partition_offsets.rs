@@ -1,5 +1,6 @@
 //! The log start or end offsets of partitions anywhere in the cluster, for the group
-//! coordinator's `DescribeGroups` (lag) and `AlterConsumerGroupOffsets` (range checks).
+//! coordinator's `DescribeGroups` (lag), `AlterConsumerGroupOffsets` (range checks) and lag
+//! gauge (partitions it does not host).
 //!
 //! A partition this broker leads is answered locally; the others are asked of their leaders
 //! with `ListOffsets`, one call per leader. Partitions whose leader is unknown or unreachable
@@ -13,7 +14,7 @@ use vltava_metadata::ClusterImage;
 use vltava_proto::v1::record_service_client::RecordServiceClient;
 use vltava_proto::v1::{ListOffsetsPartition, ListOffsetsRequest};
 
-use crate::broker::Broker;
+use crate::replica_manager::ReplicaManager;
 
 /// `ListOffsets` timestamp of the log end (the high watermark).
 pub const LATEST: i64 = -1;
@@ -23,20 +24,21 @@ pub const EARLIEST: i64 = -2;
 /// How long a leader has to answer.
 const LEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The log end ([`LATEST`]) or log start ([`EARLIEST`]) offset of each of `keys`.
+/// The log end ([`LATEST`]) or log start ([`EARLIEST`]) offset of each of `keys`, asked by
+/// broker `me`, whose partitions `replicas` holds.
 pub async fn offsets_at(
-    broker: &Broker,
+    me: i32,
+    replicas: &ReplicaManager,
     image: &ClusterImage,
     keys: &BTreeSet<(String, i32)>,
     timestamp: i64,
 ) -> HashMap<(String, i32), i64> {
-    let me = broker.config.broker_id;
     let mut found = HashMap::new();
     let mut remote: BTreeMap<i32, Vec<(String, i32)>> = BTreeMap::new();
     for (topic, partition) in keys {
         let Some(state) = image.partition(topic, *partition) else { continue };
         if state.leader == me
-            && let Ok(part) = broker.replicas.partition(topic, *partition)
+            && let Ok(part) = replicas.partition(topic, *partition)
         {
             let offset = if timestamp == EARLIEST { part.log_start_offset() } else { part.high_watermark() };
             found.insert((topic.clone(), *partition), offset);
