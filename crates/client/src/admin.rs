@@ -250,7 +250,5 @@ impl Admin {
 }
 
 fn timed<T>(message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.set_timeout(ADMIN_TIMEOUT);
-    request
+    offsets::timed(message, ADMIN_TIMEOUT)
 }

@@ -56,9 +56,7 @@ pub(crate) async fn list_offsets(
                     })
                     .collect(),
             };
-            let mut request = tonic::Request::new(request);
-            request.set_timeout(cluster.request_timeout());
-            match node.records().list_offsets(request).await {
+            match node.records().list_offsets(timed(request, cluster.request_timeout())).await {
                 Ok(response) => {
                     for p in response.into_inner().partitions {
                         let tp = TopicPartition::new(p.topic, p.partition);
@@ -105,6 +103,13 @@ pub(crate) async fn list_offsets(
     Ok(result)
 }
 
+/// `message` as a request that gives up after `timeout`.
+pub(crate) fn timed<T>(message: T, timeout: Duration) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(timeout);
+    request
+}
+
 /// Runs `call` against each cluster-wide node until one answers with something other than a
 /// transport failure.
 pub(crate) async fn on_any_node<T, F, Fut>(cluster: &Cluster, mut call: F) -> Result<T, ClientError>
@@ -146,8 +151,7 @@ pub(crate) async fn fetch_committed(
     };
     let timeout = cluster.request_timeout();
     let response = on_coordinator(cluster, group, |node| {
-        let mut request = tonic::Request::new(request.clone());
-        request.set_timeout(timeout);
+        let request = timed(request.clone(), timeout);
         async move { node.groups().fetch_offsets(request).await }
     })
     .await?;
@@ -181,8 +185,7 @@ pub(crate) async fn commit(
     };
     let timeout = cluster.request_timeout();
     let response = on_coordinator(cluster, group, |node| {
-        let mut request = tonic::Request::new(request.clone());
-        request.set_timeout(timeout);
+        let request = timed(request.clone(), timeout);
         async move { node.groups().commit_offsets(request).await }
     })
     .await?;
@@ -214,8 +217,7 @@ pub(crate) async fn list_groups(cluster: &Cluster) -> Result<Vec<String>, Client
     };
     let mut groups = std::collections::BTreeSet::new();
     for node in nodes {
-        let mut request = tonic::Request::new(ListGroupsRequest {});
-        request.set_timeout(timeout);
+        let request = timed(ListGroupsRequest {}, timeout);
         let response = node
             .groups()
             .list_groups(request)
@@ -234,8 +236,7 @@ pub(crate) async fn delete_group(cluster: &Cluster, group: &str) -> Result<(), C
         cluster,
         group,
         |node| {
-            let mut request = tonic::Request::new(request.clone());
-            request.set_timeout(timeout);
+            let request = timed(request.clone(), timeout);
             async move { Ok(node.groups().delete_groups(request).await?.into_inner().results) }
         },
         |r| (r.error_code, r.error_message.clone()),
@@ -293,8 +294,7 @@ pub(crate) async fn alter_group_offsets(
         offsets: offsets.iter().map(|(tp, offset)| offset_commit(tp, *offset, "")).collect(),
     };
     let response = on_coordinator(cluster, group, |node| {
-        let mut request = tonic::Request::new(request.clone());
-        request.set_timeout(timeout);
+        let request = timed(request.clone(), timeout);
         async move { node.groups().alter_consumer_group_offsets(request).await }
     })
     .await?;
@@ -309,8 +309,7 @@ pub(crate) async fn describe_group(cluster: &Cluster, group: &str) -> Result<Gro
         cluster,
         group,
         |node| {
-            let mut request = tonic::Request::new(request.clone());
-            request.set_timeout(timeout);
+            let request = timed(request.clone(), timeout);
             async move { Ok(node.groups().describe_groups(request).await?.into_inner().groups) }
         },
         |d| (d.error_code, d.error_message.clone()),
@@ -371,8 +370,7 @@ where
 async fn find_coordinator(cluster: &Cluster, group: &str) -> Result<Node, ClientError> {
     let timeout = cluster.request_timeout();
     let found = on_any_node(cluster, |node| {
-        let mut request = tonic::Request::new(FindCoordinatorRequest { group_id: group.to_string() });
-        request.set_timeout(timeout);
+        let request = timed(FindCoordinatorRequest { group_id: group.to_string() }, timeout);
         async move { node.groups().find_coordinator(request).await }
     })
     .await?

@@ -258,6 +258,7 @@ impl Loop {
         let mut out = BufWriter::with_capacity(64 * 1024, io::stdout());
         let idle_limit = args.timeout_ms.map(Duration::from_millis);
         let mut last_record = Instant::now();
+        let exporting = vltava_common::telemetry::exporting();
         let stop = interrupted();
         tokio::pin!(stop);
         loop {
@@ -286,8 +287,13 @@ impl Loop {
                 if args.max_messages.is_some_and(|max| self.printed >= max) {
                     break;
                 }
-                // Printing is the processing: its span links to the record's producer.
-                result = record.process_span().in_scope(|| write_record(&mut out, record, format));
+                // Printing is the processing: while traces are exported, its span links to the
+                // record's producer (no per-record span work otherwise).
+                result = if exporting {
+                    record.process_span().in_scope(|| write_record(&mut out, record, format))
+                } else {
+                    write_record(&mut out, record, format)
+                };
                 if result.is_err() {
                     break;
                 }

@@ -29,7 +29,7 @@ use vltava_proto::v1::{
 
 use crate::cluster::Cluster;
 use crate::error::ClientError;
-use crate::offsets;
+use crate::offsets::{self, timed};
 use crate::types::TopicPartition;
 
 /// Member epoch of a member leaving for good.
@@ -335,8 +335,7 @@ async fn send(
     let timeout = cluster.request_timeout();
     let group = request.group_id.clone();
     let response = offsets::on_coordinator(cluster, &group, |node| {
-        let mut request = tonic::Request::new(request.clone());
-        request.set_timeout(timeout);
+        let request = timed(request.clone(), timeout);
         async move { node.groups().consumer_group_heartbeat(request).await }
     })
     .await?;

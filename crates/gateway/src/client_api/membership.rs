@@ -6,7 +6,7 @@
 //! coordinator (through [`Brokers`], which finds it) every interval the coordinator asks for,
 //! subscribed to the stream's topic and reporting the partitions the stream holds. The
 //! coordinator answers with the member's assignment whenever it changes; it is published to the
-//! stream ([`Member::current`], [`Member::changed_or_released`]), whose generation is the
+//! stream ([`Member::current`], [`Member::changed`]), whose generation is the
 //! member epoch. The coordinator only gives a member partitions that no other member still
 //! holds, so the stream reads a newly assigned partition at once ([`Member::claim`]); it gives up
 //! a revoked one by committing it and [`Member::release`]-ing it, which the next heartbeat (sent
@@ -17,7 +17,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -44,12 +44,11 @@ const REBALANCE_TIMEOUT_MS: i32 = 60_000;
 pub struct Membership {
     brokers: Brokers,
     rebalances: AtomicU64,
-    members: AtomicUsize,
 }
 
 impl std::fmt::Debug for Membership {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Membership").field("members", &self.members.load(Ordering::Relaxed)).finish_non_exhaustive()
+        f.debug_struct("Membership").field("rebalances", &self.rebalances()).finish_non_exhaustive()
     }
 }
 
@@ -65,17 +64,12 @@ pub struct MemberAssignment {
 impl Membership {
     /// No members yet; members heartbeat through `brokers`.
     pub fn new(brokers: Brokers) -> Self {
-        Self { brokers, rebalances: AtomicU64::new(0), members: AtomicUsize::new(0) }
+        Self { brokers, rebalances: AtomicU64::new(0) }
     }
 
     /// How many new assignments this gateway's streams have received from their coordinators.
     pub fn rebalances(&self) -> u64 {
         self.rebalances.load(Ordering::Relaxed)
-    }
-
-    /// Number of live managed streams.
-    pub fn members(&self) -> usize {
-        self.members.load(Ordering::Relaxed)
     }
 
     /// Joins `group_id` as a new member subscribed to `topic`. The stream leaves when the
@@ -88,7 +82,6 @@ impl Membership {
             state: Mutex::new(State { epoch: 0, held: BTreeSet::new(), leaving: false }),
             wake: Notify::new(),
         });
-        self.members.fetch_add(1, Ordering::Relaxed);
         let task = Heartbeats {
             membership: Arc::clone(self),
             group: group_id.to_string(),
@@ -147,10 +140,9 @@ impl Member {
         self.assignment.has_changed().unwrap_or(false)
     }
 
-    /// Resolves when an assignment not yet seen is published. (`_releases` is kept for the
-    /// stream's sake: the coordinator only assigns partitions nobody holds, so there is never a
-    /// release to wait for.)
-    pub async fn changed_or_released(&mut self, _releases: bool) {
+    /// Resolves when an assignment not yet seen is published. (The coordinator only assigns
+    /// partitions nobody holds, so a stream never waits for another to release one.)
+    pub async fn changed(&mut self) {
         if self.assignment.changed().await.is_err() {
             std::future::pending::<()>().await;
         }
@@ -182,9 +174,6 @@ impl Member {
         drop(state);
         self.shared.wake.notify_one();
     }
-
-    /// The topic grew: nothing to do, the coordinator notices on the next heartbeat.
-    pub fn topic_grew(&self, _partitions: i32) {}
 }
 
 impl Drop for Member {
@@ -252,7 +241,6 @@ impl Heartbeats {
                 () = self.shared.wake.notified() => {}
             }
         }
-        self.membership.members.fetch_sub(1, Ordering::Relaxed);
     }
 
     fn apply(&self, response: ConsumerGroupHeartbeatResponse) {

@@ -118,11 +118,10 @@ impl StreamTask {
             }
             let limits =
                 FetchLimits { max_wait_ms: POLL_WAIT_MS, max_bytes: self.settings.max_bytes, max_records: usize::MAX };
-            let waiting = self.waits_for_claims();
             let reads = tokio::select! {
                 reads = read::fetch_records(&self.brokers, fetches, limits) => reads,
                 () = self.tx.closed() => return Exit::Gone,
-                () = group_event(&mut self.member, waiting) => continue,
+                () = group_event(&mut self.member) => continue,
             };
             if let Some(exit) = self.deliver(reads).await {
                 return exit;
@@ -137,15 +136,12 @@ impl StreamTask {
         let partitions = topic::partitions_in(&view, &self.settings.topic);
         if partitions > self.known_partitions {
             tracing::debug!(topic = %self.settings.topic, partitions, "the topic grew");
-            match &self.member {
-                Some(member) => member.topic_grew(partitions),
-                None if self.settings.partitions.is_none() => {
-                    for p in self.known_partitions..partitions {
-                        self.owned.insert(p, PartitionState::new(Start::Reset));
-                        self.assigned.insert(p);
-                    }
+            // A group member's coordinator notices the growth itself and reassigns.
+            if self.member.is_none() && self.settings.partitions.is_none() {
+                for p in self.known_partitions..partitions {
+                    self.owned.insert(p, PartitionState::new(Start::Reset));
+                    self.assigned.insert(p);
                 }
-                None => {}
             }
             self.known_partitions = partitions;
         }
@@ -262,11 +258,6 @@ impl StreamTask {
             .collect()
     }
 
-    /// Whether assigned partitions wait for their previous owner to release them.
-    fn waits_for_claims(&self) -> bool {
-        self.assigned.iter().any(|p| !self.owned.contains_key(p))
-    }
-
     /// Waits, with nothing to fetch, until something may have changed: a backoff or the commit
     /// interval elapsed, the group changed, or the client hung up.
     async fn idle(&mut self) -> Option<Exit> {
@@ -277,10 +268,9 @@ impl StreamTask {
         if self.settings.auto_commit {
             wake = wake.min(self.next_commit);
         }
-        let waiting = self.waits_for_claims();
         tokio::select! {
             () = self.tx.closed() => Some(Exit::Gone),
-            () = group_event(&mut self.member, waiting) => None,
+            () = group_event(&mut self.member) => None,
             () = tokio::time::sleep_until(wake) => None,
         }
     }
@@ -355,7 +345,7 @@ impl StreamTask {
                     }
                     Err(_) => Sent::Gone,
                 },
-                () = group_event(&mut self.member, false) => return Sent::Rebalanced,
+                () = group_event(&mut self.member) => return Sent::Rebalanced,
                 () = tokio::time::sleep_until(self.next_commit), if self.settings.auto_commit => true,
             };
             if commit_due {
@@ -365,11 +355,10 @@ impl StreamTask {
     }
 }
 
-/// Resolves when a managed subscription's assignment changes or, with `releases`, when group
-/// members release partitions; never for a plain subscription.
-async fn group_event(member: &mut Option<Member>, releases: bool) {
+/// Resolves when a managed subscription's assignment changes; never for a plain subscription.
+async fn group_event(member: &mut Option<Member>) {
     match member {
-        Some(member) => member.changed_or_released(releases).await,
+        Some(member) => member.changed().await,
         None => std::future::pending().await,
     }
 }
