@@ -122,7 +122,8 @@ impl LocalCluster {
         std::thread::spawn(move || {
             let mut all = Vec::new();
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("serving on ") {
+                // The launcher's own line (written after cluster.json), not a child's.
+                if line.contains("local-cluster: serving on ") {
                     let _ = tx.send(Ok(()));
                 }
                 all.push(line);
@@ -146,8 +147,17 @@ impl LocalCluster {
                 return Err(TestkitError::NotStarted { timeout, output: "local-cluster stayed silent".into() });
             }
         }
-        let json = std::fs::read_to_string(data_dir.join("cluster.json"))
-            .map_err(|e| TestkitError::NotStarted { timeout, output: format!("no cluster.json: {e}") })?;
+        // Bounded wait: the file is written before the line, but give a slow disk a moment.
+        let path = data_dir.join("cluster.json");
+        let mut json = std::fs::read_to_string(&path);
+        for _ in 0..100 {
+            if json.as_ref().is_ok_and(|j| !j.is_empty()) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            json = std::fs::read_to_string(&path);
+        }
+        let json = json.map_err(|e| TestkitError::NotStarted { timeout, output: format!("no cluster.json: {e}") })?;
         let file: ClusterFile = serde_json::from_str(&json)
             .map_err(|e| TestkitError::NotStarted { timeout, output: format!("bad cluster.json: {e}") })?;
         let pids = file.processes.iter().map(|p| (p.role.clone(), p.id, p.pid)).collect();
