@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "vltava/v1/controller.proto",
         "vltava/v1/replication.proto",
         "vltava/v1/gateway.proto",
+        "vltava/v1/transactions.proto",
     ];
     let paths: Vec<PathBuf> = files.iter().map(|f| root.join(f)).collect();
     for p in &paths {

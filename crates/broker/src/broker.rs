@@ -11,6 +11,7 @@ use vltava_metadata::MetadataService;
 use crate::config::BrokerConfig;
 use crate::groups::coordinator::GroupCoordinator;
 use crate::replica_manager::ReplicaManager;
+use crate::transactions::producer_ids::ProducerIdManager;
 
 /// How long an admin call waits for this broker to apply its own metadata change.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -25,6 +26,8 @@ pub struct Broker {
     pub metadata: Arc<dyn MetadataService>,
     /// The group coordinator (the `__consumer_offsets` partitions this broker leads).
     pub groups: Arc<GroupCoordinator>,
+    /// This broker's block of producer ids.
+    pub producer_ids: Arc<ProducerIdManager>,
 }
 
 impl Broker {

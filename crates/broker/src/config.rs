@@ -62,6 +62,13 @@ pub struct BrokerConfig {
     /// before they end with `UNAVAILABLE` (their clients reconnect to the new leaders).
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// How long a partition remembers an idempotent producer after its last batch
+    /// (Kafka's `producer.id.expiration.ms`, default 1 day); a retry after that is stored again.
+    #[serde(with = "humantime_serde")]
+    pub producer_id_expiration: Duration,
+    /// How often expired producers are looked for (`producer.id.expiration.check.interval.ms`).
+    #[serde(with = "humantime_serde")]
+    pub producer_id_expiration_check_interval: Duration,
     /// Follower replication and ISR management.
     pub replication: ReplicationConfig,
     /// The group coordinator (Kafka's `offsets.topic.*` and `group.consumer.*`).
@@ -165,6 +172,8 @@ impl Default for BrokerConfig {
             heartbeat_interval: Duration::from_millis(250),
             controlled_shutdown_timeout: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(5),
+            producer_id_expiration: Duration::from_secs(24 * 3600),
+            producer_id_expiration_check_interval: Duration::from_secs(600),
             replication: ReplicationConfig::default(),
             groups: GroupCoordinatorConfig::default(),
         }

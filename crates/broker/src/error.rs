@@ -183,6 +183,8 @@ fn storage_error(e: &StorageError) -> WireError {
         StorageError::NonContiguous { .. } | StorageError::InvalidConfig(_) => {
             WireError::new(ErrorCode::InvalidRequest, e.to_string())
         }
+        StorageError::OutOfOrderSequence { .. } => WireError::new(ErrorCode::OutOfOrderSequenceNumber, e.to_string()),
+        StorageError::InvalidProducerEpoch { .. } => WireError::new(ErrorCode::InvalidProducerEpoch, e.to_string()),
         _ => WireError::new(ErrorCode::StorageError, e.to_string()),
     }
 }

@@ -21,6 +21,7 @@
 //!   and shards of an internal topic materialised on its partitions' leaders.
 //! - [`groups`]: the group coordinator: `__consumer_offsets` records, KIP-848 membership,
 //!   committed offsets, and their RPC handlers.
+//! - [`transactions`]: producer ids for idempotent producers (InitProducerId).
 //! - [`lifecycle`]: registration with the controller, heartbeats and controlled shutdown.
 //! - [`replication`]: followers fetching from leaders, the high watermark and the ISR.
 //! - [`maintenance`]: retention, timed flushes and high watermark checkpoints.
@@ -48,6 +49,7 @@ pub mod replica_manager;
 pub mod replication;
 pub mod server;
 pub mod subscribe;
+pub mod transactions;
 
 pub use broker::Broker;
 pub use config::BrokerConfig;

@@ -44,8 +44,30 @@ pub fn high_watermark_pass(replicas: &ReplicaManager) {
     }
 }
 
+/// Forgets, in every hosted partition, the idempotent producers whose last batch is older than
+/// `expiration` (blocking).
+pub fn expire_producers(replicas: &ReplicaManager, expiration: std::time::Duration) {
+    let now = now_ms();
+    let expiration = i64::try_from(expiration.as_millis()).unwrap_or(i64::MAX);
+    for part in replicas.all() {
+        match part.with_log_mut(|log| Ok(log.remove_expired_producers(now, expiration))) {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::debug!(topic = part.topic(), partition = part.index(), producers = n, "expired producer ids")
+            }
+            Err(e) => {
+                tracing::debug!(topic = part.topic(), partition = part.index(), error = %e, "producer expiry skipped")
+            }
+        }
+    }
+}
+
 /// Runs `pass` every `every` on the blocking pool until the task is aborted.
-pub async fn every(every: std::time::Duration, replicas: Arc<ReplicaManager>, pass: fn(&ReplicaManager)) {
+pub async fn every(
+    every: std::time::Duration,
+    replicas: Arc<ReplicaManager>,
+    pass: impl Fn(&ReplicaManager) + Copy + Send + 'static,
+) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;

@@ -29,6 +29,8 @@ pub struct BrokerMetrics {
     pub group_rebalances: Counter<u64>,
     /// Seconds from a group epoch bump until every member owns its target again, by group.
     pub group_rebalance_duration: Histogram<f64>,
+    /// Batches of idempotent producers that were retries of stored ones (answered, not stored).
+    pub duplicate_batches: Counter<u64>,
 }
 
 static METRICS: LazyLock<BrokerMetrics> = LazyLock::new(|| BrokerMetrics::new(&opentelemetry::global::meter(SCOPE)));
@@ -61,6 +63,11 @@ impl BrokerMetrics {
                 .with_unit("s")
                 .with_description("Time from a group epoch bump until every member owns its target assignment")
                 .with_boundaries(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0])
+                .build(),
+            duplicate_batches: meter
+                .u64_counter("vltava.broker.produce.duplicate_batches")
+                .with_unit("{batch}")
+                .with_description("Retried batches of idempotent producers answered with their original offsets")
                 .build(),
         }
     }

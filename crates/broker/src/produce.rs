@@ -63,10 +63,20 @@ pub async fn handle(broker: &Broker, req: ProduceRequest) -> Result<ProduceRespo
         );
         wait_for_replication(&part, info.last_offset + 1, state.leader_epoch, timeout).instrument(wait_span).await?;
     }
+    if info.duplicates > 0 {
+        crate::metrics::get().duplicate_batches.add(info.duplicates as u64, &[]);
+        tracing::debug!(
+            topic = part.topic(),
+            partition = part.index(),
+            duplicates = info.duplicates,
+            "retried batches answered with their original offsets"
+        );
+    }
     Ok(ProduceResponse {
         base_offset: info.first_offset,
         last_offset: info.last_offset,
         log_start_offset: part.log_start_offset(),
         log_append_time_ms: -1,
+        batch_base_offsets: info.batch_base_offsets,
     })
 }

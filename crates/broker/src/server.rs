@@ -14,6 +14,7 @@ use vltava_proto::v1::admin_service_server::{AdminService, AdminServiceServer};
 use vltava_proto::v1::group_service_server::{GroupService, GroupServiceServer};
 use vltava_proto::v1::record_service_server::{RecordService, RecordServiceServer};
 use vltava_proto::v1::replication_service_server::{ReplicationService, ReplicationServiceServer};
+use vltava_proto::v1::transaction_service_server::{TransactionService, TransactionServiceServer};
 use vltava_proto::v1::*;
 
 use crate::broker::Broker;
@@ -24,7 +25,8 @@ use crate::lifecycle::Membership;
 use crate::replica_manager::ReplicaManager;
 use crate::replication::manager::FetcherManager;
 use crate::subscribe::SubscribeStream;
-use crate::{admin, fetch, groups, list_offsets, maintenance, produce, subscribe};
+use crate::transactions::producer_ids::ProducerIdManager;
+use crate::{admin, fetch, groups, list_offsets, maintenance, produce, subscribe, transactions};
 
 /// How long a starting broker keeps trying to register.
 const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(60);
@@ -64,15 +66,17 @@ pub async fn run(
 
     let group_coordinator = GroupCoordinator::new(config.broker_id, config.groups.clone());
     group_coordinator.sync(&replicas);
+    let m = membership.clone();
+    let broker_epoch: Arc<dyn Fn() -> i64 + Send + Sync> = Arc::new(move || m.epoch());
+    let producer_ids = ProducerIdManager::new(config.broker_id, broker_epoch.clone(), metadata.clone());
     let broker = Arc::new(Broker {
         config: Arc::new(config),
         replicas: replicas.clone(),
         metadata: metadata.clone(),
         groups: group_coordinator.clone(),
+        producer_ids: Arc::new(producer_ids),
     });
     crate::gauges::observe(&broker);
-    let m = membership.clone();
-    let broker_epoch: Arc<dyn Fn() -> i64 + Send + Sync> = Arc::new(move || m.epoch());
     let fetchers =
         Arc::new(FetcherManager::new(broker.config.broker_id, broker_epoch.clone(), broker.config.replication.clone()));
     fetchers.sync(&replicas);
@@ -91,6 +95,10 @@ pub async fn run(
         maintenance::retention_pass,
     ));
     tasks.spawn(maintenance::every(broker.config.flush_check_interval, replicas.clone(), maintenance::flush_pass));
+    let expiration = broker.config.producer_id_expiration;
+    tasks.spawn(maintenance::every(broker.config.producer_id_expiration_check_interval, replicas.clone(), move |r| {
+        maintenance::expire_producers(r, expiration)
+    }));
 
     tracing::info!(%addr, broker_id = broker.config.broker_id, partitions = replicas.all().len(), "broker serving");
     let controlled_shutdown_timeout = broker.config.controlled_shutdown_timeout;
@@ -119,7 +127,8 @@ pub async fn run(
                 .max_encoding_message_size(broker.config.replication.fetch_response_max_bytes + limit),
         )
         .add_service(AdminServiceServer::new(svc.clone()))
-        .add_service(GroupServiceServer::new(svc))
+        .add_service(GroupServiceServer::new(svc.clone()))
+        .add_service(TransactionServiceServer::new(svc))
         .serve_with_incoming_shutdown(vltava_common::grpc::incoming(listener), signal)
         .await;
 
@@ -314,5 +323,12 @@ impl GroupService for Services {
         request: Request<AlterConsumerGroupOffsetsRequest>,
     ) -> Reply<AlterConsumerGroupOffsetsResponse> {
         reply(groups::alter_offsets::handle(&self.0, request.into_inner()).await)
+    }
+}
+
+#[tonic::async_trait]
+impl TransactionService for Services {
+    async fn init_producer_id(&self, request: Request<InitProducerIdRequest>) -> Reply<InitProducerIdResponse> {
+        reply(transactions::init_producer_id::handle(&self.0, request.into_inner()).await)
     }
 }

@@ -71,6 +71,8 @@ mod tests {
         let d = BrokerConfig::default();
         assert_eq!(f.broker.heartbeat_interval, d.heartbeat_interval);
         assert_eq!(f.broker.controlled_shutdown_timeout, d.controlled_shutdown_timeout);
+        assert_eq!(f.broker.producer_id_expiration, d.producer_id_expiration);
+        assert_eq!(f.broker.producer_id_expiration_check_interval, d.producer_id_expiration_check_interval);
         assert_eq!(f.broker.controller_addresses(), vec!["127.0.0.1:9093".to_string()]);
         assert!(f.broker.validate().is_ok());
         assert_eq!(f.telemetry, TelemetryConfig::default());

@@ -6,14 +6,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vltava_client::{
     Acks, Admin, Consumer, ConsumerConfig, NewTopic, OffsetReset, OffsetSpec, Producer, ProducerConfig, ProducerRecord,
     TopicPartition,
 };
 use vltava_proto::v1::ConsumeRequest;
 use vltava_proto::v1::gateway_service_client::GatewayServiceClient;
-use vltava_testkit::cluster::LocalCluster;
+use vltava_testkit::cluster::{LocalCluster, scrape_metrics};
 use vltava_testkit::eventually;
 
 const BIN: &str = env!("CARGO_BIN_EXE_vltava");
@@ -115,19 +114,10 @@ fn parse_labels(text: &str) -> BTreeMap<String, String> {
 
 /// `GET /metrics` over a plain TCP connection; `None` when the process does not answer.
 async fn scrape(address: &str) -> Option<Scrape> {
-    let io = async {
-        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
-        let request = format!("GET /metrics HTTP/1.1\r\nHost: {address}\r\nAccept: text/plain\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut raw = String::new();
-        stream.read_to_string(&mut raw).await.ok()?;
-        Some(raw)
-    };
-    let raw = tokio::time::timeout(Duration::from_secs(10), io).await.ok()??;
-    let (head, body) = raw.split_once("\r\n\r\n")?;
+    let (head, body) = scrape_metrics(address).await?;
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "metrics of {address} answered {head}");
     assert!(head.contains("Content-Type: text/plain; version=0.0.4"), "content type of {address}: {head}");
-    Some(Scrape::parse(body))
+    Some(Scrape::parse(&body))
 }
 
 async fn scrape_process(cluster: &LocalCluster, role: &str, id: u64) -> Option<Scrape> {

@@ -180,16 +180,16 @@ async fn acks_all_loses_nothing_when_the_leader_is_killed_mid_stream() {
     for (n, offset) in &acked {
         assert_eq!(by_offset.get(offset).copied(), Some(n.to_string().as_str()), "acknowledged record {n} at {offset}");
     }
-    // In order: retries keep a partition's order, so each record's first appearance comes after
-    // every smaller number's (a retry may only repeat a record already there).
+    // In order and once: retries keep a partition's order, and the producer is idempotent (the
+    // default), so a retry of a batch the old leader had replicated to the new one before it
+    // died is recognised there instead of being stored again.
     let mut appeared = BTreeSet::new();
     let mut highest = None;
     for (offset, v) in &log {
         let n: u64 = v.parse().unwrap();
-        if appeared.insert(n) {
-            assert!(highest.is_none_or(|h| n > h), "record {n} at {offset} appears after {highest:?}");
-            highest = Some(n);
-        }
+        assert!(appeared.insert(n), "record {n} is stored twice (again at {offset})");
+        assert!(highest.is_none_or(|h| n > h), "record {n} at {offset} appears after {highest:?}");
+        highest = Some(n);
     }
     // Nothing a consumer saw was lost afterwards.
     assert!(!seen.is_empty(), "the consumer saw records while producing");

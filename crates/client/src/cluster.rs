@@ -17,6 +17,7 @@ use vltava_common::grpc::{TracedChannel, traced};
 use vltava_proto::v1::admin_service_client::AdminServiceClient;
 use vltava_proto::v1::group_service_client::GroupServiceClient;
 use vltava_proto::v1::record_service_client::RecordServiceClient;
+use vltava_proto::v1::transaction_service_client::TransactionServiceClient;
 use vltava_proto::v1::{ErrorCode, MetadataRequest, MetadataResponse};
 
 use crate::config::bootstrap_addresses;
@@ -65,6 +66,11 @@ impl Node {
     /// A `GroupService` client.
     pub fn groups(&self) -> GroupServiceClient<TracedChannel> {
         GroupServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_SIZE)
+    }
+
+    /// A `TransactionService` client.
+    pub fn transactions(&self) -> TransactionServiceClient<TracedChannel> {
+        TransactionServiceClient::new(self.channel.clone())
     }
 }
 

@@ -66,8 +66,15 @@ pub struct ProducerConfig {
     /// `retry.backoff.ms`: pause before retrying a failed batch. Default 100 ms.
     pub retry_backoff: Duration,
     /// `max.in.flight.requests.per.connection`: produce requests outstanding per broker.
-    /// Default 5. (Each partition has at most one request in flight, so order is kept on retry.)
+    /// Default 5, and at most 5 with idempotence. (Each partition has at most one request in
+    /// flight, so order is kept on retry.)
     pub max_in_flight_requests_per_connection: usize,
+    /// `enable.idempotence`: the producer gets a producer id and numbers its batches per
+    /// partition, so that a retried batch the broker already stored is not stored twice and a
+    /// lost one is noticed (`OUT_OF_ORDER_SEQUENCE_NUMBER`). Default true, as in Kafka 3+. It
+    /// takes effect with `acks=all`; with `acks=0` or `1` the producer is not idempotent (what
+    /// Kafka does when idempotence is not set explicitly).
+    pub enable_idempotence: bool,
     /// `delivery.timeout.ms`: upper bound on the time from `send` to success or failure,
     /// retries included; also bounds how long `send` waits for buffer space (Kafka's
     /// `max.block.ms`). Default 120 s.
@@ -97,6 +104,7 @@ impl Default for ProducerConfig {
             retries: u32::MAX,
             retry_backoff: Duration::from_millis(100),
             max_in_flight_requests_per_connection: 5,
+            enable_idempotence: true,
             delivery_timeout: Duration::from_secs(120),
             request_timeout: Duration::from_secs(30),
             compression: Compression::None,
@@ -111,6 +119,11 @@ impl ProducerConfig {
     /// The defaults with `bootstrap` set.
     pub fn new(bootstrap: impl Into<String>) -> Self {
         ProducerConfig { bootstrap: bootstrap.into(), ..Default::default() }
+    }
+
+    /// Whether the producer is idempotent: `enable.idempotence` with `acks=all`.
+    pub fn idempotent(&self) -> bool {
+        self.enable_idempotence && self.acks == Acks::All
     }
 
     /// Checks every value is usable; the error names the Kafka property.
@@ -134,6 +147,13 @@ impl ProducerConfig {
         }
         if self.max_in_flight_requests_per_connection == 0 {
             return bad("max.in.flight.requests.per.connection must be at least 1".into());
+        }
+        if self.idempotent() && self.max_in_flight_requests_per_connection > 5 {
+            return bad(format!(
+                "max.in.flight.requests.per.connection must be at most 5 with enable.idempotence (got {}); \
+                 set enable_idempotence = false to allow more",
+                self.max_in_flight_requests_per_connection
+            ));
         }
         if self.request_timeout.is_zero() || self.request_timeout.as_millis() > i32::MAX as u128 {
             return bad("request.timeout.ms must be positive and fit an i32".into());

@@ -51,6 +51,50 @@ async fn a_retriable_error_refreshes_metadata_and_retries() {
     producer.close().await;
 }
 
+/// `(producer id, base sequence, record count)` of every stored batch of `t-0`.
+fn numbering(fake: &FakeCluster) -> Vec<(i64, i32, i32)> {
+    let topics = fake.state.topics.lock();
+    topics["t"][0]
+        .batches
+        .iter()
+        .map(|b| {
+            let b = vltava_record::RecordBatch::parse(b.clone()).unwrap();
+            (b.producer_id(), b.base_sequence(), b.record_count())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_producer_numbers_batches_and_starts_a_new_sequence_after_a_lost_batch() {
+    let fake = FakeCluster::start().await;
+    fake.state.create_topic("t", 1);
+    let producer = Producer::connect(config(&fake)).await.unwrap();
+    assert!(producer.config().idempotent(), "idempotence is on by default with acks=all");
+    for i in 0..3 {
+        let f = producer.send(ProducerRecord::new("t", format!("a{i}")).partition(0)).await.unwrap();
+        timeout(LIMIT, f).await.unwrap().unwrap();
+    }
+    assert_eq!(numbering(&fake), vec![(100, 0, 1), (100, 1, 1), (100, 2, 1)]);
+    // A batch that fails for good leaves a hole in sequence 3..: the next batch starts sequence 0
+    // of a new producer id, so the broker does not refuse it as out of order.
+    fake.state.produce_failures.lock().push_back(WireError::new(ErrorCode::CorruptMessage, "bad"));
+    let lost = producer.send(ProducerRecord::new("t", "lost").partition(0)).await.unwrap();
+    assert!(timeout(LIMIT, lost).await.unwrap().is_err());
+    let f = producer.send(ProducerRecord::new("t", "b0").partition(0)).await.unwrap();
+    timeout(LIMIT, f).await.unwrap().unwrap();
+    assert_eq!(numbering(&fake).last(), Some(&(101, 0, 1)));
+    assert_eq!(fake.state.init_producer_id_calls.load(Ordering::SeqCst), 2);
+    producer.close().await;
+
+    // With acks=1 the producer is not idempotent: no producer id, no sequence numbers.
+    let fake = FakeCluster::start().await;
+    fake.state.create_topic("t", 1);
+    let producer = Producer::connect(ProducerConfig { acks: Acks::Leader, ..config(&fake) }).await.unwrap();
+    timeout(LIMIT, producer.send(ProducerRecord::new("t", "x").partition(0)).await.unwrap()).await.unwrap().unwrap();
+    assert_eq!(numbering(&fake), vec![(-1, -1, 1)]);
+    assert_eq!(fake.state.init_producer_id_calls.load(Ordering::SeqCst), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_retriable_error_fails_the_batch_at_once() {
     let fake = FakeCluster::start().await;

@@ -125,6 +125,7 @@ pub fn is_retriable(code: ErrorCode) -> bool {
             | ErrorCode::CoordinatorNotAvailable
             | ErrorCode::NotCoordinator
             | ErrorCode::StaleMemberEpoch
+            | ErrorCode::ConcurrentTransactions
     )
 }
 
@@ -161,6 +162,16 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | ErrorCode::FencedMemberEpoch
         | ErrorCode::UnreleasedInstanceId
         | ErrorCode::StaleMemberEpoch => Code::FailedPrecondition,
+        ErrorCode::OutOfOrderSequenceNumber
+        | ErrorCode::DuplicateSequenceNumber
+        | ErrorCode::InvalidProducerEpoch
+        | ErrorCode::InvalidTxnState
+        | ErrorCode::InvalidProducerIdMapping
+        | ErrorCode::UnknownProducerId
+        | ErrorCode::ProducerFenced => Code::FailedPrecondition,
+        ErrorCode::InvalidTransactionTimeout => Code::InvalidArgument,
+        ErrorCode::ConcurrentTransactions => Code::Unavailable,
+        ErrorCode::TransactionalIdNotFound => Code::NotFound,
         ErrorCode::StaleBrokerEpoch | ErrorCode::DuplicateBrokerRegistration | ErrorCode::InconsistentClusterId => {
             Code::FailedPrecondition
         }

@@ -186,6 +186,22 @@ impl ControllerService for ControllerGrpc {
         self.local_or_forward(request, local, |mut c, r| Box::pin(async move { c.controlled_shutdown(r).await })).await
     }
 
+    async fn allocate_producer_ids(
+        &self,
+        request: Request<AllocateProducerIdsRequest>,
+    ) -> Result<Response<AllocateProducerIdsResponse>, Status> {
+        let r = *request.get_ref();
+        let local = async {
+            let block = self.controller.allocate_producer_ids(r.broker_id, r.broker_epoch).await?;
+            Ok(AllocateProducerIdsResponse {
+                producer_id_start: block.start,
+                producer_id_len: i32::try_from(block.len).unwrap_or(i32::MAX),
+            })
+        };
+        self.local_or_forward(request, local, |mut c, r| Box::pin(async move { c.allocate_producer_ids(r).await }))
+            .await
+    }
+
     type WatchMetadataStream = ReceiverStream<Result<MetadataUpdate, Status>>;
 
     async fn watch_metadata(

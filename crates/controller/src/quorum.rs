@@ -26,7 +26,7 @@ use vltava_metadata::model::{
     AlterPartition, BrokerId, BrokerRegistration, ClusterImage, CreateTopic, PartitionState, TopicMetadata,
 };
 use vltava_metadata::plan::{self, Plan, TopicAnswer};
-use vltava_metadata::service::{MetadataService, Registered};
+use vltava_metadata::service::{MetadataService, ProducerIdBlock, Registered};
 use vltava_metadata::state::Outcome;
 
 /// Everything a controller needs to start.
@@ -363,6 +363,12 @@ impl MetadataService for Controller {
         self.sessions.remove(broker);
         tracing::info!(broker, "controlled shutdown: leaderships moved");
         Ok(self.image().version)
+    }
+
+    async fn allocate_producer_ids(&self, broker: BrokerId, epoch: i64) -> Result<ProducerIdBlock, MetadataError> {
+        self.require_leader().await?;
+        let outcome = self.node.propose(Command::AllocateProducerIds { broker, broker_epoch: epoch }).await?;
+        plan::producer_ids_outcome(outcome)
     }
 
     async fn alter_partition(&self, request: AlterPartition) -> Result<(PartitionState, u64), MetadataError> {

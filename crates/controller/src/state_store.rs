@@ -15,6 +15,7 @@ use vltava_metadata::state::{Delta, MetadataState};
 const APPLIED: &[u8] = b"meta/applied";
 const CLUSTER_ID: &[u8] = b"meta/cluster_id";
 const VERSION: &[u8] = b"meta/version";
+const NEXT_PRODUCER_ID: &[u8] = b"meta/next_producer_id";
 const TOPIC: &str = "topic/";
 const BROKER: &str = "broker/";
 const CONTROLLER: &str = "controller/";
@@ -42,6 +43,8 @@ pub fn load(db: &DB, cf: &ColumnFamily) -> Result<(MetadataState, u64), Metadata
             applied = u64_value(&value, "applied")?;
         } else if *key == *VERSION {
             state.image.version = u64_value(&value, "version")?;
+        } else if *key == *NEXT_PRODUCER_ID {
+            state.next_producer_id = u64_value(&value, "next_producer_id")? as i64;
         } else if *key == *CLUSTER_ID {
             state.image.cluster_id = String::from_utf8_lossy(&value).into_owned();
         } else if let Some(name) = key_str.strip_prefix(TOPIC) {
@@ -74,6 +77,9 @@ pub fn put_delta(cf: &ColumnFamily, batch: &mut WriteBatch, delta: &Delta) {
     }
     for name in &delta.deleted_topics {
         batch.delete_cf(cf, format!("{TOPIC}{name}"));
+    }
+    if let Some(next) = delta.next_producer_id {
+        batch.put_cf(cf, NEXT_PRODUCER_ID, (next as u64).to_be_bytes());
     }
     batch.put_cf(cf, VERSION, delta.version.to_be_bytes());
 }
@@ -110,6 +116,7 @@ pub fn replace_all(
         brokers: state.image.brokers.values().cloned().collect(),
         topics: state.image.topics.values().cloned().collect(),
         deleted_topics: Vec::new(),
+        next_producer_id: Some(state.next_producer_id),
     };
     put_delta(cf, batch, &delta);
     for (id, address) in &state.controllers {

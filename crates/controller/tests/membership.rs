@@ -150,3 +150,34 @@ async fn given_a_restarted_dev_controller_should_register_its_brokers_new_incarn
     assert!(second.is_ok(), "the old incarnation died with the dev process: {second:?}");
     c.stop().await;
 }
+
+#[tokio::test]
+async fn producer_id_blocks_never_repeat_across_restarts_and_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen = Vec::new();
+    {
+        let c = Controller::start(settings(dir.path(), "c1", Duration::from_secs(60))).unwrap();
+        let one = c.register_broker(broker(1, "a")).await.unwrap();
+        let two = c.register_broker(broker(2, "b")).await.unwrap();
+        seen.push(c.allocate_producer_ids(1, one.epoch).await.unwrap());
+        seen.push(c.allocate_producer_ids(2, two.epoch).await.unwrap());
+        let stale = c.allocate_producer_ids(1, one.epoch + 100).await;
+        assert!(matches!(stale, Err(MetadataError::StaleBrokerEpoch { .. })), "{stale:?}");
+        let unknown = c.allocate_producer_ids(9, 1).await;
+        assert!(matches!(unknown, Err(MetadataError::BrokerNotRegistered { id: 9 })), "{unknown:?}");
+        // More entries than `snapshot_entries`: the next id must survive in the snapshot too.
+        for i in 0..60 {
+            c.create_topic(create_request(&format!("t{i}"), 1)).await.unwrap();
+        }
+        seen.push(c.allocate_producer_ids(1, one.epoch).await.unwrap());
+        c.stop().await;
+    }
+    let c = Controller::start(settings(dir.path(), "c1", Duration::from_secs(60))).unwrap();
+    let three = c.register_broker(broker(3, "c")).await.unwrap();
+    seen.push(c.allocate_producer_ids(3, three.epoch).await.unwrap());
+    c.stop().await;
+    for pair in seen.windows(2) {
+        assert!(pair[1].start >= pair[0].start + pair[0].len, "blocks overlap: {seen:?}");
+    }
+    assert!(seen.iter().all(|b| b.len == 1000 && b.start >= 0), "{seen:?}");
+}

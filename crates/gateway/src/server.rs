@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status};
 use vltava_proto::v1::admin_service_server::{AdminService, AdminServiceServer};
 use vltava_proto::v1::group_service_server::{GroupService, GroupServiceServer};
 use vltava_proto::v1::record_service_server::{RecordService, RecordServiceServer};
+use vltava_proto::v1::transaction_service_server::{TransactionService, TransactionServiceServer};
 use vltava_proto::v1::*;
 
 use crate::brokers::{Brokers, RecordStream};
@@ -16,7 +17,7 @@ use crate::error::GatewayError;
 use crate::limits::EdgeLimitsLayer;
 use crate::routing::Router;
 
-/// Serves `AdminService`, `RecordService`, `GroupService` and `GatewayService` on `listener`,
+/// Serves `AdminService`, `RecordService`, `GroupService`, `TransactionService` and `GatewayService` on `listener`,
 /// routing every call to the brokers named by `config.bootstrap`, until `shutdown` resolves.
 /// Brokers need not be up at start: metadata is fetched on first use. On shutdown, calls in flight
 /// finish; open streams get `shutdown_grace` and then end with `UNAVAILABLE`.
@@ -77,8 +78,11 @@ pub async fn run(
                 .max_encoding_message_size(limit),
         )
         .add_service(
-            GroupServiceServer::new(svc).max_decoding_message_size(request_limit).max_encoding_message_size(limit),
+            GroupServiceServer::new(svc.clone())
+                .max_decoding_message_size(request_limit)
+                .max_encoding_message_size(limit),
         )
+        .add_service(TransactionServiceServer::new(svc))
         .serve_with_incoming_shutdown(vltava_common::grpc::incoming(listener), shutdown)
         .await?;
     tracing::info!("gateway stopped");
@@ -90,6 +94,7 @@ const SERVED: &[&str] = &[
     "vltava.v1.RecordService",
     "vltava.v1.AdminService",
     "vltava.v1.GroupService",
+    "vltava.v1.TransactionService",
     "vltava.v1.GatewayService",
     "grpc.health.v1.Health",
 ];
@@ -282,5 +287,12 @@ impl GroupService for Services {
         request: Request<AlterConsumerGroupOffsetsRequest>,
     ) -> Reply<AlterConsumerGroupOffsetsResponse> {
         reply(self.0.alter_consumer_group_offsets(request.into_inner()).await)
+    }
+}
+
+#[tonic::async_trait]
+impl TransactionService for Services {
+    async fn init_producer_id(&self, request: Request<InitProducerIdRequest>) -> Reply<InitProducerIdResponse> {
+        reply(self.0.init_producer_id(request.into_inner()).await)
     }
 }

@@ -147,6 +147,7 @@ async fn health_reports_serving_and_reflection_lists_the_public_services() {
         "vltava.v1.RecordService",
         "vltava.v1.AdminService",
         "vltava.v1.GroupService",
+        "vltava.v1.TransactionService",
         "vltava.v1.GatewayService",
         "grpc.health.v1.Health",
     ] {

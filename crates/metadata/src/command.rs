@@ -69,6 +69,14 @@ pub enum Command {
         /// The new replicas, preferred leader first; `None` cancels.
         target: Option<Vec<BrokerId>>,
     },
+    /// Hands a broker the next block of producer ids (KRaft's `AllocateProducerIds`): ids are
+    /// unique cluster-wide and, being committed through the log, never reused after a failover.
+    AllocateProducerIds {
+        /// The broker asking.
+        broker: BrokerId,
+        /// Its epoch (a stale registration is refused).
+        broker_epoch: i64,
+    },
 }
 
 impl Command {
@@ -84,6 +92,7 @@ impl Command {
             Command::AlterConfigs { .. } => "alter_configs",
             Command::AlterPartition(_) => "alter_partition",
             Command::ReassignPartition { .. } => "reassign_partition",
+            Command::AllocateProducerIds { .. } => "allocate_producer_ids",
         }
     }
 }

@@ -98,5 +98,6 @@ pub fn delta_from_proto(u: pb::MetadataUpdate) -> Delta {
         brokers: u.brokers.into_iter().map(broker_from_proto).collect(),
         topics: u.topics.into_iter().map(|t| Arc::new(topic_from_proto(t))).collect(),
         deleted_topics: u.deleted_topics,
+        next_producer_id: None,
     }
 }

@@ -37,5 +37,5 @@ pub use model::{
     AlterPartition, BrokerId, BrokerRegistration, ClusterImage, CreateTopic, PartitionState, TopicMetadata,
 };
 pub use remote::RemoteMetadata;
-pub use service::{MetadataService, Registered};
+pub use service::{MetadataService, ProducerIdBlock, Registered};
 pub use topics::create_request;

@@ -20,7 +20,7 @@ use crate::model::{
     AlterPartition, BrokerId, BrokerRegistration, ClusterImage, CreateTopic, PartitionState, TopicMetadata,
 };
 use crate::plan::{self, Plan, TopicAnswer};
-use crate::service::{MetadataService, Registered};
+use crate::service::{MetadataService, ProducerIdBlock, Registered};
 use crate::state::{MetadataState, Outcome};
 
 /// A metadata service held in memory (see the module documentation).
@@ -131,6 +131,11 @@ impl MetadataService for MemoryMetadata {
 
     async fn controlled_shutdown(&self, broker: BrokerId, epoch: i64) -> Result<u64, MetadataError> {
         self.apply(Command::ControlledShutdown { id: broker, epoch }).map(|(_, version)| version)
+    }
+
+    async fn allocate_producer_ids(&self, broker: BrokerId, epoch: i64) -> Result<ProducerIdBlock, MetadataError> {
+        let (outcome, _) = self.apply(Command::AllocateProducerIds { broker, broker_epoch: epoch })?;
+        plan::producer_ids_outcome(outcome)
     }
 
     async fn alter_partition(&self, request: AlterPartition) -> Result<(PartitionState, u64), MetadataError> {

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use crate::command::Command;
 use crate::error::MetadataError;
 use crate::model::{AlterPartition, BrokerId, ClusterImage, CreateTopic, PartitionState, TopicMetadata};
+use crate::service::ProducerIdBlock;
 use crate::state::Outcome;
 use crate::{partition_change, topic_config, topics};
 
@@ -160,6 +161,14 @@ pub fn reassign_outcome(outcome: Outcome, target: &Option<Vec<BrokerId>>, topic:
             }
             Ok(version)
         }
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Reads an AllocateProducerIds outcome.
+pub fn producer_ids_outcome(outcome: Outcome) -> Result<ProducerIdBlock, MetadataError> {
+    match outcome {
+        Outcome::ProducerIds { start, len } => Ok(ProducerIdBlock { start, len }),
         other => Err(unexpected(other)),
     }
 }

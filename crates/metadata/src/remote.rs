@@ -23,7 +23,7 @@ use crate::error::MetadataError;
 use crate::model::{
     AlterPartition, BrokerId, BrokerRegistration, ClusterImage, CreateTopic, PartitionState, TopicMetadata,
 };
-use crate::service::{MetadataService, Registered};
+use crate::service::{MetadataService, ProducerIdBlock, Registered};
 
 /// The controller quorum, seen from a broker or gateway.
 pub struct RemoteMetadata {
@@ -264,6 +264,12 @@ impl MetadataService for RemoteMetadata {
         let req = ControlledShutdownRequest { broker_id: broker, broker_epoch: epoch };
         let r = self.call(|mut c| async move { c.controlled_shutdown(req).await }).await?;
         Ok(r.version)
+    }
+
+    async fn allocate_producer_ids(&self, broker: BrokerId, epoch: i64) -> Result<ProducerIdBlock, MetadataError> {
+        let req = AllocateProducerIdsRequest { broker_id: broker, broker_epoch: epoch };
+        let r = self.call(|mut c| async move { c.allocate_producer_ids(req).await }).await?;
+        Ok(ProducerIdBlock { start: r.producer_id_start, len: i64::from(r.producer_id_len) })
     }
 
     async fn alter_partition(&self, request: AlterPartition) -> Result<(PartitionState, u64), MetadataError> {

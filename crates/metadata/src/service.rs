@@ -20,6 +20,15 @@ pub struct Registered {
     pub version: u64,
 }
 
+/// A block of producer ids handed to one broker: `[start, start + len)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerIdBlock {
+    /// First id of the block.
+    pub start: i64,
+    /// Number of ids in it.
+    pub len: i64,
+}
+
 /// Cluster metadata: reads come from the latest [`ClusterImage`], writes are agreed on by the
 /// controller quorum (in process for `vltava dev`, over gRPC for a broker of a cluster).
 #[async_trait::async_trait]
@@ -77,6 +86,11 @@ pub trait MetadataService: Send + Sync + 'static {
         partition: i32,
         target: Option<Vec<BrokerId>>,
     ) -> Result<u64, MetadataError>;
+
+    /// Hands `broker` (registered with `epoch`) the next block of producer ids, through the
+    /// quorum's log so that no id is ever handed out twice. Refused with
+    /// `BROKER_NOT_REGISTERED`-like errors (`STALE_BROKER_EPOCH`) for a stale registration.
+    async fn allocate_producer_ids(&self, broker: BrokerId, epoch: i64) -> Result<ProducerIdBlock, MetadataError>;
 
     /// Describes the quorum and the brokers.
     async fn describe_cluster(&self) -> Result<DescribeClusterResponse, MetadataError>;

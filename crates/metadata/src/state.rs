@@ -27,12 +27,18 @@ pub struct Delta {
     pub topics: Vec<Arc<TopicMetadata>>,
     /// Topics deleted.
     pub deleted_topics: Vec<String>,
+    /// The first producer id not yet handed out, when a block was allocated. Controller state
+    /// only: brokers and gateways never see it.
+    pub next_producer_id: Option<i64>,
 }
 
 impl Delta {
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.brokers.is_empty() && self.topics.is_empty() && self.deleted_topics.is_empty()
+        self.brokers.is_empty()
+            && self.topics.is_empty()
+            && self.deleted_topics.is_empty()
+            && self.next_producer_id.is_none()
     }
 
     /// Applies this delta to an image (what watchers do).
@@ -67,9 +73,19 @@ pub enum Outcome {
         /// The image version containing it.
         version: u64,
     },
+    /// A block of producer ids for one broker: `[start, start + len)`.
+    ProducerIds {
+        /// First id of the block.
+        start: i64,
+        /// Number of ids in it.
+        len: i64,
+    },
     /// Applied; nothing to report.
     Done,
 }
+
+/// How many producer ids one `AllocateProducerIds` hands out (Kafka's block size).
+pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 
 /// The whole replicated state: the image plus the controllers' address book.
 #[derive(Debug, Clone, Default)]
@@ -78,6 +94,8 @@ pub struct MetadataState {
     pub image: ClusterImage,
     /// Addresses of the controllers, by node id (from the initial voters and configuration changes).
     pub controllers: BTreeMap<u64, String>,
+    /// The first producer id not yet handed out to a broker.
+    pub next_producer_id: i64,
 }
 
 /// The serialized form of a [`MetadataState`], used for Raft snapshots.
@@ -88,6 +106,9 @@ struct SnapshotData {
     brokers: Vec<BrokerRegistration>,
     topics: Vec<TopicMetadata>,
     controllers: BTreeMap<u64, String>,
+    /// Absent in snapshots taken before producer ids existed.
+    #[serde(default)]
+    next_producer_id: i64,
 }
 
 impl MetadataState {
@@ -99,6 +120,7 @@ impl MetadataState {
             brokers: self.image.brokers.values().cloned().collect(),
             topics: self.image.topics.values().map(|t| t.as_ref().clone()).collect(),
             controllers: self.controllers.clone(),
+            next_producer_id: self.next_producer_id,
         };
         serde_json::to_vec(&data).expect("metadata always serializes")
     }
@@ -115,6 +137,7 @@ impl MetadataState {
                 topics: d.topics.into_iter().map(|t| (t.name.clone(), Arc::new(t))).collect(),
             },
             controllers: d.controllers,
+            next_producer_id: d.next_producer_id,
         })
     }
 
@@ -238,6 +261,18 @@ impl MetadataState {
                 }
                 let state = self.commit_partition(&mut delta, &topic, i, p);
                 Outcome::Partition { state, version: index }
+            }
+            Command::AllocateProducerIds { broker, broker_epoch } => {
+                let Some(b) = self.image.brokers.get(broker) else {
+                    return Err(MetadataError::BrokerNotRegistered { id: *broker });
+                };
+                if b.epoch != *broker_epoch {
+                    return Err(MetadataError::StaleBrokerEpoch { id: *broker, expected: b.epoch, got: *broker_epoch });
+                }
+                let start = self.next_producer_id;
+                self.next_producer_id = start + PRODUCER_ID_BLOCK_SIZE;
+                delta.next_producer_id = Some(self.next_producer_id);
+                Outcome::ProducerIds { start, len: PRODUCER_ID_BLOCK_SIZE }
             }
         };
         self.image.version = index;
@@ -403,6 +438,20 @@ mod tests {
         let bad = [("retention.ms".to_string(), "soon".to_string())].into();
         assert!(s.apply(6, &Command::AlterConfigs { topic: "t".into(), set: bad, delete: vec![] }).is_err());
         assert_eq!(s.encode(), before);
+    }
+
+    #[test]
+    fn producer_id_blocks_follow_each_other_and_survive_a_snapshot() {
+        let mut s = MetadataState::default();
+        s.apply(1, &Command::RegisterBroker(broker(1))).unwrap();
+        let (first, delta) = s.apply(2, &Command::AllocateProducerIds { broker: 1, broker_epoch: 1 }).unwrap();
+        assert_eq!(first, Outcome::ProducerIds { start: 0, len: PRODUCER_ID_BLOCK_SIZE });
+        assert_eq!(delta.next_producer_id, Some(PRODUCER_ID_BLOCK_SIZE));
+        let stale = s.apply(3, &Command::AllocateProducerIds { broker: 1, broker_epoch: 2 });
+        assert!(matches!(stale, Err(MetadataError::StaleBrokerEpoch { .. })), "{stale:?}");
+        let mut restored = MetadataState::decode(&s.encode()).unwrap();
+        let (second, _) = restored.apply(4, &Command::AllocateProducerIds { broker: 1, broker_epoch: 1 }).unwrap();
+        assert_eq!(second, Outcome::ProducerIds { start: PRODUCER_ID_BLOCK_SIZE, len: PRODUCER_ID_BLOCK_SIZE });
     }
 
     #[test]

@@ -9,8 +9,12 @@ use crate::varint::Reader;
 use crate::{Compression, Header, MAGIC, Record, RecordError};
 
 pub(crate) const TIMESTAMP_TYPE_FLAG: i16 = 0x08;
-pub(crate) const TRANSACTIONAL_FLAG: i16 = 0x10;
-pub(crate) const CONTROL_FLAG: i16 = 0x20;
+pub(crate) use crate::header::{CONTROL_FLAG, TRANSACTIONAL_FLAG};
+
+/// `sequence + increment`, wrapping from `i32::MAX` to 0 as Kafka's producer sequence numbers do.
+pub fn increment_sequence(sequence: i32, increment: i32) -> i32 {
+    if sequence > i32::MAX - increment { increment - (i32::MAX - sequence) - 1 } else { sequence + increment }
+}
 
 /// One whole RecordBatch v2 backed by [`Bytes`] (cloning is cheap).
 ///

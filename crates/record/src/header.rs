@@ -66,6 +66,11 @@ pub const HEADER_LEN: usize = RECORD_COUNT + 4;
 /// Smallest valid `batchLength`: a header without records.
 pub const MIN_BATCH_LENGTH: i32 = (HEADER_LEN - LOG_OVERHEAD) as i32;
 
+/// Attribute bit 4: the batch belongs to a transaction.
+pub const TRANSACTIONAL_FLAG: i16 = 0x10;
+/// Attribute bit 5: the batch holds a control record (a transaction marker).
+pub const CONTROL_FLAG: i16 = 0x20;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,7 +41,7 @@ mod varint;
 
 use bytes::Bytes;
 
-pub use batch::{RecordBatch, batch_size_at, set_base_offset, set_partition_leader_epoch};
+pub use batch::{RecordBatch, batch_size_at, increment_sequence, set_base_offset, set_partition_leader_epoch};
 pub use builder::BatchBuilder;
 pub use compression::Compression;
 pub use error::RecordError;

@@ -172,10 +172,15 @@ pub(crate) fn write(dir: &Path, name: &str, value: i64) -> Result<(), StorageErr
 
 /// Atomically replaces `dir/name` with `text`.
 pub(crate) fn write_text(dir: &Path, name: &str, text: &str) -> Result<(), StorageError> {
+    write_bytes(dir, name, text.as_bytes())
+}
+
+/// Atomically replaces `dir/name` with `bytes` (write `*.tmp`, fsync, rename, fsync the directory).
+pub(crate) fn write_bytes(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
     let tmp = dir.join(format!("{name}.tmp"));
     let path = dir.join(name);
     let mut file = File::create(&tmp).at(&tmp)?;
-    file.write_all(text.as_bytes()).at(&tmp)?;
+    file.write_all(bytes).at(&tmp)?;
     file.sync_all().at(&tmp)?;
     drop(file);
     fs::rename(&tmp, &path).at(&path)?;

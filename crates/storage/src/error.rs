@@ -52,6 +52,28 @@ pub enum StorageError {
         /// The base offset the batch carried.
         got: i64,
     },
+    /// An idempotent producer's batch does not follow its last stored batch.
+    #[error("out of order sequence number for producer {producer_id} (epoch {epoch}): expected {expected}, got {got}")]
+    OutOfOrderSequence {
+        /// The producer id.
+        producer_id: i64,
+        /// The batch's producer epoch.
+        epoch: i16,
+        /// The sequence number the partition expected next.
+        expected: i32,
+        /// The batch's first sequence number.
+        got: i32,
+    },
+    /// A producer's batch carries an epoch older than the one the partition knows.
+    #[error("producer {producer_id} has epoch {got}, older than the current epoch {current}")]
+    InvalidProducerEpoch {
+        /// The producer id.
+        producer_id: i64,
+        /// The epoch the partition knows.
+        current: i16,
+        /// The batch's epoch.
+        got: i16,
+    },
     /// The log configuration is invalid.
     #[error("invalid log configuration: {0}")]
     InvalidConfig(String),

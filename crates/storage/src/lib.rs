@@ -18,6 +18,8 @@
 //!   directory).
 //! - `epoch_cache`: the leader-epoch cache and the replication API on [`Log`]
 //!   (`latest_epoch`, `end_offset_for_epoch`, `assign_epoch_start_offset`).
+//! - [`producer_state`] — idempotent producers' sequence numbers per partition (duplicate and
+//!   gap detection), rebuilt from snapshots and batch headers.
 //! - [`error`] — [`StorageError`].
 //!
 //! # On-disk format
@@ -45,6 +47,8 @@
 //! - `partition.metadata`: `version: 0` and `topic_id: {id}` lines (Kafka's format), written
 //!   atomically by [`partition_metadata::write_topic_id`] when the broker first opens the
 //!   partition.
+//! - `{offset:020}.snapshot`: the producer state as of `offset` (see [`producer_state`] for the
+//!   format): written when a segment rolls and when the log closes; the newest two are kept.
 //! - `.clean-shutdown`: written by [`Log::close`], removed by [`Log::open`].
 //!
 //! The data directory (the parent of the partition directories) holds
@@ -80,6 +84,7 @@ pub mod error;
 mod index;
 pub mod log;
 pub mod partition_metadata;
+pub mod producer_state;
 mod recovery;
 pub mod retention;
 mod scan;
@@ -89,4 +94,5 @@ pub use checkpoint::HighWatermarkCheckpoint;
 pub use config::LogConfig;
 pub use error::StorageError;
 pub use log::{AppendInfo, Log, ReadResult};
+pub use producer_state::{BatchMetadata, ProducerEntry};
 pub use retention::RetentionOutcome;

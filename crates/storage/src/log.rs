@@ -1,7 +1,7 @@
 //! [`Log`]: the partition log (append, read, lookups, roll, flush, truncation, close and
 //! delete).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,23 +11,29 @@ use vltava_record::{RecordBatch, RecordError, batches, set_base_offset, set_part
 use crate::checkpoint::{self, CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
 use crate::epoch_cache::LeaderEpochCache;
 use crate::error::IoContext;
+use crate::producer_state::{ProducerBatch, ProducerEntry, ProducerStates, Verdict};
 use crate::segment::{BatchMeta, Segment};
 use crate::{LogConfig, StorageError};
 
 /// Result of a successful append.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendInfo {
-    /// Offset of the first appended record (the log end offset when nothing was appended).
+    /// Offset of the first record of the first batch (the log end offset when there was no
+    /// batch). A duplicate batch counts with the offsets it was stored at the first time.
     pub first_offset: i64,
-    /// Offset of the last appended record (`first_offset - 1` when nothing was appended).
+    /// Offset of the last record of the last batch (`first_offset - 1` when there was no batch).
     pub last_offset: i64,
+    /// The base offset of every batch of the request, in order (duplicates included).
+    pub batch_base_offsets: Vec<i64>,
+    /// Batches that an idempotent producer had already stored and were not written again.
+    pub duplicates: usize,
     /// Largest batch max timestamp among the appended batches, -1 if none.
     pub max_timestamp: i64,
-    /// Number of records appended.
+    /// Number of records written.
     pub record_count: u64,
-    /// Number of batches appended.
+    /// Number of batches written.
     pub batch_count: usize,
-    /// Number of bytes appended.
+    /// Number of bytes written.
     pub bytes: usize,
 }
 
@@ -61,6 +67,8 @@ pub struct Log {
     pub(crate) last_flush_ms: Option<i64>,
     /// The leader-epoch cache (checkpointed on every change).
     pub(crate) epochs: LeaderEpochCache,
+    /// Idempotent and transactional producers' state (snapshotted on roll and close).
+    pub(crate) producers: ProducerStates,
 }
 
 fn now_wall_ms() -> i64 {
@@ -139,10 +147,20 @@ impl Log {
     /// any is invalid), stamps base offsets from the log end offset and `leader_epoch`, rolls
     /// if needed and writes everything with a single write. A `leader_epoch` newer than the
     /// latest cached one is recorded in the leader-epoch cache at the first appended offset.
+    ///
+    /// Batches of idempotent producers are checked against the producer state first: one the
+    /// partition already stored is not written again (its original offsets are reported in
+    /// [`AppendInfo::batch_base_offsets`]); a sequence gap or a stale producer epoch refuses the
+    /// whole append.
     pub fn append(&mut self, records: Bytes, leader_epoch: i32, now_ms: i64) -> Result<AppendInfo, StorageError> {
         let mut next = self.log_end_offset();
         let mut metas = Vec::new();
+        let mut kept = Vec::new();
         let mut pos = 0u64;
+        let mut pending: HashMap<i64, ProducerEntry> = HashMap::new();
+        let mut base_offsets = Vec::new();
+        let mut last_offset = next - 1;
+        let mut duplicates = 0;
         for (i, batch) in batches(records.clone()).enumerate() {
             let batch = batch.map_err(|e| corrupt(i, e))?;
             if batch.size() > self.config.max_message_bytes as usize {
@@ -150,6 +168,17 @@ impl Log {
             }
             batch.validate().map_err(|e| corrupt(i, e))?;
             let count = i64::from(batch.last_offset_delta()) + 1;
+            if let Some(p) = ProducerBatch::from_batch(&batch, next) {
+                let current = pending.get(&p.producer_id).or_else(|| self.producers.get(p.producer_id));
+                if let Verdict::Duplicate(stored) = ProducerStates::check(current, &p)? {
+                    // Stored before: report where, write nothing.
+                    base_offsets.push(stored.first_offset);
+                    last_offset = last_offset.max(stored.last_offset);
+                    duplicates += 1;
+                    continue;
+                }
+                self.producers.apply_pending(&mut pending, &p);
+            }
             metas.push(BatchMeta {
                 buf_pos: pos,
                 base_offset: next,
@@ -157,20 +186,45 @@ impl Log {
                 size: batch.size() as u64,
                 max_timestamp: batch.max_timestamp(),
             });
+            base_offsets.push(next);
+            last_offset = last_offset.max(next + count - 1);
             next += count;
             pos += batch.size() as u64;
+            kept.push(batch);
         }
         if metas.is_empty() {
-            return Ok(self.empty_append_info());
+            let mut info = self.empty_append_info();
+            if let Some(first) = base_offsets.first() {
+                info.first_offset = *first;
+                info.last_offset = last_offset;
+            }
+            info.batch_base_offsets = base_offsets;
+            info.duplicates = duplicates;
+            return Ok(info);
         }
-        let mut buf = BytesMut::from(&records[..]);
+        // One copy of the request; without the duplicates when there were some.
+        let mut buf = if duplicates == 0 {
+            BytesMut::from(&records[..])
+        } else {
+            let mut buf = BytesMut::with_capacity(pos as usize);
+            for batch in &kept {
+                buf.extend_from_slice(batch.as_bytes());
+            }
+            buf
+        };
         for m in &metas {
             let at = m.buf_pos as usize;
             set_base_offset(&mut buf[at..], m.base_offset);
             set_partition_leader_epoch(&mut buf[at..], leader_epoch);
         }
         self.epochs.assign([(leader_epoch, metas[0].base_offset)])?;
-        self.write_batches(&buf, &metas, now_ms)
+        let mut info = self.write_batches(&buf, &metas, now_ms)?;
+        self.producers.commit(pending);
+        info.first_offset = base_offsets[0];
+        info.last_offset = last_offset;
+        info.batch_base_offsets = base_offsets;
+        info.duplicates = duplicates;
+        Ok(info)
     }
 
     /// Appends batches replicated from the leader, keeping their offsets and epochs. The first
@@ -182,6 +236,7 @@ impl Log {
         let mut metas = Vec::new();
         let mut new_epochs = Vec::new();
         let mut latest = self.epochs.latest_epoch();
+        let mut producer_batches = Vec::new();
         let mut pos = 0u64;
         for (i, batch) in batches(records.clone()).enumerate() {
             let batch = batch.map_err(|e| corrupt(i, e))?;
@@ -201,6 +256,7 @@ impl Log {
                 size: batch.size() as u64,
                 max_timestamp: batch.max_timestamp(),
             });
+            producer_batches.extend(ProducerBatch::from_batch(&batch, batch.base_offset()));
             expected = batch.next_offset();
             pos += batch.size() as u64;
         }
@@ -208,7 +264,9 @@ impl Log {
             return Ok(self.empty_append_info());
         }
         self.epochs.assign(new_epochs)?;
-        self.write_batches(&records, &metas, now_wall_ms())
+        let info = self.write_batches(&records, &metas, now_wall_ms())?;
+        self.producers.apply_replicated(producer_batches);
+        Ok(info)
     }
 
     fn empty_append_info(&self) -> AppendInfo {
@@ -216,6 +274,8 @@ impl Log {
         AppendInfo {
             first_offset: leo,
             last_offset: leo - 1,
+            batch_base_offsets: Vec::new(),
+            duplicates: 0,
             max_timestamp: -1,
             record_count: 0,
             batch_count: 0,
@@ -241,6 +301,8 @@ impl Log {
         Ok(AppendInfo {
             first_offset: first.base_offset,
             last_offset: last.next_offset - 1,
+            batch_base_offsets: metas.iter().map(|m| m.base_offset).collect(),
+            duplicates: 0,
             max_timestamp: metas.iter().map(|m| m.max_timestamp).max().unwrap_or(-1),
             record_count,
             batch_count: metas.len(),
@@ -278,6 +340,8 @@ impl Log {
         }
         let leo = self.log_end_offset();
         self.active_mut().seal()?;
+        // The producer state as of the new segment's base: what recovery starts from.
+        self.producers.write_snapshot(leo)?;
         let segment = Segment::create(&self.dir, leo)?;
         self.segments.insert(leo, segment);
         self.recovery_point = leo;
@@ -409,6 +473,7 @@ impl Log {
         segment.flush()?;
         let leo = self.log_end_offset();
         self.epochs.truncate_from_end(leo)?;
+        self.producers.reload(&self.segments, self.log_start_offset, leo)?;
         if self.recovery_point > leo {
             self.recovery_point = leo;
             checkpoint::write(&self.dir, RECOVERY_POINT_FILE, leo)?;
@@ -423,6 +488,7 @@ impl Log {
         // Cleared first: a crash before the segments are gone leaves an empty cache next to
         // a non-empty log, which `Log::open` rebuilds from the batches.
         self.epochs.clear()?;
+        self.producers.clear()?;
         for (_, segment) in std::mem::take(&mut self.segments) {
             segment.delete()?;
         }
@@ -439,9 +505,21 @@ impl Log {
     pub fn close(mut self) -> Result<(), StorageError> {
         self.active_mut().seal()?;
         self.flush()?;
+        self.producers.write_snapshot(self.log_end_offset())?;
         let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
         std::fs::File::create(&marker).and_then(|f| f.sync_all()).at(&marker)?;
         checkpoint::sync_dir(&self.dir)
+    }
+
+    /// What this partition knows about producer `producer_id`, if anything.
+    pub fn producer_state(&self, producer_id: i64) -> Option<&ProducerEntry> {
+        self.producers.get(producer_id)
+    }
+
+    /// Forgets producers whose last batch is older than `expiration_ms` and who have no open
+    /// transaction (Kafka's `producer.id.expiration.ms`). Returns how many were removed.
+    pub fn remove_expired_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.producers.remove_expired(now_ms, expiration_ms)
     }
 
     /// Deletes the log's directory and everything in it.

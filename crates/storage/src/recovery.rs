@@ -19,6 +19,7 @@ use crate::checkpoint::{self, CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_FILE, RECOVE
 use crate::epoch_cache::LeaderEpochCache;
 use crate::error::IoContext;
 use crate::index::{Index, OffsetIndex, TimeIndex, remove_if_exists};
+use crate::producer_state::ProducerStates;
 use crate::scan::{BatchHeader, scan};
 use crate::segment::{INDEX_EXT, LOG_EXT, Segment, TIME_INDEX_EXT, open_log_file, segment_path};
 use crate::{Log, LogConfig, StorageError};
@@ -250,6 +251,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log, StorageError> {
     }
     let leo = segments.values().next_back().expect("non-empty").next_offset;
     let epochs = LeaderEpochCache::recover(dir, &segments, log_start_offset, leo)?;
+    let producers = ProducerStates::recover(dir, &segments, log_start_offset, leo)?;
     let mut log = Log {
         dir: dir.to_path_buf(),
         config,
@@ -259,6 +261,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log, StorageError> {
         unflushed_messages: 0,
         last_flush_ms: None,
         epochs,
+        producers,
     };
     let leo = log.log_end_offset();
     if checkpointed_start != log_start_offset {

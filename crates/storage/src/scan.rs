@@ -28,6 +28,12 @@ pub(crate) struct BatchHeader {
     pub crc: u32,
     pub record_count: i32,
     pub last_offset_delta: i32,
+    /// The batch attributes (compression, timestamp type, transactional and control bits).
+    pub attributes: i16,
+    /// The idempotent producer's id (-1 if none), epoch and first sequence number.
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
 }
 
 impl BatchHeader {
@@ -36,6 +42,7 @@ impl BatchHeader {
         debug_assert!(b.len() >= HEADER_LEN);
         let i32_at = |at: usize| i32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"));
         let i64_at = |at: usize| i64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+        let i16_at = |at: usize| i16::from_be_bytes(b[at..at + 2].try_into().expect("2 bytes"));
         let length = i32_at(header::BATCH_LENGTH);
         if length < MIN_BATCH_LENGTH {
             return Err(format!("invalid batch length {length}"));
@@ -60,6 +67,10 @@ impl BatchHeader {
             crc: i32_at(header::CRC) as u32,
             record_count,
             last_offset_delta,
+            attributes: i16_at(header::ATTRIBUTES),
+            producer_id: i64_at(header::PRODUCER_ID),
+            producer_epoch: i16_at(header::PRODUCER_EPOCH),
+            base_sequence: i32_at(header::BASE_SEQUENCE),
         })
     }
 

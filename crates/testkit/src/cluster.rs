@@ -277,3 +277,30 @@ impl Drop for LocalCluster {
         }
     }
 }
+
+/// `GET /metrics` of a process's Prometheus endpoint over a plain TCP connection, within 10 s:
+/// the response head and body, or `None` when the process does not answer.
+pub async fn scrape_metrics(address: &str) -> Option<(String, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let io = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+        let request = format!("GET /metrics HTTP/1.1\r\nHost: {address}\r\nAccept: text/plain\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).await.ok()?;
+        Some(raw)
+    };
+    let raw = tokio::time::timeout(Duration::from_secs(10), io).await.ok()??;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    Some((head.to_string(), body.to_string()))
+}
+
+/// The sum of every sample of the metric `name` (all label sets) in a Prometheus text body.
+pub fn metric_sum(body: &str, name: &str) -> f64 {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(series, _)| series.split('{').next() == Some(name))
+        .filter_map(|(_, v)| v.parse::<f64>().ok())
+        .sum()
+}

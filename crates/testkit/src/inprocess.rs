@@ -17,6 +17,7 @@ use vltava_metadata::{MemoryMetadata, MetadataService};
 use vltava_proto::v1::admin_service_client::AdminServiceClient;
 use vltava_proto::v1::group_service_client::GroupServiceClient;
 use vltava_proto::v1::record_service_client::RecordServiceClient;
+use vltava_proto::v1::transaction_service_client::TransactionServiceClient;
 use vltava_proto::v1::{CreateTopicRequest, CreateTopicResponse, ProduceRequest, ProduceResponse};
 use vltava_record::{BatchBuilder, Compression};
 
@@ -165,6 +166,11 @@ impl TestBroker {
     /// A GroupService client.
     pub async fn groups(&self) -> GroupServiceClient<Channel> {
         GroupServiceClient::new(self.running.channel().await)
+    }
+
+    /// A TransactionService client.
+    pub async fn transactions(&self) -> TransactionServiceClient<Channel> {
+        TransactionServiceClient::new(self.running.channel().await)
     }
 
     /// Creates a topic with one replica and these configs.

@@ -6,11 +6,13 @@
 //!   and data directory. Dropping it kills the process, so a failing test leaves nothing behind.
 //! - [`inprocess`]: a broker and a gateway as tasks of the test's runtime on `127.0.0.1:0`, with
 //!   in-memory metadata ([`inprocess::TestBroker`], [`inprocess::Cluster`]).
+//! - [`proxy::LossyProxy`]: a TCP proxy that can lose a server's answers (not its requests).
 //! - [`cluster::LocalCluster`]: a `vltava local-cluster` run (controllers, brokers and a gateway as
 //!   separate processes), with kill -9 and restart of any one of them by role and id.
 
 pub mod cluster;
 pub mod inprocess;
+pub mod proxy;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -36,6 +36,10 @@ pub struct PerfProduceArgs {
     /// Acknowledgements to wait for: all (-1), 1 (the leader) or 0 (none).
     #[arg(long, value_name = "all|1|0", default_value = "all", value_parser = parse_acks)]
     pub acks: Acks,
+    /// `enable.idempotence` (it takes effect with `--acks all`): `--enable-idempotence false`
+    /// measures the producer without producer ids and sequence numbers.
+    #[arg(long, value_name = "true|false", default_value_t = true, action = clap::ArgAction::Set)]
+    pub enable_idempotence: bool,
     /// Target records per second; -1 (or any value ≤ 0) is unlimited.
     #[arg(long, value_name = "R", default_value_t = -1.0, allow_negative_numbers = true)]
     pub throughput: f64,
@@ -90,6 +94,7 @@ pub fn throttle_delay(sent: u64, elapsed: Duration, throughput: f64) -> Option<D
 pub fn producer_config(args: &PerfProduceArgs) -> ProducerConfig {
     let mut config = ProducerConfig::new(args.server.server.clone());
     config.acks = args.acks;
+    config.enable_idempotence = args.enable_idempotence;
     config.compression = args.compression;
     config.via_gateway = args.via_gateway;
     if let Some(b) = args.batch_size {
@@ -174,6 +179,8 @@ pub struct ProduceReport {
     pub acks: &'static str,
     /// Compression codec.
     pub compression: &'static str,
+    /// Whether the producer was idempotent.
+    pub idempotent: bool,
 }
 
 impl ProduceReport {
@@ -273,6 +280,7 @@ pub async fn run(args: PerfProduceArgs) -> anyhow::Result<()> {
             latency_ms: LatencyMs::from_histogram(&s.total),
             acks: acks_name(args.acks),
             compression: args.compression.name(),
+            idempotent: args.enable_idempotence && args.acks == Acks::All,
         };
         (report, s.first_error.take())
     };
@@ -318,6 +326,7 @@ mod tests {
             num_records: 10,
             record_size: 2 << 20,
             acks: Acks::Leader,
+            enable_idempotence: true,
             throughput: -1.0,
             batch_size: Some(64 << 20),
             linger_ms: Some(200),
@@ -356,6 +365,7 @@ mod tests {
             latency_ms: latency,
             acks: "all",
             compression: "none",
+            idempotent: true,
         };
         assert!(report.line().starts_with("10 records sent, 10.0 records/sec (0.00 MB/sec), 2.00 ms avg latency"));
         assert!(report.line().ends_with(", 1 failed."));

@@ -23,6 +23,9 @@ pub struct ProduceArgs {
     /// Acknowledgements to wait for: all (-1), 1 (the leader) or 0 (none).
     #[arg(long, value_name = "all|1|0", default_value = "all", value_parser = parse_acks)]
     pub acks: Acks,
+    /// `enable.idempotence` (with `--acks all`): a retried batch is never stored twice.
+    #[arg(long, value_name = "true|false", default_value_t = true, action = clap::ArgAction::Set)]
+    pub enable_idempotence: bool,
     /// Send every record to this partition (default: by key hash, or sticky without a key).
     #[arg(long, value_name = "P")]
     pub partition: Option<i32>,
@@ -110,6 +113,7 @@ fn produce_span(topic: &str) -> tracing::Span {
 pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
     let mut config = ProducerConfig::new(args.server.server.clone());
     config.acks = args.acks;
+    config.enable_idempotence = args.enable_idempotence;
     config.compression = args.compression;
     let producer = Producer::connect(config).await?;
     let outcomes = Arc::new(Outcomes::default());

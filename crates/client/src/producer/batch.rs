@@ -138,6 +138,9 @@ pub(crate) struct ProducerBatch {
     pub created: Instant,
     /// Send attempts so far.
     pub attempts: u32,
+    /// `(producer id, epoch, base sequence)` once an idempotent producer numbered the batch
+    /// (just before its first send; retries keep them, so the broker recognises a retry).
+    pub sequence: Option<(i64, i16, i32)>,
     /// Why the last attempt failed (reported if the batch expires).
     pub last_error: Option<ClientError>,
     /// `traceparent` of the records sent within a sampled trace (at most [`MAX_TRACES`]): the
@@ -158,6 +161,7 @@ impl ProducerBatch {
             reserved: 0,
             created: now,
             attempts: 0,
+            sequence: None,
             last_error: None,
             traces: Vec::new(),
         }
@@ -168,6 +172,15 @@ impl ProducerBatch {
         match &self.body {
             Body::Open(b) => b.estimated_size(),
             Body::Built(b) => b.len(),
+        }
+    }
+
+    /// Numbers the batch for an idempotent producer (before it is encoded).
+    pub fn set_sequence(&mut self, producer_id: i64, epoch: i16, base_sequence: i32) {
+        if let Body::Open(builder) = &mut self.body {
+            let open = std::mem::replace(builder, BatchBuilder::new(Default::default()));
+            *builder = open.with_producer(producer_id, epoch, base_sequence);
+            self.sequence = Some((producer_id, epoch, base_sequence));
         }
     }
 

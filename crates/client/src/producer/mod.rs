@@ -8,6 +8,7 @@
 
 pub(crate) mod accumulator;
 pub(crate) mod batch;
+pub(crate) mod identity;
 pub(crate) mod sender;
 
 use std::sync::Arc;
@@ -77,7 +78,7 @@ impl Producer {
 
     pub(crate) fn with_cluster(config: ProducerConfig, cluster: Arc<Cluster>) -> Producer {
         let acc = Arc::new(Accumulator::new(config.compression, config.batch_size, config.buffer_memory));
-        let ctx = Arc::new(SenderCtx { acc, cluster, config });
+        let ctx = Arc::new(SenderCtx { acc, cluster, config, identity: Default::default() });
         let sender = tokio::spawn(sender::run(ctx.clone()));
         Producer { inner: Arc::new(Inner { ctx, sender: Mutex::new(Some(sender)) }) }
     }

@@ -21,15 +21,23 @@ use vltava_proto::v1::ProduceRequest;
 
 use super::accumulator::{Accumulator, PartitionQueue};
 use super::batch::{MAX_TRACES, ProducerBatch};
+use super::identity::{self, Identity};
 use crate::cluster::{Cluster, Node};
 use crate::config::{Acks, ProducerConfig};
 use crate::error::ClientError;
+
+/// Most batches of one partition an idempotent producer puts in one request: the partition
+/// remembers its producers' last 5 batches, and a retry (which starts with the oldest batch not
+/// acknowledged) must find every batch it repeats among them to be recognised.
+const MAX_IDEMPOTENT_BATCHES: usize = 5;
 
 /// What the sender needs.
 pub(crate) struct SenderCtx {
     pub acc: Arc<Accumulator>,
     pub cluster: Arc<Cluster>,
     pub config: ProducerConfig,
+    /// The idempotent producer's id and epoch (unused when not idempotent).
+    pub identity: Identity,
 }
 
 /// Reports to the sender loop.
@@ -38,6 +46,8 @@ enum Done {
     Request { queue: Arc<PartitionQueue>, broker: i32, retry: Vec<ProducerBatch>, refresh: bool },
     /// A metadata refresh finished.
     Refreshed,
+    /// An InitProducerId call finished.
+    Identity,
 }
 
 impl SenderCtx {
@@ -48,6 +58,15 @@ impl SenderCtx {
         batch.complete(&queue.topic, queue.partition, result);
         self.acc.memory.add_permits(reserved);
         self.acc.completed(&shared);
+    }
+
+    /// Resolves a batch that failed for good. A numbered batch leaves a gap in its partition's
+    /// sequence: the producer id it used is dropped, so the next batches start a new sequence.
+    fn fail(&self, queue: &PartitionQueue, batch: ProducerBatch, error: ClientError) {
+        if let Some((producer_id, _, _)) = batch.sequence {
+            self.identity.reset(producer_id);
+        }
+        self.finish(queue, batch, Err(error));
     }
 
     fn expired(&self, batch: &ProducerBatch, now: Instant) -> bool {
@@ -71,12 +90,15 @@ pub(crate) async fn run(ctx: Arc<SenderCtx>) {
     let mut refreshing = false;
     let mut need_refresh = false;
     let mut last_refresh = Instant::now();
+    let mut identity_backoff: Option<Instant> = None;
     let config = &ctx.config;
+    let idempotent = config.idempotent();
     loop {
         let now = Instant::now();
         let force = ctx.acc.flushing.load(Ordering::Acquire) > 0 || ctx.acc.closing.load(Ordering::Acquire);
         let mut next_wake = now + Duration::from_secs(1);
         let mut expired = Vec::new();
+        let mut need_identity = false;
         for topic in ctx.acc.topics() {
             for queue in &topic.partitions {
                 let mut inner = queue.inner.lock();
@@ -97,6 +119,18 @@ pub(crate) async fn run(ctx: Arc<SenderCtx>) {
                 if inner.ready.is_empty() {
                     continue;
                 }
+                // An idempotent producer numbers batches with its producer id: none, no send.
+                let identity = if idempotent {
+                    match ctx.identity.current() {
+                        Some(id) => Some(id),
+                        None => {
+                            need_identity = true;
+                            continue;
+                        }
+                    }
+                } else {
+                    None
+                };
                 if let Some(at) = inner.retry_at
                     && at > now
                 {
@@ -115,11 +149,19 @@ pub(crate) async fn run(ctx: Arc<SenderCtx>) {
                 let mut size = first.size();
                 let mut batches = vec![first];
                 while let Some(next) = inner.ready.front() {
-                    if size + next.size() > config.max_request_size {
+                    if size + next.size() > config.max_request_size
+                        || (idempotent && batches.len() == MAX_IDEMPOTENT_BATCHES)
+                    {
                         break;
                     }
                     size += next.size();
                     batches.push(inner.ready.pop_front().expect("front exists"));
+                }
+                if let Some((producer_id, epoch)) = identity {
+                    for b in batches.iter_mut().filter(|b| b.sequence.is_none()) {
+                        let sequence = inner.take_sequence(producer_id, b.count);
+                        b.set_sequence(producer_id, epoch, sequence);
+                    }
                 }
                 inner.in_flight = true;
                 inner.retry_at = None;
@@ -136,7 +178,23 @@ pub(crate) async fn run(ctx: Arc<SenderCtx>) {
         }
         for (queue, batch) in expired {
             let e = ctx.expiry_error(&queue, &batch);
-            ctx.finish(&queue, batch, Err(e));
+            ctx.fail(&queue, batch, e);
+        }
+        if need_identity {
+            if identity_backoff.is_some_and(|at| at > now) {
+                next_wake = next_wake.min(identity_backoff.expect("checked"));
+            } else if ctx.identity.start_fetch() {
+                let (ctx, tx) = (ctx.clone(), done_tx.clone());
+                tokio::spawn(async move {
+                    let result = identity::init_producer_id(&ctx.cluster).await;
+                    match &result {
+                        Ok((id, epoch)) => tracing::debug!(producer_id = id, epoch, "producer id assigned"),
+                        Err(e) => tracing::warn!(error = %e, "InitProducerId failed; will retry"),
+                    }
+                    ctx.identity.fetched(result.ok());
+                    let _ = tx.send(Done::Identity);
+                });
+            }
         }
 
         let stale = last_refresh.elapsed() >= config.metadata_max_age;
@@ -182,6 +240,9 @@ pub(crate) async fn run(ctx: Arc<SenderCtx>) {
                 Done::Refreshed => {
                     refreshing = false;
                     last_refresh = Instant::now();
+                }
+                Done::Identity => {
+                    identity_backoff = ctx.identity.current().is_none().then(|| Instant::now() + config.retry_backoff);
                 }
             }
             next = done_rx.try_recv().ok();
@@ -301,16 +362,20 @@ async fn produce(
         Ok(response) => {
             let response = response.into_inner();
             let total: i64 = batches.iter().map(|b| i64::from(b.count)).sum();
-            if response.last_offset - response.base_offset + 1 != total {
+            // A retried batch the broker had stored gets its original offsets back, so each
+            // batch's base offset comes from the response when it lists them.
+            let listed = response.batch_base_offsets.len() == batches.len();
+            if !listed && response.last_offset - response.base_offset + 1 != total {
                 tracing::warn!(
                     topic = %queue.topic, partition = queue.partition, base = response.base_offset,
                     last = response.last_offset, total, "produce response does not cover the records sent"
                 );
             }
             let mut base = response.base_offset;
-            for b in batches {
+            for (i, b) in batches.into_iter().enumerate() {
                 let count = i64::from(b.count);
-                ctx.finish(queue, b, Ok(base));
+                let at = if listed { response.batch_base_offsets[i] } else { base };
+                ctx.finish(queue, b, Ok(at));
                 base += count;
             }
             (Vec::new(), false)
@@ -319,7 +384,7 @@ async fn produce(
             let error = ClientError::from_status(&status, &node.address, config.request_timeout);
             if !error.is_retriable() {
                 for b in batches {
-                    ctx.finish(queue, b, Err(error.clone()));
+                    ctx.fail(queue, b, error.clone());
                 }
                 return (Vec::new(), false);
             }
@@ -330,9 +395,9 @@ async fn produce(
                 b.last_error = Some(error.clone());
                 if ctx.expired(&b, now) {
                     let e = ctx.expiry_error(queue, &b);
-                    ctx.finish(queue, b, Err(e));
+                    ctx.fail(queue, b, e);
                 } else if b.attempts > config.retries {
-                    ctx.finish(queue, b, Err(error.clone()));
+                    ctx.fail(queue, b, error.clone());
                 } else {
                     retry.push(b);
                 }

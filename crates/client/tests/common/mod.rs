@@ -22,6 +22,7 @@ use vltava_common::WireError;
 use vltava_proto::v1::admin_service_server::{AdminService, AdminServiceServer};
 use vltava_proto::v1::group_service_server::{GroupService, GroupServiceServer};
 use vltava_proto::v1::record_service_server::{RecordService, RecordServiceServer};
+use vltava_proto::v1::transaction_service_server::{TransactionService, TransactionServiceServer};
 use vltava_proto::v1::*;
 
 /// One partition's log.
@@ -57,6 +58,8 @@ pub struct FakeState {
     pub produce_gate: Mutex<Option<Arc<Semaphore>>>,
     pub committed: Mutex<HashMap<(String, String, i32), i64>>,
     pub address: Mutex<String>,
+    /// InitProducerId calls answered so far (the ids handed out are 100, 101, ...).
+    pub init_producer_id_calls: AtomicUsize,
 }
 
 impl FakeState {
@@ -118,7 +121,8 @@ impl FakeCluster {
             tonic::transport::Server::builder()
                 .add_service(AdminServiceServer::new(svc.clone()))
                 .add_service(RecordServiceServer::new(svc.clone()).max_decoding_message_size(64 << 20))
-                .add_service(GroupServiceServer::new(svc))
+                .add_service(GroupServiceServer::new(svc.clone()))
+                .add_service(TransactionServiceServer::new(svc))
                 .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                     let _ = stopped.await;
                 })
@@ -143,6 +147,17 @@ impl Drop for FakeCluster {
 
 #[derive(Clone)]
 struct Svc(Arc<FakeState>);
+
+#[tonic::async_trait]
+impl TransactionService for Svc {
+    async fn init_producer_id(
+        &self,
+        _r: Request<InitProducerIdRequest>,
+    ) -> Result<Response<InitProducerIdResponse>, Status> {
+        let n = self.0.init_producer_id_calls.fetch_add(1, Ordering::SeqCst);
+        Ok(Response::new(InitProducerIdResponse { producer_id: 100 + n as i64, producer_epoch: 0 }))
+    }
+}
 
 fn describe(name: &str, partitions: usize) -> TopicDescription {
     TopicDescription {
@@ -279,6 +294,7 @@ impl RecordService for Svc {
             last_offset: last,
             log_start_offset: 0,
             log_append_time_ms: -1,
+            ..Default::default()
         }))
     }
 

@@ -7,6 +7,7 @@
 //!   changes and unreachable brokers are retried); Fetch and ListOffsets split by leader and merged
 //!   back in request order ([`Router::scatter_gather`]), a long poll ending when the first leader
 //!   has something to return.
+//! - `transactions`: InitProducerId to any broker.
 //! - `admin` and `groups`: to any broker, bootstrap brokers first ([`Router::call_any`]); admin
 //!   calls that change the layout of the cluster invalidate the cached metadata.
 //!
@@ -16,6 +17,7 @@
 mod admin;
 mod groups;
 mod records;
+mod transactions;
 
 use std::sync::Arc;
 
