@@ -11,6 +11,7 @@ use vltava_metadata::MetadataService;
 use crate::config::BrokerConfig;
 use crate::groups::coordinator::GroupCoordinator;
 use crate::replica_manager::ReplicaManager;
+use crate::transactions::coordinator::TransactionCoordinator;
 use crate::transactions::producer_ids::ProducerIdManager;
 
 /// How long an admin call waits for this broker to apply its own metadata change.
@@ -28,6 +29,8 @@ pub struct Broker {
     pub groups: Arc<GroupCoordinator>,
     /// This broker's block of producer ids.
     pub producer_ids: Arc<ProducerIdManager>,
+    /// The transaction coordinator (the `__transaction_state` partitions this broker leads).
+    pub transactions: Arc<TransactionCoordinator>,
 }
 
 impl Broker {

@@ -73,6 +73,42 @@ pub struct BrokerConfig {
     pub replication: ReplicationConfig,
     /// The group coordinator (Kafka's `offsets.topic.*` and `group.consumer.*`).
     pub groups: GroupCoordinatorConfig,
+    /// The transaction coordinator (`[transactions]`).
+    pub transactions: TransactionCoordinatorConfig,
+}
+
+/// The transaction coordinator: the `__transaction_state` topic and transaction timeouts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TransactionCoordinatorConfig {
+    /// Partitions of `__transaction_state` when it is created
+    /// (`transaction.state.log.num.partitions`).
+    pub state_topic_num_partitions: i32,
+    /// Its replication factor, capped at the live broker count when it is created
+    /// (`transaction.state.log.replication.factor`).
+    pub state_topic_replication_factor: i32,
+    /// The longest `transaction.timeout.ms` a producer may ask for (`transaction.max.timeout.ms`).
+    #[serde(with = "humantime_serde")]
+    pub max_timeout: Duration,
+    /// How often open transactions are checked for their timeout, and unfinished markers retried
+    /// (`transaction.abort.timed.out.transaction.cleanup.interval.ms`).
+    #[serde(with = "humantime_serde")]
+    pub cleanup_interval: Duration,
+    /// How long a write to `__transaction_state`, and a marker, waits for replication.
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
+}
+
+impl Default for TransactionCoordinatorConfig {
+    fn default() -> Self {
+        Self {
+            state_topic_num_partitions: 50,
+            state_topic_replication_factor: 3,
+            max_timeout: Duration::from_secs(15 * 60),
+            cleanup_interval: Duration::from_secs(1),
+            write_timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 /// The group coordinator: the `__consumer_offsets` topic and consumer group sessions.
@@ -176,6 +212,7 @@ impl Default for BrokerConfig {
             producer_id_expiration_check_interval: Duration::from_secs(600),
             replication: ReplicationConfig::default(),
             groups: GroupCoordinatorConfig::default(),
+            transactions: TransactionCoordinatorConfig::default(),
         }
     }
 }
@@ -201,6 +238,15 @@ impl BrokerConfig {
         }
         if r.fetch_max_bytes < 1024 || r.fetch_response_max_bytes < r.fetch_max_bytes {
             return Err("replication.fetch_max_bytes must be >= 1024 and <= fetch_response_max_bytes".into());
+        }
+        let t = &self.transactions;
+        if t.state_topic_num_partitions < 1 || t.state_topic_replication_factor < 1 {
+            return Err(
+                "transactions.state_topic_num_partitions and state_topic_replication_factor must be >= 1".into()
+            );
+        }
+        if t.max_timeout.is_zero() || t.cleanup_interval.is_zero() || t.write_timeout.is_zero() {
+            return Err("transactions.max_timeout, cleanup_interval and write_timeout must be positive".into());
         }
         let g = &self.groups;
         if g.offsets_topic_num_partitions < 1 || g.offsets_topic_replication_factor < 1 {

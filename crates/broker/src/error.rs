@@ -185,6 +185,10 @@ fn storage_error(e: &StorageError) -> WireError {
         }
         StorageError::OutOfOrderSequence { .. } => WireError::new(ErrorCode::OutOfOrderSequenceNumber, e.to_string()),
         StorageError::InvalidProducerEpoch { .. } => WireError::new(ErrorCode::InvalidProducerEpoch, e.to_string()),
+        StorageError::CoordinatorFenced { .. } => {
+            WireError::new(ErrorCode::TransactionCoordinatorFenced, e.to_string())
+        }
+        StorageError::InvalidRecord { .. } => WireError::new(ErrorCode::InvalidRecord, e.to_string()),
         _ => WireError::new(ErrorCode::StorageError, e.to_string()),
     }
 }

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use vltava_common::{ErrorCode, WireError};
-use vltava_proto::v1::{FetchRequest, FetchResponse, PartitionRecords};
+use vltava_proto::v1::{AbortedTransaction, FetchRequest, FetchResponse, PartitionRecords};
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::long_poll;
-use crate::partition::Partition;
+use crate::partition::{Isolation, Partition};
 
 /// Reads the requested partitions, waiting for data as the request allows.
 pub async fn handle(broker: &Broker, req: FetchRequest) -> Result<FetchResponse, BrokerError> {
@@ -25,6 +25,7 @@ pub async fn handle(broker: &Broker, req: FetchRequest) -> Result<FetchResponse,
         _ => broker.config.fetch_max_bytes,
     };
     let min_bytes = req.min_bytes.max(0) as usize;
+    let isolation = Isolation::from_proto(req.isolation_level);
     let targets: Vec<Target> = req
         .partitions
         .iter()
@@ -40,7 +41,7 @@ pub async fn handle(broker: &Broker, req: FetchRequest) -> Result<FetchResponse,
     // Subscribe before the first read so that no append between read and wait is missed.
     let watches = targets.iter().filter_map(|t| t.part.as_ref().ok()).map(|p| p.watch_high_watermark()).collect();
     let (partitions, bytes) = long_poll::poll(watches, deadline, move || {
-        let (partitions, bytes, failed) = read_all(&targets, max_bytes);
+        let (partitions, bytes, failed) = read_all(&targets, max_bytes, isolation);
         let done = bytes >= min_bytes.max(1) || min_bytes == 0 || failed;
         ((partitions, bytes), done)
     })
@@ -59,7 +60,7 @@ struct Target {
 
 /// Reads every target within the response budget; returns the results, their total size and
 /// whether any partition failed.
-fn read_all(targets: &[Target], max_bytes: usize) -> (Vec<PartitionRecords>, usize, bool) {
+fn read_all(targets: &[Target], max_bytes: usize, isolation: Isolation) -> (Vec<PartitionRecords>, usize, bool) {
     let mut remaining = max_bytes;
     let mut total = 0;
     let mut failed = false;
@@ -74,6 +75,8 @@ fn read_all(targets: &[Target], max_bytes: usize) -> (Vec<PartitionRecords>, usi
                 high_watermark: -1,
                 log_start_offset: -1,
                 records: Bytes::new(),
+                last_stable_offset: -1,
+                aborted_transactions: Vec::new(),
             };
             let part = match &t.part {
                 Ok(p) => p,
@@ -85,17 +88,25 @@ fn read_all(targets: &[Target], max_bytes: usize) -> (Vec<PartitionRecords>, usi
             };
             r.high_watermark = part.high_watermark();
             r.log_start_offset = part.log_start_offset();
+            r.last_stable_offset = part.last_stable_offset();
             // Once the budget is spent, the remaining partitions answer with positions only
             // (but the first partition with data always returns at least one batch).
             if remaining == 0 && total > 0 {
                 return r;
             }
-            match part.read_blocking(t.offset, t.max_bytes.min(remaining.max(1))) {
-                Ok(read) => {
+            match part.read_blocking(t.offset, t.max_bytes.min(remaining.max(1)), isolation) {
+                Ok(got) => {
+                    let read = got.read;
                     remaining = remaining.saturating_sub(read.records.len());
                     total += read.records.len();
                     r.log_start_offset = read.log_start_offset;
+                    r.last_stable_offset = got.last_stable_offset;
                     r.records = read.records;
+                    r.aborted_transactions = got
+                        .aborted
+                        .iter()
+                        .map(|a| AbortedTransaction { producer_id: a.producer_id, first_offset: a.first_offset })
+                        .collect();
                 }
                 Err(e) => {
                     failed = true;

@@ -1,14 +1,17 @@
-//! ListOffsets: earliest, latest (the high watermark) or the first offset at or after a time.
+//! ListOffsets: earliest, latest (the high watermark, or the last stable offset for
+//! READ_COMMITTED) or the first offset at or after a time.
 
 use vltava_common::{ErrorCode, WireError};
 use vltava_proto::v1::{ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse};
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
+use crate::partition::Isolation;
 use crate::subscribe::{EARLIEST, LATEST};
 
 /// Answers each requested partition.
 pub async fn handle(broker: &Broker, req: ListOffsetsRequest) -> Result<ListOffsetsResponse, BrokerError> {
+    let isolation = Isolation::from_proto(req.isolation_level);
     let mut out = Vec::with_capacity(req.partitions.len());
     for p in req.partitions {
         let mut r = ListOffsetsPartitionResponse {
@@ -19,7 +22,7 @@ pub async fn handle(broker: &Broker, req: ListOffsetsRequest) -> Result<ListOffs
             offset: -1,
             timestamp: -1,
         };
-        match lookup(broker, &p.topic, p.partition, p.timestamp).await {
+        match lookup(broker, &p.topic, p.partition, p.timestamp, isolation).await {
             Ok((offset, timestamp)) => {
                 r.offset = offset;
                 r.timestamp = timestamp;
@@ -35,13 +38,20 @@ pub async fn handle(broker: &Broker, req: ListOffsetsRequest) -> Result<ListOffs
     Ok(ListOffsetsResponse { partitions: out })
 }
 
-async fn lookup(broker: &Broker, topic: &str, partition: i32, timestamp: i64) -> Result<(i64, i64), BrokerError> {
+async fn lookup(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+    timestamp: i64,
+    isolation: Isolation,
+) -> Result<(i64, i64), BrokerError> {
     let part = broker.replicas.leader_partition(topic, partition)?;
     match timestamp {
         EARLIEST => Ok((part.log_start_offset(), -1)),
+        LATEST if isolation == Isolation::ReadCommitted => Ok((part.last_stable_offset(), -1)),
         LATEST => Ok((part.high_watermark(), -1)),
         ts if ts >= 0 => {
-            let found = tokio::task::spawn_blocking(move || part.offset_for_timestamp_blocking(ts))
+            let found = tokio::task::spawn_blocking(move || part.offset_for_timestamp_blocking(ts, isolation))
                 .await
                 .map_err(|e| BrokerError::Internal(e.to_string()))??;
             Ok(found.unwrap_or((-1, -1)))

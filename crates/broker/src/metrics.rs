@@ -31,6 +31,10 @@ pub struct BrokerMetrics {
     pub group_rebalance_duration: Histogram<f64>,
     /// Batches of idempotent producers that were retries of stored ones (answered, not stored).
     pub duplicate_batches: Counter<u64>,
+    /// Transactions this broker's coordinator ended, by outcome (`commit` or `abort`).
+    pub transactions_completed: Counter<u64>,
+    /// Transactions aborted because they outlived `transaction.timeout.ms`.
+    pub transactions_timed_out: Counter<u64>,
 }
 
 static METRICS: LazyLock<BrokerMetrics> = LazyLock::new(|| BrokerMetrics::new(&opentelemetry::global::meter(SCOPE)));
@@ -68,6 +72,16 @@ impl BrokerMetrics {
                 .u64_counter("vltava.broker.produce.duplicate_batches")
                 .with_unit("{batch}")
                 .with_description("Retried batches of idempotent producers answered with their original offsets")
+                .build(),
+            transactions_completed: meter
+                .u64_counter("vltava.broker.transactions.completed")
+                .with_unit("{transaction}")
+                .with_description("Transactions whose markers this coordinator wrote, by outcome")
+                .build(),
+            transactions_timed_out: meter
+                .u64_counter("vltava.broker.transactions.timed_out")
+                .with_unit("{transaction}")
+                .with_description("Transactions aborted because they outlived transaction.timeout.ms")
                 .build(),
         }
     }

@@ -10,7 +10,8 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 use vltava_metadata::PartitionState;
-use vltava_storage::{AppendInfo, Log, LogConfig, ReadResult};
+use vltava_record::Marker;
+use vltava_storage::{AbortedTxn, AppendInfo, Log, LogConfig, ReadResult};
 
 use crate::error::BrokerError;
 use crate::replication::followers::Followers;
@@ -63,6 +64,38 @@ pub struct PartitionSpec<'a> {
     pub min_insync_replicas: i32,
     /// The high watermark the data directory's checkpoint holds for this partition, if any.
     pub high_watermark: Option<i64>,
+}
+
+/// Kafka's `isolation.level` for reads on the leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Isolation {
+    /// Everything below the high watermark.
+    #[default]
+    ReadUncommitted,
+    /// Only below the last stable offset, with the aborted transactions of the range.
+    ReadCommitted,
+}
+
+impl Isolation {
+    /// The isolation level of a request's `isolation_level` field.
+    pub fn from_proto(level: i32) -> Isolation {
+        if level == vltava_proto::v1::IsolationLevel::ReadCommitted as i32 {
+            Isolation::ReadCommitted
+        } else {
+            Isolation::ReadUncommitted
+        }
+    }
+}
+
+/// What [`Partition::read_blocking`] returns.
+#[derive(Debug, Clone)]
+pub struct PartitionRead {
+    /// The batches read (and the log bounds at the time).
+    pub read: ReadResult,
+    /// The last stable offset at the time of the read.
+    pub last_stable_offset: i64,
+    /// READ_COMMITTED: the aborted transactions overlapping the returned batches.
+    pub aborted: Vec<AbortedTxn>,
 }
 
 /// A partition replica on this broker.
@@ -376,10 +409,16 @@ impl Partition {
         });
     }
 
-    /// Reads committed batches from `offset` (blocking): never above the high watermark.
-    /// Offsets between the high watermark and the log end exist but are not visible yet, so
-    /// reading there returns nothing rather than an error.
-    pub fn read_blocking(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, BrokerError> {
+    /// Reads committed batches from `offset` (blocking): never above the high watermark, and
+    /// with [`Isolation::ReadCommitted`] never above the last stable offset. Offsets between
+    /// that bound and the log end exist but are not visible yet, so reading there returns
+    /// nothing rather than an error.
+    pub fn read_blocking(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        isolation: Isolation,
+    ) -> Result<PartitionRead, BrokerError> {
         let hw = self.high_watermark();
         let guard = self.log.read();
         let log = guard.as_ref().ok_or_else(|| self.closed())?;
@@ -391,7 +430,52 @@ impl Partition {
             }
             .into());
         }
-        Ok(log.read(offset, max_bytes, Some(hw))?)
+        let last_stable_offset = log.first_unstable_offset().map_or(hw, |f| f.min(hw));
+        let limit = match isolation {
+            Isolation::ReadUncommitted => hw,
+            Isolation::ReadCommitted => last_stable_offset,
+        };
+        let read = log.read(offset, max_bytes, Some(limit))?;
+        let aborted = match isolation {
+            Isolation::ReadCommitted if !read.records.is_empty() => {
+                let upper = read_end(&read.records).unwrap_or(limit);
+                log.aborted_transactions(offset, upper)
+            }
+            _ => Vec::new(),
+        };
+        Ok(PartitionRead { read, last_stable_offset, aborted })
+    }
+
+    /// The last stable offset: the high watermark, or the first offset of the oldest open
+    /// transaction when that is lower. READ_COMMITTED readers see nothing at or above it.
+    pub fn last_stable_offset(&self) -> i64 {
+        let hw = self.high_watermark();
+        self.log.read().as_ref().and_then(Log::first_unstable_offset).map_or(hw, |f| f.min(hw))
+    }
+
+    /// Appends, as leader, the marker ending producer `producer_id`'s transaction (blocking).
+    /// Returns the marker's offset and the leader state it was written under.
+    pub fn append_marker_blocking(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: Marker,
+        now_ms: i64,
+    ) -> Result<(i64, LeaderState), BrokerError> {
+        let state = self.state.read();
+        if state.leader != self.broker_id {
+            return Err(self.not_leader(state.leader));
+        }
+        let mut guard = self.log.write();
+        let log = guard.as_mut().ok_or_else(|| self.closed())?;
+        let offset = log.append_marker(producer_id, producer_epoch, marker, state.leader_epoch, now_ms)?;
+        let leo = log.log_end_offset();
+        drop(guard);
+        let snapshot = state.clone();
+        drop(state);
+        self.log_end.send_replace(leo);
+        self.maybe_advance_high_watermark();
+        Ok((offset, snapshot))
     }
 
     /// Reads batches from `offset` up to the log end, for a follower (blocking).
@@ -411,12 +495,20 @@ impl Partition {
         self.log.read().as_ref().map_or((-1, -1), |log| log.end_offset_for_epoch(epoch))
     }
 
-    /// First offset whose record timestamp is at or after `timestamp_ms`, if any is committed.
-    pub fn offset_for_timestamp_blocking(&self, timestamp_ms: i64) -> Result<Option<(i64, i64)>, BrokerError> {
-        let hw = self.high_watermark();
+    /// First offset whose record timestamp is at or after `timestamp_ms`, if any is visible at
+    /// `isolation` (below the high watermark, or the last stable offset).
+    pub fn offset_for_timestamp_blocking(
+        &self,
+        timestamp_ms: i64,
+        isolation: Isolation,
+    ) -> Result<Option<(i64, i64)>, BrokerError> {
+        let limit = match isolation {
+            Isolation::ReadUncommitted => self.high_watermark(),
+            Isolation::ReadCommitted => self.last_stable_offset(),
+        };
         let guard = self.log.read();
         let log = guard.as_ref().ok_or_else(|| self.closed())?;
-        Ok(log.offset_for_timestamp(timestamp_ms)?.filter(|(offset, _)| *offset < hw))
+        Ok(log.offset_for_timestamp(timestamp_ms)?.filter(|(offset, _)| *offset < limit))
     }
 
     /// The high watermark: consumers see offsets below it.
@@ -482,4 +574,9 @@ impl Partition {
     fn closed(&self) -> BrokerError {
         BrokerError::UnknownTopicOrPartition { topic: self.topic.clone(), partition: self.index }
     }
+}
+
+/// The offset after the last whole batch in `records` (batches as a log returns them).
+pub(crate) fn read_end(records: &Bytes) -> Option<i64> {
+    vltava_record::batches(records.clone()).map_while(Result::ok).last().map(|b| b.next_offset())
 }

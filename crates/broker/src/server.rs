@@ -25,6 +25,8 @@ use crate::lifecycle::Membership;
 use crate::replica_manager::ReplicaManager;
 use crate::replication::manager::FetcherManager;
 use crate::subscribe::SubscribeStream;
+use crate::transactions::coordinator::TransactionCoordinator;
+use crate::transactions::markers::MarkerWriter;
 use crate::transactions::producer_ids::ProducerIdManager;
 use crate::{admin, fetch, groups, list_offsets, maintenance, produce, subscribe, transactions};
 
@@ -68,20 +70,37 @@ pub async fn run(
     group_coordinator.sync(&replicas);
     let m = membership.clone();
     let broker_epoch: Arc<dyn Fn() -> i64 + Send + Sync> = Arc::new(move || m.epoch());
-    let producer_ids = ProducerIdManager::new(config.broker_id, broker_epoch.clone(), metadata.clone());
+    let producer_ids = Arc::new(ProducerIdManager::new(config.broker_id, broker_epoch.clone(), metadata.clone()));
+    let marker_writer = MarkerWriter {
+        broker_id: config.broker_id,
+        replicas: replicas.clone(),
+        groups: group_coordinator.clone(),
+        write_timeout: config.transactions.write_timeout,
+    };
+    let txn_coordinator =
+        TransactionCoordinator::new(config.transactions.clone(), replicas.clone(), producer_ids.clone(), marker_writer);
+    txn_coordinator.sync();
     let broker = Arc::new(Broker {
         config: Arc::new(config),
         replicas: replicas.clone(),
         metadata: metadata.clone(),
         groups: group_coordinator.clone(),
-        producer_ids: Arc::new(producer_ids),
+        producer_ids,
+        transactions: txn_coordinator.clone(),
     });
     crate::gauges::observe(&broker);
     let fetchers =
         Arc::new(FetcherManager::new(broker.config.broker_id, broker_epoch.clone(), broker.config.replication.clone()));
     fetchers.sync(&replicas);
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(follow_metadata(metadata.watch(), replicas.clone(), fetchers.clone(), group_coordinator.clone()));
+    tasks.spawn(follow_metadata(
+        metadata.watch(),
+        replicas.clone(),
+        fetchers.clone(),
+        group_coordinator.clone(),
+        txn_coordinator.clone(),
+    ));
+    tasks.spawn(sweep_transactions(txn_coordinator.clone()));
     tasks.spawn(expire_group_members(group_coordinator.clone(), replicas.clone()));
     tasks.spawn(crate::replication::isr::run(broker.clone(), broker_epoch, fetchers.clone()));
     tasks.spawn(maintenance::every(
@@ -136,6 +155,7 @@ pub async fn run(
     tasks.shutdown().await;
     fetchers.shutdown();
     group_coordinator.close_all();
+    txn_coordinator.close_all();
     tokio::task::spawn_blocking(move || {
         maintenance::high_watermark_pass(&replicas);
         replicas.close_all_blocking()
@@ -152,6 +172,7 @@ async fn follow_metadata(
     replicas: Arc<ReplicaManager>,
     fetchers: Arc<FetcherManager>,
     groups: Arc<GroupCoordinator>,
+    transactions: Arc<TransactionCoordinator>,
 ) {
     while rx.changed().await.is_ok() {
         let image = rx.borrow_and_update().clone();
@@ -160,6 +181,7 @@ async fn follow_metadata(
             Ok(Ok(())) => {
                 fetchers.sync(&replicas);
                 groups.sync(&replicas);
+                transactions.sync();
             }
             Ok(Err(e)) => tracing::error!(error = %e, "applying cluster metadata failed"),
             Err(e) => tracing::error!(error = %e, "applying cluster metadata panicked"),
@@ -187,6 +209,16 @@ async fn expire_group_members(groups: Arc<GroupCoordinator>, replicas: Arc<Repli
             groups.refresh_log_ends(&replicas).await;
             last_log_ends = std::time::Instant::now();
         }
+    }
+}
+
+/// Aborts timed-out transactions and finishes unfinished ones every `cleanup_interval`.
+async fn sweep_transactions(transactions: Arc<TransactionCoordinator>) {
+    let mut tick = tokio::time::interval(transactions.config().cleanup_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        transactions.sweep().await;
     }
 }
 
@@ -330,5 +362,42 @@ impl GroupService for Services {
 impl TransactionService for Services {
     async fn init_producer_id(&self, request: Request<InitProducerIdRequest>) -> Reply<InitProducerIdResponse> {
         reply(transactions::init_producer_id::handle(&self.0, request.into_inner()).await)
+    }
+
+    async fn find_transaction_coordinator(
+        &self,
+        request: Request<FindTransactionCoordinatorRequest>,
+    ) -> Reply<FindTransactionCoordinatorResponse> {
+        reply(transactions::find_coordinator::handle(&self.0, request.into_inner()).await)
+    }
+
+    async fn add_partitions_to_txn(
+        &self,
+        request: Request<AddPartitionsToTxnRequest>,
+    ) -> Reply<AddPartitionsToTxnResponse> {
+        reply(transactions::add_partitions::handle(&self.0, request.into_inner()).await)
+    }
+
+    async fn add_offsets_to_txn(&self, request: Request<AddOffsetsToTxnRequest>) -> Reply<AddOffsetsToTxnResponse> {
+        reply(transactions::add_partitions::add_offsets(&self.0, request.into_inner()).await)
+    }
+
+    async fn end_txn(&self, request: Request<EndTxnRequest>) -> Reply<EndTxnResponse> {
+        reply(transactions::end_txn::handle(&self.0, request.into_inner()).await)
+    }
+
+    async fn txn_offset_commit(&self, request: Request<TxnOffsetCommitRequest>) -> Reply<TxnOffsetCommitResponse> {
+        reply(transactions::txn_offset_commit::handle(&self.0, request.into_inner()).await)
+    }
+
+    async fn write_txn_markers(&self, request: Request<WriteTxnMarkersRequest>) -> Reply<WriteTxnMarkersResponse> {
+        Ok(Response::new(self.0.transactions.markers().handle(request.into_inner()).await))
+    }
+
+    async fn describe_transactions(
+        &self,
+        request: Request<DescribeTransactionsRequest>,
+    ) -> Reply<DescribeTransactionsResponse> {
+        Ok(Response::new(transactions::describe::handle(&self.0, request.into_inner()).await))
     }
 }

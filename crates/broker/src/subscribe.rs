@@ -4,15 +4,15 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 use vltava_common::{ErrorCode, WireError};
-use vltava_proto::v1::{PartitionRecords, SubscribeRequest};
+use vltava_proto::v1::{AbortedTransaction, PartitionRecords, SubscribeRequest};
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
+use crate::partition::{Isolation, read_end};
 
 /// Earliest offset, as Kafka's ListOffsets spells it.
 pub const EARLIEST: i64 = -2;
@@ -25,8 +25,10 @@ pub type SubscribeStream = ReceiverStream<Result<PartitionRecords, Status>>;
 /// Starts streaming the partition from the requested offset.
 pub fn handle(broker: &Broker, req: SubscribeRequest) -> Result<SubscribeStream, BrokerError> {
     let part = broker.replicas.leader_partition(&req.topic, req.partition)?;
+    let isolation = Isolation::from_proto(req.isolation_level);
     let mut offset = match req.offset {
         EARLIEST => part.log_start_offset(),
+        LATEST if isolation == Isolation::ReadCommitted => part.last_stable_offset(),
         LATEST => part.high_watermark(),
         o if o >= 0 => o,
         o => return Err(BrokerError::InvalidRequest(format!("offset {o} is not -2 (earliest), -1 (latest) or >= 0"))),
@@ -46,7 +48,7 @@ pub fn handle(broker: &Broker, req: SubscribeRequest) -> Result<SubscribeStream,
                 return;
             }
             let reader = Arc::clone(&part);
-            let read = tokio::task::spawn_blocking(move || reader.read_blocking(offset, max_bytes)).await;
+            let read = tokio::task::spawn_blocking(move || reader.read_blocking(offset, max_bytes, isolation)).await;
             let read = match read {
                 Ok(Ok(read)) => read,
                 Ok(Err(e)) => {
@@ -58,7 +60,8 @@ pub fn handle(broker: &Broker, req: SubscribeRequest) -> Result<SubscribeStream,
                     return;
                 }
             };
-            match next_offset(&read.records) {
+            let (read, last_stable_offset, aborted) = (read.read, read.last_stable_offset, read.aborted);
+            match read_end(&read.records) {
                 Some(next) => {
                     offset = next;
                     crate::metrics::get().bytes_out.add(read.records.len() as u64, &[]);
@@ -70,6 +73,11 @@ pub fn handle(broker: &Broker, req: SubscribeRequest) -> Result<SubscribeStream,
                         high_watermark: part.high_watermark(),
                         log_start_offset: read.log_start_offset,
                         records: read.records,
+                        last_stable_offset,
+                        aborted_transactions: aborted
+                            .iter()
+                            .map(|a| AbortedTransaction { producer_id: a.producer_id, first_offset: a.first_offset })
+                            .collect(),
                     };
                     if tx.send(Ok(msg)).await.is_err() {
                         return;
@@ -85,9 +93,4 @@ pub fn handle(broker: &Broker, req: SubscribeRequest) -> Result<SubscribeStream,
         }
     });
     Ok(ReceiverStream::new(rx))
-}
-
-/// The offset after the last batch in `records`.
-fn next_offset(records: &Bytes) -> Option<i64> {
-    vltava_record::batches(records.clone()).filter_map(Result::ok).last().map(|b| b.next_offset())
 }

@@ -20,6 +20,7 @@ fn fetch_req(topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> Fetc
             fetch_offset: offset,
             partition_max_bytes: 0,
         }],
+        ..Default::default()
     }
 }
 
@@ -158,7 +159,7 @@ async fn given_a_subscription_should_stream_existing_and_new_records() {
     let mut stream = b
         .records()
         .await
-        .subscribe(SubscribeRequest { topic: "t".into(), partition: 0, offset: -2, max_bytes: 0 })
+        .subscribe(SubscribeRequest { topic: "t".into(), partition: 0, offset: -2, ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -180,7 +181,10 @@ async fn given_records_with_timestamps_list_offsets_should_find_earliest_latest_
     let resp = b
         .records()
         .await
-        .list_offsets(ListOffsetsRequest { partitions: vec![ask(-2), ask(-1), ask(1004), ask(99_999)] })
+        .list_offsets(ListOffsetsRequest {
+            partitions: vec![ask(-2), ask(-1), ask(1004), ask(99_999)],
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -356,7 +360,7 @@ async fn given_an_open_subscription_a_stopping_broker_should_end_it_with_unavail
     let b = TestBroker::start(|c| c.shutdown_grace = Duration::from_millis(100)).await;
     b.create_topic("t", 1, &[]).await;
     b.produce("t", 0, "old", 2).await;
-    let request = SubscribeRequest { topic: "t".into(), partition: 0, offset: -2, max_bytes: 0 };
+    let request = SubscribeRequest { topic: "t".into(), partition: 0, offset: -2, ..Default::default() };
     let mut stream = b.records().await.subscribe(request).await.unwrap().into_inner();
     let first = tokio::time::timeout(Duration::from_secs(10), stream.message()).await.unwrap().unwrap().unwrap();
     assert_eq!(values(&first.records).len(), 2);

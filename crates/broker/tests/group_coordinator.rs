@@ -105,7 +105,7 @@ async fn given_a_group_with_commits_when_the_coordinator_restarts_should_rebuild
     assert!(results.iter().all(Result::is_ok), "{results:?}");
 
     // The group's partition of __consumer_offsets holds the records; nothing else does.
-    let partition = GroupCoordinator::partition_for(&image, "billing").unwrap();
+    let partition = node.coordinator.partition_for(&image, "billing").unwrap();
     let log_end = node.replicas.partition(OFFSETS_TOPIC, partition).unwrap().log_end_offset();
     assert!(log_end >= 7, "member, epoch, target, target epoch, current and two offsets: {log_end}");
     node.stop();
@@ -209,6 +209,7 @@ async fn given_a_silent_member_should_remove_it_after_its_session_timeout() {
 async fn given_no_offsets_topic_should_answer_coordinator_not_available() {
     let md = MemoryMetadata::new("groups-test", 1);
     md.register_broker(BrokerRegistration::new(1, "127.0.0.1:9001", None)).await.unwrap();
-    let err = GroupCoordinator::partition_for(&md.image(), "g").unwrap_err();
+    let coordinator = GroupCoordinator::new(1, GroupCoordinatorConfig::default());
+    let err = coordinator.partition_for(&md.image(), "g").unwrap_err();
     assert_eq!(vltava_common::WireError::from(err).code, ErrorCode::CoordinatorNotAvailable);
 }

@@ -27,6 +27,7 @@ async fn read_all(b: &TestBroker, topic: &str) -> Vec<(i64, String)> {
         min_bytes: 0,
         max_bytes: 1 << 20,
         partitions: vec![FetchPartition { topic: topic.into(), partition: 0, fetch_offset: 0, partition_max_bytes: 0 }],
+        ..Default::default()
     };
     let resp = b.records().await.fetch(req).await.unwrap().into_inner();
     values(&resp.partitions[0].records)
@@ -55,9 +56,10 @@ async fn given_init_producer_id_should_hand_out_ids_no_one_else_has() {
     let after = new_producer_id(&b).await;
     assert!(!ids.contains(&after), "{after} was handed out before the restart: {ids:?}");
 
+    // A transactional id needs its coordinator, which FindCoordinator sets up first.
     let transactional = InitProducerIdRequest { transactional_id: "tx".into(), transaction_timeout_ms: 60_000 };
     let e = b.transactions().await.init_producer_id(transactional).await.unwrap_err();
-    assert_eq!(code(&e), "INVALID_REQUEST", "{e:?}");
+    assert_eq!(code(&e), "COORDINATOR_NOT_AVAILABLE", "{e:?}");
 }
 
 #[tokio::test]

@@ -27,6 +27,7 @@ async fn given_a_waiting_fetch_when_records_arrive_should_return_them_before_the
                 fetch_offset: 0,
                 partition_max_bytes: 0,
             }],
+            ..Default::default()
         };
         let resp = rec.fetch(request).await.unwrap().into_inner();
         (resp, started.elapsed())

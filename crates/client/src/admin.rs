@@ -11,6 +11,7 @@ use vltava_proto::v1::{
 };
 
 use crate::cluster::Cluster;
+use crate::config::IsolationLevel;
 use crate::error::ClientError;
 use crate::offsets::{self, on_any_node};
 use crate::types::{NewTopic, OffsetAndMetadata, OffsetSpec, TopicPartition};
@@ -199,7 +200,8 @@ impl Admin {
                 return Err(crate::cluster::unknown_topic(&tp.topic));
             }
         }
-        let found = offsets::list_offsets(&self.cluster, &[(tp.clone(), spec.wire())]).await?;
+        let found =
+            offsets::list_offsets(&self.cluster, &[(tp.clone(), spec.wire())], IsolationLevel::ReadUncommitted).await?;
         found
             .get(tp)
             .copied()

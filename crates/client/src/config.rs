@@ -91,6 +91,12 @@ pub struct ProducerConfig {
     /// the partition leader, instead of connecting to the leaders directly. For clients that can
     /// reach only the gateway (another network, a load balancer in front). Default false.
     pub via_gateway: bool,
+    /// `transactional.id`: makes the producer transactional (see [`crate::Producer::init_transactions`]).
+    /// Needs idempotence (`enable.idempotence` and `acks=all`). Default none.
+    pub transactional_id: Option<String>,
+    /// `transaction.timeout.ms`: a transaction open longer than this is aborted by its
+    /// coordinator. Default 60 s.
+    pub transaction_timeout: Duration,
 }
 
 impl Default for ProducerConfig {
@@ -111,6 +117,8 @@ impl Default for ProducerConfig {
             max_request_size: 1024 * 1024,
             metadata_max_age: Duration::from_secs(300),
             via_gateway: false,
+            transactional_id: None,
+            transaction_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -168,6 +176,17 @@ impl ProducerConfig {
         if self.metadata_max_age.is_zero() {
             return bad("metadata.max.age.ms must be positive".into());
         }
+        if let Some(id) = &self.transactional_id {
+            if id.is_empty() {
+                return bad("transactional.id must not be empty (leave it unset for no transactions)".into());
+            }
+            if !self.idempotent() {
+                return bad("transactional.id needs enable.idempotence = true and acks = all".into());
+            }
+            if self.transaction_timeout.is_zero() || self.transaction_timeout.as_millis() > i32::MAX as u128 {
+                return bad("transaction.timeout.ms must be positive and fit an i32".into());
+            }
+        }
         Ok(())
     }
 }
@@ -195,6 +214,42 @@ impl std::str::FromStr for OffsetReset {
             other => {
                 Err(ClientError::Config(format!("auto.offset.reset must be earliest, latest or none, not {other:?}")))
             }
+        }
+    }
+}
+
+/// `isolation.level`: what a consumer sees of transactional records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IsolationLevel {
+    /// `read_uncommitted` (the default, as in Kafka): every record below the high watermark,
+    /// including those of open and aborted transactions.
+    #[default]
+    ReadUncommitted,
+    /// `read_committed`: only committed transactional records (and all non-transactional ones),
+    /// up to the last stable offset.
+    ReadCommitted,
+}
+
+impl IsolationLevel {
+    /// The wire value (`vltava.v1.IsolationLevel`).
+    pub fn wire(self) -> i32 {
+        match self {
+            IsolationLevel::ReadUncommitted => vltava_proto::v1::IsolationLevel::ReadUncommitted as i32,
+            IsolationLevel::ReadCommitted => vltava_proto::v1::IsolationLevel::ReadCommitted as i32,
+        }
+    }
+}
+
+impl std::str::FromStr for IsolationLevel {
+    type Err = ClientError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "read_uncommitted" => Ok(IsolationLevel::ReadUncommitted),
+            "read_committed" => Ok(IsolationLevel::ReadCommitted),
+            other => Err(ClientError::Config(format!(
+                "isolation.level must be read_uncommitted or read_committed, not {other:?}"
+            ))),
         }
     }
 }
@@ -250,6 +305,8 @@ pub struct ConsumerConfig {
     pub client_id: String,
     /// `client.rack`: the rack of this consumer's host. Default none.
     pub client_rack: Option<String>,
+    /// `isolation.level`. Default `read_uncommitted`, as in Kafka.
+    pub isolation_level: IsolationLevel,
 }
 
 impl Default for ConsumerConfig {
@@ -273,6 +330,7 @@ impl Default for ConsumerConfig {
             max_poll_interval: Duration::from_secs(300),
             client_id: "vltava-rust".to_string(),
             client_rack: None,
+            isolation_level: IsolationLevel::ReadUncommitted,
         }
     }
 }

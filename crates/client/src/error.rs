@@ -86,6 +86,19 @@ pub enum ClientError {
     /// The client was closed.
     #[error("client is closed")]
     Closed,
+    /// A transactional producer can go on no longer (Kafka's fatal errors, such as
+    /// `ProducerFencedException`: a newer producer with the same `transactional.id` exists).
+    /// Close the producer.
+    #[error("fatal transactional error: {0}")]
+    TransactionFatal(String),
+    /// The current transaction cannot commit (a send failed, or the coordinator aborted it):
+    /// call `abort_transaction`, then start again.
+    #[error("the transaction must be aborted: {0}")]
+    TransactionAbortable(String),
+    /// A transactional call came out of order (Kafka's `IllegalStateException`), such as
+    /// `send` before `begin_transaction`.
+    #[error("illegal transactional state: {0}")]
+    IllegalState(String),
 }
 
 impl ClientError {

@@ -41,10 +41,10 @@ pub mod producer;
 pub mod types;
 
 pub use admin::Admin;
-pub use config::{Acks, ConsumerConfig, OffsetReset, ProducerConfig};
+pub use config::{Acks, ConsumerConfig, IsolationLevel, OffsetReset, ProducerConfig};
 pub use consumer::{Consumer, RebalanceListener};
 pub use error::ClientError;
-pub use producer::{DeliveryFuture, Producer};
+pub use producer::{ConsumerGroupMetadata, DeliveryFuture, Producer};
 pub use types::{
     ConsumerRecord, NewTopic, OffsetAndMetadata, OffsetSpec, ProducerRecord, RecordMetadata, TopicPartition,
 };

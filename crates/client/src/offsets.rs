@@ -5,11 +5,12 @@ use std::time::{Duration, Instant};
 
 use vltava_proto::v1::{
     AlterConsumerGroupOffsetsRequest, CommitOffsetsRequest, DeleteGroupsRequest, DescribeGroupsRequest, ErrorCode,
-    FetchOffsetsRequest, FindCoordinatorRequest, GroupDescription, ListGroupsRequest, ListOffsetsPartition,
-    ListOffsetsRequest, OffsetCommit, PartitionResult,
+    FetchOffsetsRequest, FindCoordinatorRequest, FindTransactionCoordinatorRequest, GroupDescription,
+    ListGroupsRequest, ListOffsetsPartition, ListOffsetsRequest, OffsetCommit, PartitionResult,
 };
 
 use crate::cluster::{Cluster, Node};
+use crate::config::IsolationLevel;
 use crate::error::ClientError;
 use crate::types::{OffsetAndMetadata, TopicPartition};
 
@@ -18,11 +19,12 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 /// Attempts of a retriable look-up.
 const MAX_ATTEMPTS: u32 = 10;
 
-/// `ListOffsets` for each `(partition, timestamp)` (-2 earliest, -1 latest), asked of each
-/// partition's leader. Retriable failures refresh metadata and retry a bounded number of times.
+/// `ListOffsets` for each `(partition, timestamp)` (-2 earliest, -1 latest: the high watermark,
+/// or the last stable offset with read_committed), asked of each partition's leader. Retriable failures refresh metadata and retry a bounded number of times.
 pub(crate) async fn list_offsets(
     cluster: &Cluster,
     requests: &[(TopicPartition, i64)],
+    isolation: IsolationLevel,
 ) -> Result<HashMap<TopicPartition, i64>, ClientError> {
     let mut result = HashMap::with_capacity(requests.len());
     let mut todo: Vec<(TopicPartition, i64)> = requests.to_vec();
@@ -55,6 +57,7 @@ pub(crate) async fn list_offsets(
                         timestamp: *ts,
                     })
                     .collect(),
+                isolation_level: isolation.wire(),
             };
             match node.records().list_offsets(timed(request, cluster.request_timeout())).await {
                 Ok(response) => {
@@ -317,24 +320,57 @@ pub(crate) async fn describe_group(cluster: &Cluster, group: &str) -> Result<Gro
     .await
 }
 
+/// Whose coordinator a call needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum CoordinatorKey<'a> {
+    /// A consumer group's (`__consumer_offsets`).
+    Group(&'a str),
+    /// A transactional id's (`__transaction_state`).
+    Transaction(&'a str),
+}
+
+impl CoordinatorKey<'_> {
+    /// The key of the cluster's coordinator cache (transactional ids apart from groups).
+    fn cache_key(&self) -> String {
+        match self {
+            CoordinatorKey::Group(g) => (*g).to_string(),
+            CoordinatorKey::Transaction(t) => format!("\u{0}txn\u{0}{t}"),
+        }
+    }
+}
+
 /// Runs `call` on the coordinator of `group` (found with `FindCoordinator` and cached; through a
 /// gateway, on the gateway, which routes it). A coordinator that moved, is loading or cannot be
 /// reached is looked up again, a bounded number of times.
-pub(crate) async fn on_coordinator<T, F, Fut>(cluster: &Cluster, group: &str, mut call: F) -> Result<T, ClientError>
+pub(crate) async fn on_coordinator<T, F, Fut>(cluster: &Cluster, group: &str, call: F) -> Result<T, ClientError>
+where
+    F: FnMut(Node) -> Fut,
+    Fut: Future<Output = Result<T, tonic::Status>>,
+{
+    on_coordinator_of(cluster, CoordinatorKey::Group(group), call).await
+}
+
+/// Runs `call` on the coordinator of `key` (see [`on_coordinator`]).
+pub(crate) async fn on_coordinator_of<T, F, Fut>(
+    cluster: &Cluster,
+    key: CoordinatorKey<'_>,
+    mut call: F,
+) -> Result<T, ClientError>
 where
     F: FnMut(Node) -> Fut,
     Fut: Future<Output = Result<T, tonic::Status>>,
 {
     let timeout = cluster.request_timeout();
+    let cache_key = key.cache_key();
     let mut attempt = 0;
     loop {
         attempt += 1;
         let node = match cluster.via_gateway() {
             Some(gateway) => Ok(gateway),
-            None => match cluster.cached_coordinator(group) {
+            None => match cluster.cached_coordinator(&cache_key) {
                 Some(node) => Ok(node),
-                None => find_coordinator(cluster, group).await.inspect(|node| {
-                    cluster.cache_coordinator(group, Some(node.clone()));
+                None => find_coordinator(cluster, key).await.inspect(|node| {
+                    cluster.cache_coordinator(&cache_key, Some(node.clone()));
                 }),
             },
         };
@@ -349,7 +385,7 @@ where
             Err(e) => e,
         };
         // Whatever failed, look the coordinator up afresh next time.
-        cluster.cache_coordinator(group, None);
+        cluster.cache_coordinator(&cache_key, None);
         let again = matches!(error, ClientError::Transport { .. } | ClientError::Connect { .. })
             || matches!(
                 error.code(),
@@ -366,14 +402,28 @@ where
     }
 }
 
-/// The coordinator of `group`, as any broker names it.
-async fn find_coordinator(cluster: &Cluster, group: &str) -> Result<Node, ClientError> {
+/// The coordinator of `key`, as any broker names it.
+async fn find_coordinator(cluster: &Cluster, key: CoordinatorKey<'_>) -> Result<Node, ClientError> {
     let timeout = cluster.request_timeout();
-    let found = on_any_node(cluster, |node| {
-        let request = timed(FindCoordinatorRequest { group_id: group.to_string() }, timeout);
-        async move { node.groups().find_coordinator(request).await }
-    })
-    .await?
-    .into_inner();
-    cluster.broker_node(found.node_id, &found.address)
+    let (node_id, address) = match key {
+        CoordinatorKey::Group(group) => {
+            let found = on_any_node(cluster, |node| {
+                let request = timed(FindCoordinatorRequest { group_id: group.to_string() }, timeout);
+                async move { node.groups().find_coordinator(request).await }
+            })
+            .await?
+            .into_inner();
+            (found.node_id, found.address)
+        }
+        CoordinatorKey::Transaction(id) => {
+            let found = on_any_node(cluster, |node| {
+                let request = timed(FindTransactionCoordinatorRequest { transactional_id: id.to_string() }, timeout);
+                async move { node.transactions().find_transaction_coordinator(request).await }
+            })
+            .await?
+            .into_inner();
+            (found.node_id, found.address)
+        }
+    };
+    cluster.broker_node(node_id, &address)
 }

@@ -150,7 +150,8 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | ErrorCode::InvalidVoterChange
         | ErrorCode::InvalidReplicaAssignment
         | ErrorCode::UnsupportedAssignor
-        | ErrorCode::InvalidRegularExpression => Code::InvalidArgument,
+        | ErrorCode::InvalidRegularExpression
+        | ErrorCode::InvalidRecord => Code::InvalidArgument,
         ErrorCode::CoordinatorLoadInProgress | ErrorCode::CoordinatorNotAvailable | ErrorCode::NotCoordinator => {
             Code::Unavailable
         }
@@ -168,7 +169,9 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | ErrorCode::InvalidTxnState
         | ErrorCode::InvalidProducerIdMapping
         | ErrorCode::UnknownProducerId
-        | ErrorCode::ProducerFenced => Code::FailedPrecondition,
+        | ErrorCode::ProducerFenced
+        | ErrorCode::TransactionCoordinatorFenced
+        | ErrorCode::OperationNotAttempted => Code::FailedPrecondition,
         ErrorCode::InvalidTransactionTimeout => Code::InvalidArgument,
         ErrorCode::ConcurrentTransactions => Code::Unavailable,
         ErrorCode::TransactionalIdNotFound => Code::NotFound,

@@ -295,4 +295,41 @@ impl TransactionService for Services {
     async fn init_producer_id(&self, request: Request<InitProducerIdRequest>) -> Reply<InitProducerIdResponse> {
         reply(self.0.init_producer_id(request.into_inner()).await)
     }
+
+    async fn find_transaction_coordinator(
+        &self,
+        request: Request<FindTransactionCoordinatorRequest>,
+    ) -> Reply<FindTransactionCoordinatorResponse> {
+        reply(self.0.find_txn_coordinator(request.into_inner()).await)
+    }
+
+    async fn add_partitions_to_txn(
+        &self,
+        request: Request<AddPartitionsToTxnRequest>,
+    ) -> Reply<AddPartitionsToTxnResponse> {
+        reply(self.0.add_partitions_to_txn(request.into_inner()).await)
+    }
+
+    async fn add_offsets_to_txn(&self, request: Request<AddOffsetsToTxnRequest>) -> Reply<AddOffsetsToTxnResponse> {
+        reply(self.0.add_offsets_to_txn(request.into_inner()).await)
+    }
+
+    async fn end_txn(&self, request: Request<EndTxnRequest>) -> Reply<EndTxnResponse> {
+        reply(self.0.end_txn(request.into_inner()).await)
+    }
+
+    async fn txn_offset_commit(&self, request: Request<TxnOffsetCommitRequest>) -> Reply<TxnOffsetCommitResponse> {
+        reply(self.0.txn_offset_commit(request.into_inner()).await)
+    }
+
+    async fn write_txn_markers(&self, _request: Request<WriteTxnMarkersRequest>) -> Reply<WriteTxnMarkersResponse> {
+        Err(Status::permission_denied("WriteTxnMarkers is between brokers: send it to a broker, not the gateway"))
+    }
+
+    async fn describe_transactions(
+        &self,
+        request: Request<DescribeTransactionsRequest>,
+    ) -> Reply<DescribeTransactionsResponse> {
+        reply(self.0.describe_transactions(request.into_inner()).await)
+    }
 }

@@ -57,7 +57,8 @@ async fn calls_beyond_the_concurrency_limit_get_resource_exhausted_and_the_gatew
         async move {
             let partitions =
                 vec![FetchPartition { topic: "idle".into(), partition: 0, fetch_offset: 0, partition_max_bytes: 0 }];
-            let request = FetchRequest { max_wait_ms: 8_000, min_bytes: 1, max_bytes: 1 << 20, partitions };
+            let request =
+                FetchRequest { max_wait_ms: 8_000, min_bytes: 1, max_bytes: 1 << 20, partitions, ..Default::default() };
             for _ in 0..500 {
                 match client.fetch(request.clone()).await {
                     Err(status) if status.code() == Code::ResourceExhausted => {
@@ -195,7 +196,7 @@ async fn shutdown_ends_open_streams_with_unavailable_after_the_grace_instead_of_
         ConsumeRequest { topic: "t".into(), auto_offset_reset: OffsetReset::Earliest as i32, ..Default::default() };
     let mut consume = bounded(api.consume(request)).await.unwrap().into_inner();
     assert!(bounded(consume.message()).await.unwrap().is_some(), "the Consume stream delivers");
-    let subscribe = SubscribeRequest { topic: "t".into(), partition: 0, offset: -2, max_bytes: 0 };
+    let subscribe = SubscribeRequest { topic: "t".into(), partition: 0, offset: -2, ..Default::default() };
     let mut subscribe = bounded(cluster.records().await.subscribe(subscribe)).await.unwrap().into_inner();
     assert!(bounded(subscribe.message()).await.unwrap().is_some(), "the Subscribe stream delivers");
 

@@ -25,7 +25,7 @@ fn fetch_part(topic: &str, partition: i32, fetch_offset: i64) -> FetchPartition 
 }
 
 fn fetch_req(partitions: Vec<FetchPartition>) -> FetchRequest {
-    FetchRequest { max_wait_ms: 0, min_bytes: 0, max_bytes: 1 << 20, partitions }
+    FetchRequest { max_wait_ms: 0, min_bytes: 0, max_bytes: 1 << 20, partitions, ..Default::default() }
 }
 
 fn s(v: &[(i64, &str)]) -> Vec<(i64, String)> {
@@ -66,9 +66,10 @@ async fn given_a_topic_created_through_the_gateway_produced_batches_should_fetch
     assert!(values(&resp.partitions[3].records).is_empty());
 
     let ask = |partition, timestamp| ListOffsetsPartition { topic: "orders".into(), partition, timestamp };
-    let offsets = bounded(
-        c.records().await.list_offsets(ListOffsetsRequest { partitions: vec![ask(0, -1), ask(2, -1), ask(1, -2)] }),
-    )
+    let offsets = bounded(c.records().await.list_offsets(ListOffsetsRequest {
+        partitions: vec![ask(0, -1), ask(2, -1), ask(1, -2)],
+        ..Default::default()
+    }))
     .await
     .unwrap()
     .into_inner();
@@ -111,7 +112,7 @@ async fn given_a_subscription_through_the_gateway_should_stream_existing_and_new
     let c = Cluster::start().await;
     c.create_topic("events", 2).await;
     c.produce("events", 1, batch("old", 2)).await.unwrap();
-    let req = SubscribeRequest { topic: "events".into(), partition: 1, offset: -2, max_bytes: 0 };
+    let req = SubscribeRequest { topic: "events".into(), partition: 1, offset: -2, ..Default::default() };
     let mut stream = bounded(c.records().await.subscribe(req)).await.unwrap().into_inner();
     let first = bounded(stream.message()).await.unwrap().unwrap();
     assert_eq!(values(&first.records), s(&[(0, "old-0"), (1, "old-1")]));

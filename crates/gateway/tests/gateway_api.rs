@@ -296,6 +296,7 @@ mod gateway_api {
                     fetch_offset: offset,
                     partition_max_bytes: 0,
                 }],
+                ..Default::default()
             };
             let raw = bounded(c.records().await.fetch(raw)).await.unwrap().into_inner().partitions.remove(0).records;
             let batch = vltava_record::batches(raw).next().unwrap().unwrap();

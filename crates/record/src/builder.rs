@@ -2,7 +2,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::batch::{TIMESTAMP_TYPE_FLAG, TRANSACTIONAL_FLAG};
+use crate::batch::{CONTROL_FLAG, TIMESTAMP_TYPE_FLAG, TRANSACTIONAL_FLAG};
 use crate::compression::compress;
 use crate::header;
 use crate::varint::{put_varint, put_varlong, varint_size, varlong_size};
@@ -19,6 +19,7 @@ pub struct BatchBuilder {
     producer_epoch: i16,
     base_sequence: i32,
     transactional: bool,
+    control: bool,
     base_timestamp: Option<i64>,
     max_timestamp: i64,
     count: usize,
@@ -34,6 +35,7 @@ impl BatchBuilder {
             producer_epoch: -1,
             base_sequence: -1,
             transactional: false,
+            control: false,
             base_timestamp: None,
             max_timestamp: -1,
             count: 0,
@@ -52,6 +54,12 @@ impl BatchBuilder {
     /// Marks (or unmarks) the batch as transactional (attribute bit 4).
     pub fn set_transactional(&mut self, on: bool) {
         self.transactional = on;
+    }
+
+    /// Marks (or unmarks) the batch as a control batch (attribute bit 5): its records are
+    /// transaction markers, never returned to applications (see [`crate::control`]).
+    pub fn set_control(&mut self, on: bool) {
+        self.control = on;
     }
 
     /// Appends a record; its offset delta is its index in the batch.
@@ -126,6 +134,9 @@ impl BatchBuilder {
         let mut attributes = codec.id();
         if self.transactional {
             attributes |= TRANSACTIONAL_FLAG;
+        }
+        if self.control {
+            attributes |= CONTROL_FLAG;
         }
         debug_assert_eq!(attributes & TIMESTAMP_TYPE_FLAG, 0, "CreateTime");
         let total = header::HEADER_LEN + payload.len();

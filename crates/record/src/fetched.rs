@@ -22,13 +22,40 @@ pub struct FetchedRecords {
     pub next_offset: i64,
 }
 
+/// A transaction aborted in a fetched range, as a read_committed fetch reports it: the records
+/// of `producer_id`'s transactional batches from `first_offset` up to its ABORT marker are
+/// dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTransaction {
+    /// The aborting producer.
+    pub producer_id: i64,
+    /// Offset of the transaction's first record in this partition.
+    pub first_offset: i64,
+}
+
 /// Decodes the batches in `data`, fetched from `position`. With `check_crcs`, each batch's
 /// CRC-32C is verified first (as Kafka's `check.crcs` does).
 ///
 /// Fails on a malformed or corrupt batch, or on a first batch that is cut off (a later cut-off
 /// batch only ends the data).
 pub fn decode_fetched(data: Bytes, position: i64, check_crcs: bool) -> Result<FetchedRecords, RecordError> {
+    decode_fetched_committed(data, position, check_crcs, &[])
+}
+
+/// [`decode_fetched`] for a read_committed fetch: transactional records of the `aborted`
+/// transactions (the list the broker returned with the data) are dropped too, as Kafka's
+/// consumer does: a producer's transactional batches are dropped from the first offset of an
+/// aborted transaction of its until its ABORT marker.
+pub fn decode_fetched_committed(
+    data: Bytes,
+    position: i64,
+    check_crcs: bool,
+    aborted: &[AbortedTransaction],
+) -> Result<FetchedRecords, RecordError> {
     let mut out = FetchedRecords { records: Vec::new(), next_offset: position };
+    let mut pending: Vec<AbortedTransaction> = aborted.to_vec();
+    pending.sort_by_key(|a| std::cmp::Reverse(a.first_offset));
+    let mut aborting: Vec<i64> = Vec::new();
     for (whole_batches, batch) in crate::batches(data).enumerate() {
         let batch = match batch {
             Ok(b) => b,
@@ -36,13 +63,26 @@ pub fn decode_fetched(data: Bytes, position: i64, check_crcs: bool) -> Result<Fe
             Err(RecordError::Truncated { .. }) if whole_batches > 0 => break,
             Err(e) => return Err(e),
         };
+        // Aborted transactions that started at or before this batch are now in progress.
+        while pending.last().is_some_and(|a| a.first_offset <= batch.last_offset()) {
+            let a = pending.pop().expect("checked");
+            if !aborting.contains(&a.producer_id) {
+                aborting.push(a.producer_id);
+            }
+        }
         if batch.next_offset() <= position {
+            if batch.is_control() {
+                aborting.retain(|p| *p != batch.producer_id());
+            }
             continue;
         }
         if check_crcs {
             batch.verify_crc()?;
         }
-        if !batch.is_control() {
+        if batch.is_control() {
+            // The marker ends the producer's transaction, aborted or not.
+            aborting.retain(|p| *p != batch.producer_id());
+        } else if !(batch.is_transactional() && aborting.contains(&batch.producer_id())) {
             let records = batch.records()?;
             if out.records.capacity() == 0 {
                 out.records.reserve(records.len());
@@ -53,6 +93,10 @@ pub fn decode_fetched(data: Bytes, position: i64, check_crcs: bool) -> Result<Fe
     }
     Ok(out)
 }
+
+#[cfg(test)]
+#[path = "fetched_tests.rs"]
+mod committed_tests;
 
 #[cfg(test)]
 mod tests {

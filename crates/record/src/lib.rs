@@ -13,6 +13,8 @@
 //! - [`iter`] — [`batches`] / [`BatchIter`], iterating over concatenated batches.
 //! - [`fetched`] — [`decode_fetched`], the records of a partition's fetch from a position on
 //!   (shared by every consumer of fetched bytes).
+//! - [`control`] — transaction markers ([`marker_batch`], [`parse_marker`]): the COMMIT/ABORT
+//!   control records that end a transaction in a partition.
 //! - [`compression`] — [`Compression`] and the codecs (gzip, xerial-framed snappy, LZ4 frame,
 //!   zstd) applied to the whole records section.
 //! - `varint`: zigzag varint / varlong encoding used inside records (private).
@@ -31,6 +33,7 @@
 pub mod batch;
 pub mod builder;
 pub mod compression;
+pub mod control;
 pub mod error;
 pub mod fetched;
 pub mod header;
@@ -44,8 +47,9 @@ use bytes::Bytes;
 pub use batch::{RecordBatch, batch_size_at, increment_sequence, set_base_offset, set_partition_leader_epoch};
 pub use builder::BatchBuilder;
 pub use compression::Compression;
+pub use control::{Marker, MarkerKind, marker_batch, parse_marker};
 pub use error::RecordError;
-pub use fetched::{FetchedRecords, decode_fetched};
+pub use fetched::{AbortedTransaction, FetchedRecords, decode_fetched, decode_fetched_committed};
 pub use iter::{BatchIter, batches};
 pub use placement::{Placement, place};
 

@@ -74,6 +74,22 @@ pub enum StorageError {
         /// The batch's epoch.
         got: i16,
     },
+    /// A transaction marker comes from an older transaction coordinator than the last one.
+    #[error("transaction marker for producer {producer_id} has coordinator epoch {got}, older than {current}")]
+    CoordinatorFenced {
+        /// The producer id.
+        producer_id: i64,
+        /// The coordinator epoch of the last marker stored.
+        current: i32,
+        /// The marker's coordinator epoch.
+        got: i32,
+    },
+    /// A producer sent a batch only the broker may write (a control batch).
+    #[error("invalid record: {reason}")]
+    InvalidRecord {
+        /// What was wrong.
+        reason: String,
+    },
     /// The log configuration is invalid.
     #[error("invalid log configuration: {0}")]
     InvalidConfig(String),

@@ -20,6 +20,8 @@
 //!   (`latest_epoch`, `end_offset_for_epoch`, `assign_epoch_start_offset`).
 //! - [`producer_state`] — idempotent producers' sequence numbers per partition (duplicate and
 //!   gap detection), rebuilt from snapshots and batch headers.
+//! - [`txn_index`] — the aborted-transaction index (`.txnindex`) that read_committed fetches
+//!   consult; transaction markers are appended with [`Log::append_marker`].
 //! - [`error`] — [`StorageError`].
 //!
 //! # On-disk format
@@ -49,6 +51,8 @@
 //!   partition.
 //! - `{offset:020}.snapshot`: the producer state as of `offset` (see [`producer_state`] for the
 //!   format): written when a segment rolls and when the log closes; the newest two are kept.
+//! - `{base_offset:020}.txnindex`: the transactions aborted by markers in that segment, Kafka's
+//!   34-byte entries (see [`txn_index`]); absent while the segment has none.
 //! - `.clean-shutdown`: written by [`Log::close`], removed by [`Log::open`].
 //!
 //! The data directory (the parent of the partition directories) holds
@@ -89,10 +93,12 @@ mod recovery;
 pub mod retention;
 mod scan;
 mod segment;
+pub mod txn_index;
 
 pub use checkpoint::HighWatermarkCheckpoint;
 pub use config::LogConfig;
 pub use error::StorageError;
 pub use log::{AppendInfo, Log, ReadResult};
-pub use producer_state::{BatchMetadata, ProducerEntry};
+pub use producer_state::{BatchMetadata, CompletedTxn, ProducerEntry};
 pub use retention::RetentionOutcome;
+pub use txn_index::AbortedTxn;

@@ -6,13 +6,16 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
-use vltava_record::{RecordBatch, RecordError, batches, set_base_offset, set_partition_leader_epoch};
+use vltava_record::{
+    Marker, RecordBatch, RecordError, batches, marker_batch, set_base_offset, set_partition_leader_epoch,
+};
 
 use crate::checkpoint::{self, CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
 use crate::epoch_cache::LeaderEpochCache;
 use crate::error::IoContext;
-use crate::producer_state::{ProducerBatch, ProducerEntry, ProducerStates, Verdict};
+use crate::producer_state::{CompletedTxn, ProducerBatch, ProducerEntry, ProducerStates, Verdict};
 use crate::segment::{BatchMeta, Segment};
+use crate::txn_index::{AbortedTxn, TxnIndex};
 use crate::{LogConfig, StorageError};
 
 /// Result of a successful append.
@@ -69,6 +72,33 @@ pub struct Log {
     pub(crate) epochs: LeaderEpochCache,
     /// Idempotent and transactional producers' state (snapshotted on roll and close).
     pub(crate) producers: ProducerStates,
+    /// The aborted transactions of every segment (`.txnindex` files).
+    pub(crate) aborted: TxnIndex,
+}
+
+/// The base offset of the segment holding `offset`.
+pub(crate) fn segment_base_of(segments: &BTreeMap<i64, Segment>, offset: i64) -> i64 {
+    segments.range(..=offset).next_back().map_or(offset, |(base, _)| *base)
+}
+
+/// Records an ended transaction in the aborted-transaction index if it aborted;
+/// `first_unstable` is the partition's first unstable offset right after it ended.
+pub(crate) fn index_completed(
+    aborted: &mut TxnIndex,
+    segments: &BTreeMap<i64, Segment>,
+    done: CompletedTxn,
+    first_unstable: Option<i64>,
+) -> Result<(), StorageError> {
+    if !done.aborted {
+        return Ok(());
+    }
+    let txn = AbortedTxn {
+        producer_id: done.producer_id,
+        first_offset: done.first_offset,
+        last_offset: done.last_offset,
+        last_stable_offset: first_unstable.unwrap_or(done.last_offset + 1),
+    };
+    aborted.add(segment_base_of(segments, done.last_offset), txn)
 }
 
 fn now_wall_ms() -> i64 {
@@ -167,8 +197,13 @@ impl Log {
                 return Err(StorageError::RecordTooLarge { size: batch.size(), max: self.config.max_message_bytes });
             }
             batch.validate().map_err(|e| corrupt(i, e))?;
+            if batch.is_control() {
+                return Err(StorageError::InvalidRecord {
+                    reason: format!("batch {i} is a control batch: only transaction coordinators write markers"),
+                });
+            }
             let count = i64::from(batch.last_offset_delta()) + 1;
-            if let Some(p) = ProducerBatch::from_batch(&batch, next) {
+            if let Some(p) = ProducerBatch::from_batch(&batch, next)? {
                 let current = pending.get(&p.producer_id).or_else(|| self.producers.get(p.producer_id));
                 if let Verdict::Duplicate(stored) = ProducerStates::check(current, &p)? {
                     // Stored before: report where, write nothing.
@@ -256,7 +291,7 @@ impl Log {
                 size: batch.size() as u64,
                 max_timestamp: batch.max_timestamp(),
             });
-            producer_batches.extend(ProducerBatch::from_batch(&batch, batch.base_offset()));
+            producer_batches.extend(ProducerBatch::from_batch(&batch, batch.base_offset())?);
             expected = batch.next_offset();
             pos += batch.size() as u64;
         }
@@ -265,8 +300,61 @@ impl Log {
         }
         self.epochs.assign(new_epochs)?;
         let info = self.write_batches(&records, &metas, now_wall_ms())?;
-        self.producers.apply_replicated(producer_batches);
+        for b in producer_batches {
+            if let Some(done) = self.producers.apply(&b) {
+                let first_unstable = self.producers.first_unstable_offset();
+                index_completed(&mut self.aborted, &self.segments, done, first_unstable)?;
+            }
+        }
         Ok(info)
+    }
+
+    /// Appends, as leader in `leader_epoch`, the marker ending producer `producer_id`'s
+    /// transaction (in `producer_epoch`) in this partition. A marker from an older producer
+    /// epoch is refused (`InvalidProducerEpoch`), as is one from an older coordinator epoch than
+    /// the last marker of this producer (`CoordinatorFenced`). Returns the marker's offset.
+    pub fn append_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: Marker,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<i64, StorageError> {
+        let mut buf = BytesMut::from(&marker_batch(producer_id, producer_epoch, marker, now_ms)[..]);
+        let offset = self.log_end_offset();
+        let batch = RecordBatch::parse(buf.clone().freeze())?;
+        let p = ProducerBatch::from_batch(&batch, offset)?.expect("a marker carries its producer id");
+        self.producers.check_marker(&p)?;
+        set_base_offset(&mut buf, offset);
+        set_partition_leader_epoch(&mut buf, leader_epoch);
+        let meta = BatchMeta {
+            buf_pos: 0,
+            base_offset: offset,
+            next_offset: offset + 1,
+            size: buf.len() as u64,
+            max_timestamp: batch.max_timestamp(),
+        };
+        self.epochs.assign([(leader_epoch, offset)])?;
+        self.write_batches(&buf, &[meta], now_ms)?;
+        if let Some(done) = self.producers.apply(&p) {
+            let first_unstable = self.producers.first_unstable_offset();
+            index_completed(&mut self.aborted, &self.segments, done, first_unstable)?;
+        }
+        Ok(offset)
+    }
+
+    /// First offset of the oldest transaction still open in this partition, if any: a
+    /// read_committed consumer sees nothing at or above it (the last stable offset is the
+    /// smaller of it and the high watermark).
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.producers.first_unstable_offset()
+    }
+
+    /// The aborted transactions overlapping `[fetch_offset, upper)`, for a read_committed fetch
+    /// of that range.
+    pub fn aborted_transactions(&self, fetch_offset: i64, upper: i64) -> Vec<AbortedTxn> {
+        self.aborted.collect(fetch_offset, upper)
     }
 
     fn empty_append_info(&self) -> AppendInfo {
@@ -464,6 +552,7 @@ impl Log {
         for base in above {
             let segment = self.segments.remove(&base).expect("listed above");
             segment.delete()?;
+            self.aborted.remove_segment(base)?;
         }
         let segment = self.active_mut();
         if let Some((pos, header)) = segment.find_batch(offset)? {
@@ -473,7 +562,11 @@ impl Log {
         segment.flush()?;
         let leo = self.log_end_offset();
         self.epochs.truncate_from_end(leo)?;
-        self.producers.reload(&self.segments, self.log_start_offset, leo)?;
+        self.aborted.truncate_to(leo)?;
+        let (aborted, segments) = (&mut self.aborted, &self.segments);
+        self.producers.reload(segments, self.log_start_offset, leo, false, &mut |done, first_unstable| {
+            index_completed(aborted, segments, done, first_unstable)
+        })?;
         if self.recovery_point > leo {
             self.recovery_point = leo;
             checkpoint::write(&self.dir, RECOVERY_POINT_FILE, leo)?;
@@ -489,6 +582,7 @@ impl Log {
         // a non-empty log, which `Log::open` rebuilds from the batches.
         self.epochs.clear()?;
         self.producers.clear()?;
+        self.aborted.clear()?;
         for (_, segment) in std::mem::take(&mut self.segments) {
             segment.delete()?;
         }

@@ -13,6 +13,12 @@
 //!   newest snapshot at or below the new end and scans forward from it.
 //! - Producers expire `producer.id.expiration.ms` after their last batch's timestamp, unless a
 //!   transaction of theirs is open.
+//! - **Transactions**: a producer's first transactional batch opens its transaction in the
+//!   partition (its offset bounds the last stable offset, see
+//!   [`ProducerStates::first_unstable_offset`]); the COMMIT or ABORT marker closes it and is
+//!   reported as a [`CompletedTxn`], which the log records in the aborted-transaction index when
+//!   it aborted. A marker from an older producer epoch is `INVALID_PRODUCER_EPOCH`, one from an
+//!   older coordinator epoch `TRANSACTION_COORDINATOR_FENCED`.
 //!
 //! Snapshot format (big-endian): `version i16 (1)`, `crc u32` (CRC-32C of everything after
 //! it), `count i32`, then per producer: `producer_id i64`, `epoch i16`, `last_timestamp i64`,
@@ -25,7 +31,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 use vltava_record::header::{CONTROL_FLAG, TRANSACTIONAL_FLAG};
-use vltava_record::{RecordBatch, increment_sequence};
+use vltava_record::{MarkerKind, RecordBatch, increment_sequence, parse_marker};
 
 use crate::StorageError;
 use crate::checkpoint;
@@ -66,6 +72,23 @@ pub struct ProducerBatch {
     pub transactional: bool,
     /// A transaction marker (control batch).
     pub control: bool,
+    /// The marker's kind, for a control batch holding a transaction marker.
+    pub marker: Option<MarkerKind>,
+    /// The marker's coordinator epoch (-1 for data batches).
+    pub coordinator_epoch: i32,
+}
+
+/// A transaction that ended in this partition (its marker was just applied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletedTxn {
+    /// The producer whose transaction it was.
+    pub producer_id: i64,
+    /// Its first offset in this partition (the marker's own offset when it wrote nothing here).
+    pub first_offset: i64,
+    /// The marker's offset.
+    pub last_offset: i64,
+    /// True for an ABORT marker.
+    pub aborted: bool,
 }
 
 impl ProducerBatch {
@@ -82,11 +105,24 @@ impl ProducerBatch {
             max_timestamp: h.max_timestamp,
             transactional: h.attributes & TRANSACTIONAL_FLAG != 0,
             control: h.attributes & CONTROL_FLAG != 0,
+            marker: None,
+            coordinator_epoch: -1,
         })
     }
 
-    /// The same for a parsed batch.
-    pub(crate) fn from_batch(b: &RecordBatch, first_offset: i64) -> Option<ProducerBatch> {
+    /// The same for a parsed batch; a control batch's marker is decoded too.
+    pub(crate) fn from_batch(b: &RecordBatch, first_offset: i64) -> Result<Option<ProducerBatch>, StorageError> {
+        let Some(mut p) = Self::from_batch_header(b, first_offset) else {
+            return Ok(None);
+        };
+        if let Some(m) = parse_marker(b).map_err(|e| StorageError::CorruptBatch { reason: e.to_string() })? {
+            p.marker = Some(m.kind);
+            p.coordinator_epoch = m.coordinator_epoch;
+        }
+        Ok(Some(p))
+    }
+
+    fn from_batch_header(b: &RecordBatch, first_offset: i64) -> Option<ProducerBatch> {
         (b.producer_id() >= 0).then(|| ProducerBatch {
             producer_id: b.producer_id(),
             epoch: b.producer_epoch(),
@@ -97,6 +133,8 @@ impl ProducerBatch {
             max_timestamp: b.max_timestamp(),
             transactional: b.is_transactional(),
             control: b.is_control(),
+            marker: None,
+            coordinator_epoch: -1,
         })
     }
 
@@ -164,8 +202,9 @@ impl ProducerEntry {
         self.batches.iter().find(|m| m.first_seq == b.first_seq && m.last_seq == b.last_seq).copied()
     }
 
-    /// Records `b` (already checked, or replicated from a leader that checked it).
-    fn apply(&mut self, b: &ProducerBatch) {
+    /// Records `b` (already checked, or replicated from a leader that checked it); returns the
+    /// transaction a marker ended.
+    fn apply(&mut self, b: &ProducerBatch) -> Option<CompletedTxn> {
         if b.epoch > self.epoch {
             self.epoch = b.epoch;
             self.batches.clear();
@@ -173,16 +212,28 @@ impl ProducerEntry {
         self.last_timestamp = self.last_timestamp.max(b.max_timestamp);
         if b.control {
             // A marker ends the producer's transaction in this partition.
-            self.current_txn_first_offset = None;
-            return;
+            let first = self.current_txn_first_offset.take();
+            let kind = b.marker?;
+            self.coordinator_epoch = self.coordinator_epoch.max(b.coordinator_epoch);
+            return Some(CompletedTxn {
+                producer_id: b.producer_id,
+                first_offset: first.unwrap_or(b.first_offset),
+                last_offset: b.first_offset,
+                aborted: kind == MarkerKind::Abort,
+            });
         }
         if b.transactional && self.current_txn_first_offset.is_none() {
             self.current_txn_first_offset = Some(b.first_offset);
+        }
+        if b.first_seq < 0 {
+            // Not numbered (NO_SEQUENCE): nothing to deduplicate later.
+            return None;
         }
         if self.batches.len() == MAX_CACHED_BATCHES {
             self.batches.pop_front();
         }
         self.batches.push_back(b.metadata());
+        None
     }
 }
 
@@ -200,12 +251,41 @@ pub enum Verdict {
 pub(crate) struct ProducerStates {
     dir: PathBuf,
     producers: HashMap<i64, ProducerEntry>,
+    /// Open transactions: first offset to producer id (derived from `producers`).
+    ongoing: BTreeMap<i64, i64>,
 }
 
 impl ProducerStates {
     /// The producer `id`'s entry, if it is known.
     pub(crate) fn get(&self, id: i64) -> Option<&ProducerEntry> {
         self.producers.get(&id)
+    }
+
+    /// First offset of the oldest transaction still open in this partition, if any.
+    pub(crate) fn first_unstable_offset(&self) -> Option<i64> {
+        self.ongoing.keys().next().copied()
+    }
+
+    /// Checks a transaction marker for producer `producer_id` against the stored state.
+    pub(crate) fn check_marker(&self, b: &ProducerBatch) -> Result<(), StorageError> {
+        let Some(entry) = self.producers.get(&b.producer_id) else {
+            return Ok(());
+        };
+        if b.epoch < entry.epoch {
+            return Err(StorageError::InvalidProducerEpoch {
+                producer_id: b.producer_id,
+                current: entry.epoch,
+                got: b.epoch,
+            });
+        }
+        if b.coordinator_epoch < entry.coordinator_epoch {
+            return Err(StorageError::CoordinatorFenced {
+                producer_id: b.producer_id,
+                current: entry.coordinator_epoch,
+                got: b.coordinator_epoch,
+            });
+        }
+        Ok(())
     }
 
     /// Checks a client's batch against the entry `current` (the stored one, or one already
@@ -221,6 +301,10 @@ impl ProducerStates {
                 current: entry.epoch,
                 got: b.epoch,
             });
+        }
+        if b.first_seq < 0 {
+            // NO_SEQUENCE: a broker-written transactional batch (offset commits), not numbered.
+            return Ok(Verdict::Append);
         }
         if let Some(dup) = entry.duplicate_of(b) {
             return Ok(Verdict::Duplicate(dup));
@@ -253,18 +337,48 @@ impl ProducerStates {
 
     /// Makes the entries of a successful append the stored state.
     pub(crate) fn commit(&mut self, pending: HashMap<i64, ProducerEntry>) {
-        self.producers.extend(pending);
+        for (id, entry) in pending {
+            let before = self.producers.get(&id).and_then(|e| e.current_txn_first_offset);
+            self.track(id, before, entry.current_txn_first_offset);
+            self.producers.insert(id, entry);
+        }
     }
 
-    /// Applies one batch at once (follower appends and recovery scans).
-    fn apply(&mut self, b: &ProducerBatch) {
-        self.producers.entry(b.producer_id).or_insert_with(|| ProducerEntry::new(b.epoch)).apply(b);
+    /// Applies one batch at once (follower appends, markers and recovery scans).
+    pub(crate) fn apply(&mut self, b: &ProducerBatch) -> Option<CompletedTxn> {
+        let entry = self.producers.entry(b.producer_id).or_insert_with(|| ProducerEntry::new(b.epoch));
+        let before = entry.current_txn_first_offset;
+        let completed = entry.apply(b);
+        let after = entry.current_txn_first_offset;
+        self.track(b.producer_id, before, after);
+        completed
+    }
+
+    /// Keeps `ongoing` in step with one producer's open transaction moving from `before` to `after`.
+    fn track(&mut self, id: i64, before: Option<i64>, after: Option<i64>) {
+        if before == after {
+            return;
+        }
+        if let Some(first) = before
+            && self.ongoing.get(&first) == Some(&id)
+        {
+            self.ongoing.remove(&first);
+        }
+        if let Some(first) = after {
+            self.ongoing.insert(first, id);
+        }
+    }
+
+    fn rebuild_ongoing(&mut self) {
+        self.ongoing =
+            self.producers.iter().filter_map(|(id, e)| e.current_txn_first_offset.map(|f| (f, *id))).collect();
     }
 
     /// Forgets producers whose last batch is older than `expiration_ms` before `now_ms` and who
     /// have no open transaction. Returns how many were removed.
     pub(crate) fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
+        // A producer with an open transaction is kept, so `ongoing` is unchanged.
         self.producers.retain(|_, e| {
             e.current_txn_first_offset.is_some() || e.last_timestamp.saturating_add(expiration_ms) > now_ms
         });
@@ -273,31 +387,43 @@ impl ProducerStates {
 
     /// Loads the newest valid snapshot at or below `log_end_offset` and applies every batch
     /// header from there (or from the log start when there is none) to the log end.
+    /// Every transaction the scan saw end is passed to `completed` (so that the aborted ones
+    /// can be put back in the aborted-transaction index if a crash lost them).
     pub(crate) fn recover(
         dir: &Path,
         segments: &BTreeMap<i64, Segment>,
         log_start_offset: i64,
         log_end_offset: i64,
+        from_start: bool,
+        completed: &mut dyn FnMut(CompletedTxn, Option<i64>) -> Result<(), StorageError>,
     ) -> Result<ProducerStates, StorageError> {
-        let mut states = ProducerStates { dir: dir.to_path_buf(), producers: HashMap::new() };
-        states.reload(segments, log_start_offset, log_end_offset)?;
+        let mut states = ProducerStates { dir: dir.to_path_buf(), producers: HashMap::new(), ongoing: BTreeMap::new() };
+        states.reload(segments, log_start_offset, log_end_offset, from_start, completed)?;
         Ok(states)
     }
 
     /// Rebuilds the state for a log now ending at `log_end_offset` (after a truncation):
-    /// snapshots above it are deleted, the newest remaining one is loaded and the batches after
-    /// it are applied.
+    /// snapshots above it are deleted, the newest remaining one is loaded (unless `from_start`:
+    /// the whole log is scanned) and the batches after it are applied. `completed` gets every
+    /// transaction that ended in the scanned batches, with the first unstable offset right
+    /// after it ended.
     pub(crate) fn reload(
         &mut self,
         segments: &BTreeMap<i64, Segment>,
         log_start_offset: i64,
         log_end_offset: i64,
+        from_start: bool,
+        completed: &mut dyn FnMut(CompletedTxn, Option<i64>) -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
         let mut from = log_start_offset;
         self.producers.clear();
+        self.ongoing.clear();
         for (offset, path) in list_snapshots(&self.dir)?.into_iter().rev() {
             if offset > log_end_offset {
                 remove(&path)?;
+                continue;
+            }
+            if from_start {
                 continue;
             }
             match read_snapshot(&path)? {
@@ -312,7 +438,8 @@ impl ProducerStates {
                 }
             }
         }
-        let scanned = self.scan_from(segments, from, log_end_offset)?;
+        self.rebuild_ongoing();
+        let scanned = self.scan_from(segments, from, log_end_offset, completed)?;
         if scanned > 0 {
             tracing::debug!(dir = %self.dir.display(), from, scanned, producers = self.producers.len(), "producer state rebuilt from batch headers");
         }
@@ -325,6 +452,7 @@ impl ProducerStates {
         segments: &BTreeMap<i64, Segment>,
         from: i64,
         log_end_offset: i64,
+        completed: &mut dyn FnMut(CompletedTxn, Option<i64>) -> Result<(), StorageError>,
     ) -> Result<usize, StorageError> {
         let mut count = 0;
         if from >= log_end_offset {
@@ -336,25 +464,25 @@ impl ProducerStates {
                 continue;
             };
             let mut batches = Vec::new();
-            let end = scan(&segment.file, &segment.log_path, pos, segment.size, false, None, |_, h| batches.push(*h))?;
+            let end =
+                scan(&segment.file, &segment.log_path, pos, segment.size, false, None, |p, h| batches.push((p, *h)))?;
             if let Some(reason) = end.error {
                 return Err(StorageError::Corrupt { path: segment.log_path.clone(), position: end.valid_end, reason });
             }
-            for h in batches.iter().filter(|h| h.base_offset >= from) {
+            for (pos, h) in batches.iter().filter(|(_, h)| h.base_offset >= from) {
                 count += 1;
-                if let Some(b) = ProducerBatch::from_header(h, h.base_offset) {
-                    self.apply(&b);
+                let Some(mut b) = ProducerBatch::from_header(h, h.base_offset) else { continue };
+                if b.control {
+                    // Markers are tiny: read the record to learn commit or abort.
+                    let batch = RecordBatch::parse(segment.read_batch(*pos, h)?)?;
+                    b = ProducerBatch::from_batch(&batch, h.base_offset)?.unwrap_or(b);
+                }
+                if let Some(done) = self.apply(&b) {
+                    completed(done, self.first_unstable_offset())?;
                 }
             }
         }
         Ok(count)
-    }
-
-    /// Applies the batches a follower just appended (replicated as the leader stored them).
-    pub(crate) fn apply_replicated(&mut self, batches: impl IntoIterator<Item = ProducerBatch>) {
-        for b in batches {
-            self.apply(&b);
-        }
     }
 
     /// Writes the state as of `offset` (the log end offset) to `{offset:020}.snapshot` and
@@ -373,6 +501,7 @@ impl ProducerStates {
     /// Forgets everything and deletes every snapshot (the log restarts empty).
     pub(crate) fn clear(&mut self) -> Result<(), StorageError> {
         self.producers.clear();
+        self.ongoing.clear();
         for (_, path) in list_snapshots(&self.dir)? {
             remove(&path)?;
         }

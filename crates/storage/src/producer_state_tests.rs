@@ -14,12 +14,16 @@ fn batch(epoch: i16, first_seq: i32, count: i32, first_offset: i64) -> ProducerB
         max_timestamp: 1_000,
         transactional: false,
         control: false,
+        marker: None,
+        coordinator_epoch: -1,
     }
 }
 
 fn entry_after(batches: &[ProducerBatch]) -> ProducerEntry {
     let mut e = ProducerEntry::new(batches[0].epoch);
-    batches.iter().for_each(|b| e.apply(b));
+    batches.iter().for_each(|b| {
+        e.apply(b);
+    });
     e
 }
 
@@ -118,7 +122,7 @@ fn snapshots_round_trip_and_a_damaged_one_is_refused() {
 
 #[test]
 fn expiry_keeps_producers_with_an_open_transaction() {
-    let mut states = ProducerStates { dir: PathBuf::new(), producers: HashMap::new() };
+    let mut states = ProducerStates { dir: PathBuf::new(), producers: HashMap::new(), ongoing: BTreeMap::new() };
     states.apply(&batch(0, 0, 1, 0));
     let mut txn = ProducerBatch { producer_id: 8, transactional: true, ..batch(0, 0, 1, 1) };
     txn.max_timestamp = 1_000;
@@ -126,4 +130,37 @@ fn expiry_keeps_producers_with_an_open_transaction() {
     assert_eq!(states.remove_expired(1_000 + 500, 1_000), 0);
     assert_eq!(states.remove_expired(1_000 + 1_000, 1_000), 1);
     assert!(states.get(7).is_none() && states.get(8).is_some());
+}
+
+#[test]
+fn markers_end_transactions_and_the_oldest_open_one_bounds_the_first_unstable_offset() {
+    let mut states = ProducerStates { dir: PathBuf::new(), producers: HashMap::new(), ongoing: BTreeMap::new() };
+    let txn = |pid, first| ProducerBatch { producer_id: pid, transactional: true, ..batch(0, 0, 1, first) };
+    let marker = |pid, at, kind| ProducerBatch {
+        producer_id: pid,
+        transactional: true,
+        control: true,
+        marker: Some(kind),
+        coordinator_epoch: 0,
+        ..batch(0, -1, 1, at)
+    };
+    assert_eq!(states.apply(&txn(1, 10)), None);
+    assert_eq!(states.apply(&txn(2, 11)), None);
+    assert_eq!(states.apply(&txn(1, 12)), None);
+    assert_eq!(states.first_unstable_offset(), Some(10));
+    let done = states.apply(&marker(1, 13, MarkerKind::Commit)).unwrap();
+    assert_eq!(done, CompletedTxn { producer_id: 1, first_offset: 10, last_offset: 13, aborted: false });
+    assert_eq!(states.first_unstable_offset(), Some(11));
+    let done = states.apply(&marker(2, 14, MarkerKind::Abort)).unwrap();
+    assert!(done.aborted && done.first_offset == 11);
+    assert_eq!(states.first_unstable_offset(), None);
+    // The open transaction survives a snapshot round trip.
+    states.apply(&txn(3, 15));
+    let mut reloaded = ProducerStates {
+        dir: PathBuf::new(),
+        producers: decode(&encode(&states.producers)).unwrap(),
+        ongoing: BTreeMap::new(),
+    };
+    reloaded.rebuild_ongoing();
+    assert_eq!(reloaded.first_unstable_offset(), Some(15));
 }

@@ -22,11 +22,12 @@ use crate::index::{Index, OffsetIndex, TimeIndex, remove_if_exists};
 use crate::producer_state::ProducerStates;
 use crate::scan::{BatchHeader, scan};
 use crate::segment::{INDEX_EXT, LOG_EXT, Segment, TIME_INDEX_EXT, open_log_file, segment_path};
+use crate::txn_index::{TXN_INDEX_EXT, TxnIndex};
 use crate::{Log, LogConfig, StorageError};
 
 /// Deletes a segment's three files.
 fn delete_files(dir: &Path, base: i64) -> Result<(), StorageError> {
-    for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+    for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT, TXN_INDEX_EXT] {
         remove_if_exists(&segment_path(dir, base, ext))?;
     }
     Ok(())
@@ -251,7 +252,16 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log, StorageError> {
     }
     let leo = segments.values().next_back().expect("non-empty").next_offset;
     let epochs = LeaderEpochCache::recover(dir, &segments, log_start_offset, leo)?;
-    let producers = ProducerStates::recover(dir, &segments, log_start_offset, leo)?;
+    let bounds: Vec<(i64, i64)> = segments.values().map(|s| (s.base_offset, s.next_offset)).collect();
+    let (mut aborted, damaged) = TxnIndex::load(dir, &bounds)?;
+    if damaged {
+        // Rebuilt from the whole log: the snapshots do not remember finished transactions.
+        tracing::warn!(dir = %dir.display(), "rebuilding the aborted-transaction index from the whole log");
+    }
+    let producers =
+        ProducerStates::recover(dir, &segments, log_start_offset, leo, damaged, &mut |done, first_unstable| {
+            crate::log::index_completed(&mut aborted, &segments, done, first_unstable)
+        })?;
     let mut log = Log {
         dir: dir.to_path_buf(),
         config,
@@ -262,6 +272,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log, StorageError> {
         last_flush_ms: None,
         epochs,
         producers,
+        aborted,
     };
     let leo = log.log_end_offset();
     if checkpointed_start != log_start_offset {

@@ -68,6 +68,7 @@ impl Log {
             outcome.deleted_bytes += segment.size;
             tracing::info!(dir = %self.dir.display(), base, bytes = segment.size, "deleting segment by retention");
             segment.delete()?;
+            self.aborted.remove_segment(base)?;
         }
         outcome.log_start_offset = self.log_start_offset;
         Ok(outcome)

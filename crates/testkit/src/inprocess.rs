@@ -103,11 +103,12 @@ pub async fn start_gateway(broker: &str, configure: impl FnOnce(&mut GatewayConf
 }
 
 /// A broker configuration for tests: data under `dir/broker`, and 3 partitions of
-/// `__consumer_offsets` instead of Kafka's 50 (each partition is a log opened on the first
-/// group call).
+/// `__consumer_offsets` and `__transaction_state` instead of Kafka's 50 (each partition is a log
+/// opened on the first group or transactional call).
 pub fn test_broker_config(dir: &std::path::Path) -> BrokerConfig {
     let mut config = BrokerConfig { data_dir: dir.join("broker"), ..Default::default() };
     config.groups.offsets_topic_num_partitions = 3;
+    config.transactions.state_topic_num_partitions = 3;
     config
 }
 

@@ -10,6 +10,9 @@
 //!   When the wait fails after the append (leadership lost, replication timed out), the log may
 //!   hold records the state lacks: the shard reloads from the log, so memory never differs from
 //!   what a successor would rebuild.
+//! - **Transactions.** Records written inside a producer's transaction (offsets committed with
+//!   `TxnOffsetCommit`) are replayed as pending and take effect with the transaction's COMMIT
+//!   marker ([`ShardState::replay_transactional`], [`ShardState::replay_marker`]).
 //! - **Leadership lost.** A shard whose partition moved on to another leader epoch answers
 //!   `NOT_COORDINATOR`.
 
@@ -19,7 +22,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{Mutex, watch};
 use vltava_common::time::now_ms;
-use vltava_record::{BatchBuilder, Compression};
+use vltava_record::{BatchBuilder, Compression, MarkerKind, parse_marker};
 use vltava_storage::StorageError;
 
 use crate::error::BrokerError;
@@ -31,6 +34,35 @@ pub trait ShardState: Default + Send + 'static {
     /// Applies one record, from the log at load or just made durable. An `Err` names a record
     /// this version cannot read; loading logs it and goes on.
     fn replay(&mut self, offset: i64, key: &[u8], value: Option<&[u8]>) -> Result<(), String>;
+
+    /// Applies one record written inside producer `producer_id`'s open transaction (offsets
+    /// committed by `TxnOffsetCommit`): it must take effect only when the transaction's COMMIT
+    /// marker is replayed. The default applies it at once (states that never see transactions).
+    fn replay_transactional(
+        &mut self,
+        producer_id: i64,
+        offset: i64,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), String> {
+        let _ = producer_id;
+        self.replay(offset, key, value)
+    }
+
+    /// Ends producer `producer_id`'s transaction in this partition: its records take effect
+    /// (`commit`) or are dropped.
+    fn replay_marker(&mut self, producer_id: i64, commit: bool) {
+        let _ = (producer_id, commit);
+    }
+}
+
+/// The producer whose open transaction a shard write belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnProducer {
+    /// Producer id.
+    pub producer_id: i64,
+    /// Producer epoch.
+    pub producer_epoch: i16,
 }
 
 /// A record to append: a key and a value, or a tombstone.
@@ -168,6 +200,41 @@ impl<S: ShardState> Shard<S> {
     where
         BrokerError: From<E>,
     {
+        self.write_as(None, decide).await
+    }
+
+    /// [`Shard::write`] inside `txn`'s open transaction: the batch carries its producer id and
+    /// epoch (no sequence number) and the transactional flag, and the records are replayed with
+    /// [`ShardState::replay_transactional`]. The partition refuses a stale epoch.
+    ///
+    /// # Errors
+    ///
+    /// As [`Shard::write`], and `INVALID_PRODUCER_EPOCH` for a fenced producer.
+    pub async fn write_transactional<R, E>(
+        self: &Arc<Self>,
+        txn: TxnProducer,
+        decide: impl FnOnce(&S) -> Result<(Vec<ShardRecord>, R), E>,
+    ) -> Result<R, BrokerError>
+    where
+        BrokerError: From<E>,
+    {
+        self.write_as(Some(txn), decide).await
+    }
+
+    /// Applies a transaction marker just written to this shard's partition (the transaction
+    /// coordinator's WriteTxnMarkers), so that committed offsets become visible at once.
+    pub async fn apply_marker(&self, producer_id: i64, commit: bool) {
+        self.state.lock().await.replay_marker(producer_id, commit);
+    }
+
+    async fn write_as<R, E>(
+        self: &Arc<Self>,
+        txn: Option<TxnProducer>,
+        decide: impl FnOnce(&S) -> Result<(Vec<ShardRecord>, R), E>,
+    ) -> Result<R, BrokerError>
+    where
+        BrokerError: From<E>,
+    {
         self.check()?;
         let mut state = self.state.lock().await;
         self.check()?;
@@ -175,7 +242,14 @@ impl<S: ShardState> Shard<S> {
         if records.is_empty() {
             return Ok(answer);
         }
-        let mut builder = BatchBuilder::new(Compression::None);
+        let mut builder = match txn {
+            Some(t) => {
+                let mut b = BatchBuilder::new(Compression::None).with_producer(t.producer_id, t.producer_epoch, -1);
+                b.set_transactional(true);
+                b
+            }
+            None => BatchBuilder::new(Compression::None),
+        };
         let now = now_ms();
         for r in &records {
             builder.append(now, Some(r.key.as_ref()), r.value.as_deref(), &[]);
@@ -195,7 +269,12 @@ impl<S: ShardState> Shard<S> {
             return Err(self.not_coordinator_if_moved(e));
         }
         for (i, r) in records.iter().enumerate() {
-            if let Err(reason) = state.replay(info.first_offset + i as i64, &r.key, r.value.as_deref()) {
+            let offset = info.first_offset + i as i64;
+            let replayed = match txn {
+                Some(t) => state.replay_transactional(t.producer_id, offset, &r.key, r.value.as_deref()),
+                None => state.replay(offset, &r.key, r.value.as_deref()),
+            };
+            if let Err(reason) = replayed {
                 tracing::error!(partition = self.part.index(), %reason, "a record the coordinator wrote does not replay");
             }
         }
@@ -266,9 +345,21 @@ async fn replay_log<S: ShardState>(part: &Arc<Partition>, state: &mut S) -> Resu
         }
         for batch in vltava_record::batches(read.records) {
             let batch = batch.map_err(|e| BrokerError::Storage(StorageError::Record(e)))?;
+            if batch.is_control() {
+                if let Some(marker) = parse_marker(&batch).map_err(|e| BrokerError::Storage(StorageError::Record(e)))? {
+                    state.replay_marker(batch.producer_id(), marker.kind == MarkerKind::Commit);
+                }
+                offset = offset.max(batch.next_offset());
+                continue;
+            }
+            let txn = batch.is_transactional().then(|| batch.producer_id());
             for r in batch.records().map_err(|e| BrokerError::Storage(StorageError::Record(e)))? {
                 let key = r.key.unwrap_or_default();
-                if let Err(reason) = state.replay(r.offset, &key, r.value.as_deref()) {
+                let replayed = match txn {
+                    Some(pid) => state.replay_transactional(pid, r.offset, &key, r.value.as_deref()),
+                    None => state.replay(r.offset, &key, r.value.as_deref()),
+                };
+                if let Err(reason) = replayed {
                     tracing::warn!(partition = part.index(), offset = r.offset, %reason, "skipping an unreadable coordinator record");
                 }
                 count += 1;

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub type MemberId = String;
 
 /// Partitions by topic.
-pub type TopicPartitions = BTreeMap<String, BTreeSet<i32>>;
+pub use crate::coordinator::codec::TopicPartitions;
 
 /// One member as an assignor sees it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

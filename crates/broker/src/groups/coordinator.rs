@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use vltava_common::{ErrorCode, WireError};
 use vltava_metadata::ClusterImage;
 
@@ -25,14 +25,10 @@ use super::partition_offsets;
 use super::records::{GroupKey, GroupValue, OffsetValue};
 use super::shard_state::{GroupOffsets, GroupShardState};
 use crate::config::GroupCoordinatorConfig;
-use crate::coordinator::placement;
-use crate::coordinator::shard::{Shard, ShardRecord, Status};
+use crate::coordinator::shard::{Shard, ShardRecord, TxnProducer};
+use crate::coordinator::shards::Shards;
 use crate::error::BrokerError;
 use crate::replica_manager::ReplicaManager;
-
-/// How long a call waits for its group's shard to finish loading before it answers
-/// `COORDINATOR_LOAD_IN_PROGRESS`.
-pub const LOAD_WAIT: Duration = Duration::from_secs(5);
 
 /// Kafka's name of the internal topic of committed offsets and group state.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -58,7 +54,7 @@ pub struct OffsetToCommit {
 pub struct GroupCoordinator {
     broker_id: i32,
     config: GroupCoordinatorConfig,
-    shards: RwLock<HashMap<i32, Arc<GroupShard>>>,
+    shards: Shards<GroupShardState>,
     /// Session deadline of every member heard from (or loaded).
     sessions: Mutex<HashMap<MemberKey, Instant>>,
     /// Since when a member has been revoking partitions.
@@ -75,8 +71,8 @@ impl GroupCoordinator {
     pub fn new(broker_id: i32, config: GroupCoordinatorConfig) -> Arc<Self> {
         Arc::new(Self {
             broker_id,
+            shards: Shards::new(OFFSETS_TOPIC, broker_id, config.write_timeout),
             config,
-            shards: RwLock::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
             revoking: Mutex::new(HashMap::new()),
             rebalancing: Mutex::new(HashMap::new()),
@@ -91,56 +87,19 @@ impl GroupCoordinator {
 
     /// Opens a shard for every `__consumer_offsets` partition this broker now leads (loading it
     /// in the background) and closes the shards of partitions it no longer leads.
-    pub fn sync(self: &Arc<Self>, replicas: &ReplicaManager) {
-        let mut led = HashMap::new();
-        for part in replicas.all().into_iter().filter(|p| p.topic() == OFFSETS_TOPIC) {
-            let state = part.leader_state();
-            if state.leader == self.broker_id {
-                led.insert(part.index(), (part, state.leader_epoch));
-            }
-        }
-        let mut shards = self.shards.write();
-        shards.retain(|p, shard| {
-            let keep = led.get(p).is_some_and(|(_, epoch)| *epoch == shard.leader_epoch());
-            if !keep {
-                shard.close();
-                tracing::info!(partition = p, "no longer coordinating this __consumer_offsets partition");
-            }
-            keep
-        });
-        for (p, (part, epoch)) in led {
-            if shards.contains_key(&p) {
-                continue;
-            }
-            let shard = GroupShard::new(part, epoch, self.config.write_timeout);
-            shards.insert(p, shard.clone());
-            tokio::spawn(async move {
-                if let Err(e) = shard.load().await {
-                    tracing::warn!(partition = p, error = %e, "loading a __consumer_offsets partition failed");
-                    shard.close();
-                }
-            });
-        }
+    pub fn sync(&self, replicas: &ReplicaManager) {
+        self.shards.sync(replicas);
     }
 
     /// Waits until every shard opened so far has loaded (or closed), up to `timeout`; returns
     /// whether all of them are active.
     pub async fn wait_loaded(&self, timeout: Duration) -> bool {
-        let shards: Vec<Arc<GroupShard>> = self.shards.read().values().cloned().collect();
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut all = true;
-        for shard in shards {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            all &= shard.wait_loaded(left).await == Status::Active;
-        }
-        all
+        self.shards.wait_loaded(timeout).await
     }
 
     /// Closes every shard (shutdown).
     pub fn close_all(&self) {
-        for (_, shard) in self.shards.write().drain() {
-            shard.close();
-        }
+        self.shards.close_all();
     }
 
     /// The `__consumer_offsets` partition of `group`.
@@ -148,30 +107,12 @@ impl GroupCoordinator {
     /// # Errors
     ///
     /// `COORDINATOR_NOT_AVAILABLE` while the topic does not exist.
-    pub fn partition_for(image: &ClusterImage, group: &str) -> Result<i32, BrokerError> {
-        match image.topic(OFFSETS_TOPIC) {
-            Some(t) if !t.partitions.is_empty() => Ok(placement::partition_for(group, t.partitions.len() as i32)),
-            _ => Err(BrokerError::Refused(WireError::new(
-                ErrorCode::CoordinatorNotAvailable,
-                format!("{OFFSETS_TOPIC} does not exist yet: find the coordinator first"),
-            ))),
-        }
+    pub fn partition_for(&self, image: &ClusterImage, group: &str) -> Result<i32, BrokerError> {
+        self.shards.partition_for(image, group)
     }
 
-    /// The shard of `group`'s partition; a shard still loading is waited for (up to
-    /// [`LOAD_WAIT`]), so that clients rarely see `COORDINATOR_LOAD_IN_PROGRESS`.
     async fn shard(&self, image: &ClusterImage, group: &str) -> Result<Arc<GroupShard>, BrokerError> {
-        let partition = Self::partition_for(image, group)?;
-        let shard = self
-            .shards
-            .read()
-            .get(&partition)
-            .cloned()
-            .ok_or_else(|| BrokerError::NotCoordinator { topic: OFFSETS_TOPIC.into(), partition })?;
-        if shard.status() == Status::Loading {
-            shard.wait_loaded(LOAD_WAIT).await;
-        }
-        Ok(shard)
+        self.shards.get(image, group).await
     }
 
     /// Handles a `ConsumerGroupHeartbeat` (see `heartbeat`).
@@ -225,7 +166,7 @@ impl GroupCoordinator {
     /// Members of every group of the active shards whose state is not being written right now
     /// (for gauges): `(group, members)`.
     pub fn members_snapshot(&self) -> Vec<(String, usize)> {
-        let shards: Vec<Arc<GroupShard>> = self.shards.read().values().cloned().collect();
+        let shards: Vec<Arc<GroupShard>> = self.shards.all();
         shards
             .iter()
             .filter_map(|shard| {
@@ -255,32 +196,47 @@ impl GroupCoordinator {
         let shard = self.shard(image, group).await?;
         shard
             .write(|state| {
-                let g = state.group(group);
-                let mut records = Vec::new();
-                let results: Vec<CommitResult> = offsets
-                    .into_iter()
-                    .map(|o| {
-                        if image.partition(&o.topic, o.partition).is_none() {
-                            return Err(WireError::from(BrokerError::UnknownTopicOrPartition {
-                                topic: o.topic,
-                                partition: o.partition,
-                            }));
-                        }
-                        if o.value.offset < 0 {
-                            return Err(WireError::new(
-                                ErrorCode::InvalidRequest,
-                                format!("offset {} is negative", o.value.offset),
-                            ));
-                        }
-                        heartbeat::validate_commit(&g, member, member_epoch, &o.topic, o.partition)?;
-                        let key = GroupKey::Offset { group: group.to_string(), topic: o.topic, partition: o.partition };
-                        records.push((key, Some(GroupValue::Offset(o.value))));
-                        Ok(())
-                    })
-                    .collect();
+                let (records, results) =
+                    offset_records(image, &state.group(group), member, member_epoch, true, offsets);
                 Ok::<_, BrokerError>((encode(&records), results))
             })
             .await
+    }
+
+    /// Commits offsets inside producer `txn`'s transaction (`TxnOffsetCommit`): they are
+    /// written now, but take effect only when the transaction's COMMIT marker reaches the group's
+    /// partition. The member check is the same as for plain commits.
+    ///
+    /// # Errors
+    ///
+    /// A coordinator or write failure (`INVALID_PRODUCER_EPOCH` for a fenced producer).
+    pub async fn commit_transactional(
+        &self,
+        image: &ClusterImage,
+        group: &str,
+        txn: TxnProducer,
+        member: &str,
+        member_epoch: i32,
+        offsets: Vec<OffsetToCommit>,
+    ) -> Result<Vec<CommitResult>, BrokerError> {
+        let shard = self.shard(image, group).await?;
+        shard
+            .write_transactional(txn, |state| {
+                // Kafka skips the member check of a transactional commit without a member id.
+                let check = !member.is_empty();
+                let (records, results) =
+                    offset_records(image, &state.group(group), member, member_epoch, check, offsets);
+                Ok::<_, BrokerError>((encode(&records), results))
+            })
+            .await
+    }
+
+    /// Applies a transaction marker just written to `__consumer_offsets` partition `partition`
+    /// (a no-op when this broker holds no shard of it: a shard opened later replays the marker).
+    pub async fn apply_marker(&self, partition: i32, producer_id: i64, commit: bool) {
+        if let Some(shard) = self.shards.by_partition(partition) {
+            shard.apply_marker(producer_id, commit).await;
+        }
     }
 
     /// The committed offsets of `group`: of `partitions`, or every one when `None` (`None`
@@ -382,7 +338,7 @@ impl GroupCoordinator {
 
     /// The groups of every active shard that have members or committed offsets, sorted.
     pub async fn list_groups(&self) -> Vec<String> {
-        let shards: Vec<Arc<GroupShard>> = self.shards.read().values().cloned().collect();
+        let shards: Vec<Arc<GroupShard>> = self.shards.all();
         let mut groups = Vec::new();
         for shard in shards {
             let listed = shard
@@ -401,8 +357,7 @@ impl GroupCoordinator {
     /// Deletes (with tombstones) the committed offsets of topics that no longer exist in
     /// `image`, in every active shard. Returns how many offsets were deleted.
     pub async fn forget_deleted_topics(&self, image: &ClusterImage) -> usize {
-        let shards: Vec<Arc<GroupShard>> =
-            self.shards.read().values().filter(|s| s.status() == Status::Active).cloned().collect();
+        let shards: Vec<Arc<GroupShard>> = self.shards.active();
         let mut deleted = 0;
         for shard in shards {
             let write = shard
@@ -439,7 +394,7 @@ impl GroupCoordinator {
     /// Every committed offset of the active shards whose state is not being written right now
     /// (for gauges, which cannot wait): `(group, topic, partition, offset)`.
     pub fn committed_snapshot(&self) -> Vec<(String, String, i32, i64)> {
-        let shards: Vec<Arc<GroupShard>> = self.shards.read().values().cloned().collect();
+        let shards: Vec<Arc<GroupShard>> = self.shards.all();
         shards
             .iter()
             .filter_map(|shard| {
@@ -485,8 +440,7 @@ impl GroupCoordinator {
     /// were removed. Run it periodically.
     pub async fn expire(&self) -> usize {
         let now = Instant::now();
-        let shards: Vec<Arc<GroupShard>> =
-            self.shards.read().values().filter(|s| s.status() == Status::Active).cloned().collect();
+        let shards: Vec<Arc<GroupShard>> = self.shards.active();
         let mut removed = 0;
         for shard in shards {
             let Ok(expired) = shard.read(|state| self.expired_members(state, now)).await else { continue };
@@ -545,6 +499,43 @@ impl GroupCoordinator {
         }
         expired
     }
+}
+
+/// The records committing `offsets` for `member` of `g` (checked to own each partition when
+/// `check_member`), and one result per offset: only the accepted offsets get a record.
+fn offset_records(
+    image: &ClusterImage,
+    g: &ConsumerGroup,
+    member: &str,
+    member_epoch: i32,
+    check_member: bool,
+    offsets: Vec<OffsetToCommit>,
+) -> (Vec<Record>, Vec<CommitResult>) {
+    let mut records = Vec::new();
+    let results = offsets
+        .into_iter()
+        .map(|o| {
+            if image.partition(&o.topic, o.partition).is_none() {
+                return Err(WireError::from(BrokerError::UnknownTopicOrPartition {
+                    topic: o.topic,
+                    partition: o.partition,
+                }));
+            }
+            if o.value.offset < 0 {
+                return Err(WireError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("offset {} is negative", o.value.offset),
+                ));
+            }
+            if check_member {
+                heartbeat::validate_commit(g, member, member_epoch, &o.topic, o.partition)?;
+            }
+            let key = GroupKey::Offset { group: g.id.clone(), topic: o.topic, partition: o.partition };
+            records.push((key, Some(GroupValue::Offset(o.value))));
+            Ok(())
+        })
+        .collect();
+    (records, results)
 }
 
 fn encode(records: &[Record]) -> Vec<ShardRecord> {

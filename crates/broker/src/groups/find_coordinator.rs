@@ -8,7 +8,7 @@ use vltava_common::{ErrorCode, WireError};
 use vltava_metadata::CreateTopic;
 use vltava_proto::v1::{FindCoordinatorRequest, FindCoordinatorResponse};
 
-use super::coordinator::{GroupCoordinator, OFFSETS_TOPIC};
+use super::coordinator::OFFSETS_TOPIC;
 use crate::auto_create;
 use crate::broker::Broker;
 use crate::error::BrokerError;
@@ -26,7 +26,7 @@ pub async fn handle(broker: &Broker, req: FindCoordinatorRequest) -> Result<Find
     // soon), so a call right after this answer finds them.
     broker.groups.sync(&broker.replicas);
     let image = broker.replicas.image();
-    let partition = GroupCoordinator::partition_for(&image, &req.group_id)?;
+    let partition = broker.groups.partition_for(&image, &req.group_id)?;
     let leader = image.partition(OFFSETS_TOPIC, partition).map_or(-1, |p| p.leader);
     let Some(node) = image.brokers.get(&leader) else {
         return Err(BrokerError::Refused(WireError::new(

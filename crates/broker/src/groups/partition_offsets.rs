@@ -71,6 +71,7 @@ async fn ask_leader(
             .iter()
             .map(|(topic, partition)| ListOffsetsPartition { topic: topic.clone(), partition: *partition, timestamp })
             .collect(),
+        isolation_level: vltava_proto::v1::IsolationLevel::ReadUncommitted as i32,
     };
     let response = client.list_offsets(request).await?.into_inner();
     Ok(response

@@ -19,9 +19,13 @@
 //! is an `i32` count and its items; partitions are a list of (topic, list of `i32`). Decoding
 //! refuses anything short, long, unknown or not UTF-8 with a [`GroupRecordError`].
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::assignor::TopicPartitions;
+use crate::coordinator::codec::{
+    CodecError, done, get_count, get_i8, get_i16, get_i32, get_i64, get_opt, get_partitions, get_string, put_opt,
+    put_partitions, put_str,
+};
 
 /// Type of an offset commit key (Kafka's `OffsetCommitKey`, version 1).
 const KEY_OFFSET: i16 = 1;
@@ -37,6 +41,16 @@ const KEY_TARGET: i16 = 7;
 const KEY_CURRENT: i16 = 8;
 /// The value version this code writes (and the only one it reads so far).
 const VALUE_VERSION: i16 = 0;
+
+impl From<CodecError> for GroupRecordError {
+    fn from(e: CodecError) -> Self {
+        match e {
+            CodecError::Truncated(what) => GroupRecordError::Truncated(what),
+            CodecError::Trailing(n) => GroupRecordError::Trailing(n),
+            CodecError::Invalid(what) => GroupRecordError::Invalid(what),
+        }
+    }
+}
 
 /// Why a `__consumer_offsets` record could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -341,114 +355,6 @@ impl GroupValue {
         };
         done(buf)?;
         Ok(value)
-    }
-}
-
-fn put_str(b: &mut BytesMut, s: &str) {
-    put_opt(b, Some(s));
-}
-
-fn put_opt(b: &mut BytesMut, s: Option<&str>) {
-    match s {
-        Some(s) => {
-            // Group ids, topics and member ids are far below 32 KiB (validated at the edge); a
-            // longer string is cut at a character boundary rather than corrupting the record.
-            let mut end = s.len().min(i16::MAX as usize);
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
-            b.put_i16(end as i16);
-            b.put_slice(&s.as_bytes()[..end]);
-        }
-        None => b.put_i16(-1),
-    }
-}
-
-fn put_partitions(b: &mut BytesMut, parts: &TopicPartitions) {
-    b.put_i32(parts.len() as i32);
-    for (topic, ps) in parts {
-        put_str(b, topic);
-        b.put_i32(ps.len() as i32);
-        for p in ps {
-            b.put_i32(*p);
-        }
-    }
-}
-
-fn need(buf: &&[u8], n: usize, what: &'static str) -> Result<(), GroupRecordError> {
-    if buf.remaining() < n { Err(GroupRecordError::Truncated(what)) } else { Ok(()) }
-}
-
-fn get_i8(buf: &mut &[u8], what: &'static str) -> Result<i8, GroupRecordError> {
-    need(buf, 1, what)?;
-    Ok(buf.get_i8())
-}
-
-fn get_i16(buf: &mut &[u8], what: &'static str) -> Result<i16, GroupRecordError> {
-    need(buf, 2, what)?;
-    Ok(buf.get_i16())
-}
-
-fn get_i32(buf: &mut &[u8], what: &'static str) -> Result<i32, GroupRecordError> {
-    need(buf, 4, what)?;
-    Ok(buf.get_i32())
-}
-
-fn get_i64(buf: &mut &[u8], what: &'static str) -> Result<i64, GroupRecordError> {
-    need(buf, 8, what)?;
-    Ok(buf.get_i64())
-}
-
-fn get_count(buf: &mut &[u8], what: &'static str) -> Result<usize, GroupRecordError> {
-    let n = get_i32(buf, what)?;
-    // Every item takes at least two bytes: a count beyond that is corrupt, not a huge allocation.
-    if n < 0 || n as usize > buf.remaining() / 2 + 1 {
-        return Err(GroupRecordError::Invalid(what));
-    }
-    Ok(n as usize)
-}
-
-fn get_opt(buf: &mut &[u8], what: &'static str) -> Result<Option<String>, GroupRecordError> {
-    let len = get_i16(buf, what)?;
-    if len == -1 {
-        return Ok(None);
-    }
-    if len < 0 {
-        return Err(GroupRecordError::Invalid(what));
-    }
-    need(buf, len as usize, what)?;
-    let s = std::str::from_utf8(&buf[..len as usize]).map_err(|_| GroupRecordError::Invalid(what))?.to_string();
-    buf.advance(len as usize);
-    Ok(Some(s))
-}
-
-fn get_string(buf: &mut &[u8], what: &'static str) -> Result<String, GroupRecordError> {
-    get_opt(buf, what)?.ok_or(GroupRecordError::Invalid(what))
-}
-
-fn get_partitions(buf: &mut &[u8]) -> Result<TopicPartitions, GroupRecordError> {
-    let topics = get_count(buf, "topic count")?;
-    let mut out = TopicPartitions::new();
-    for _ in 0..topics {
-        let topic = get_string(buf, "topic")?;
-        let n = get_count(buf, "partition count")?;
-        let mut set = std::collections::BTreeSet::new();
-        for _ in 0..n {
-            let p = get_i32(buf, "partition")?;
-            if p < 0 {
-                return Err(GroupRecordError::Invalid("partition"));
-            }
-            set.insert(p);
-        }
-        out.insert(topic, set);
-    }
-    Ok(out)
-}
-
-fn done(buf: &&[u8]) -> Result<(), GroupRecordError> {
-    match buf.remaining() {
-        0 => Ok(()),
-        n => Err(GroupRecordError::Trailing(n)),
     }
 }
 

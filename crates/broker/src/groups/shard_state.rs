@@ -17,6 +17,9 @@ pub struct GroupShardState {
     pub groups: BTreeMap<String, ConsumerGroup>,
     /// Committed offsets by group.
     pub offsets: BTreeMap<String, GroupOffsets>,
+    /// Offsets committed inside open transactions (`TxnOffsetCommit`), by producer id: applied
+    /// when the transaction commits, dropped when it aborts.
+    pub pending: BTreeMap<i64, Vec<(GroupKey, Option<GroupValue>)>>,
 }
 
 impl GroupShardState {
@@ -51,12 +54,41 @@ impl GroupShardState {
     }
 }
 
+fn decode(key: &[u8], value: Option<&[u8]>) -> Result<(GroupKey, Option<GroupValue>), String> {
+    let key = GroupKey::decode(key).map_err(|e| e.to_string())?;
+    let value = value.map(|v| GroupValue::decode(&key, v)).transpose().map_err(|e| e.to_string())?;
+    Ok((key, value))
+}
+
 impl ShardState for GroupShardState {
     fn replay(&mut self, _offset: i64, key: &[u8], value: Option<&[u8]>) -> Result<(), String> {
-        let key = GroupKey::decode(key).map_err(|e| e.to_string())?;
-        let value = value.map(|v| GroupValue::decode(&key, v)).transpose().map_err(|e| e.to_string())?;
+        let (key, value) = decode(key, value)?;
         self.apply(&key, value.as_ref());
         Ok(())
+    }
+
+    fn replay_transactional(
+        &mut self,
+        producer_id: i64,
+        _offset: i64,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), String> {
+        let (key, value) = decode(key, value)?;
+        if !matches!(key, GroupKey::Offset { .. }) {
+            return Err(format!("a transaction may only commit offsets, not {key:?}"));
+        }
+        self.pending.entry(producer_id).or_default().push((key, value));
+        Ok(())
+    }
+
+    fn replay_marker(&mut self, producer_id: i64, commit: bool) {
+        let Some(records) = self.pending.remove(&producer_id) else { return };
+        if commit {
+            for (key, value) in records {
+                self.apply(&key, value.as_ref());
+            }
+        }
     }
 }
 
@@ -94,6 +126,31 @@ mod tests {
         replay(&mut s, GroupKey::Group { group: "g".into() }, None);
         assert!(s.groups.is_empty());
         assert_eq!(s.group("g"), ConsumerGroup::new("g"));
+    }
+
+    #[test]
+    fn transactional_offsets_apply_on_commit_and_vanish_on_abort() {
+        let mut s = GroupShardState::default();
+        let key = |p| GroupKey::Offset { group: "g".into(), topic: "t".into(), partition: p }.encode();
+        let value = |o| {
+            GroupValue::Offset(OffsetValue {
+                offset: o,
+                leader_epoch: -1,
+                metadata: String::new(),
+                commit_timestamp: 1,
+            })
+            .encode()
+        };
+        s.replay_transactional(7, 0, &key(0), Some(&value(5))).unwrap();
+        s.replay_transactional(8, 1, &key(1), Some(&value(6))).unwrap();
+        assert!(s.offsets.is_empty(), "pending until the marker");
+        s.replay_marker(7, true);
+        s.replay_marker(8, false);
+        assert_eq!(s.offsets["g"][&("t".to_string(), 0)].offset, 5);
+        assert!(!s.offsets["g"].contains_key(&("t".to_string(), 1)));
+        assert!(s.pending.is_empty());
+        let group_key = GroupKey::Group { group: "g".into() }.encode();
+        assert!(s.replay_transactional(7, 2, &group_key, None).is_err(), "only offsets are transactional");
     }
 
     #[test]

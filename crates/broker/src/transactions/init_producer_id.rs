@@ -1,23 +1,25 @@
-//! TransactionService.InitProducerId: a producer id and epoch for an idempotent producer.
+//! TransactionService.InitProducerId: a producer id and epoch for an idempotent producer, or
+//! for a transactional one from its coordinator.
 
 use vltava_proto::v1::{InitProducerIdRequest, InitProducerIdResponse};
 
+use super::find_coordinator::validate_transactional_id;
 use crate::broker::Broker;
 use crate::error::BrokerError;
 
-/// Answers a fresh producer id with epoch 0.
+/// Without a transactional id: a fresh producer id with epoch 0. With one: the coordinator's
+/// answer (the id's producer id, its next epoch).
 ///
 /// # Errors
 ///
-/// `INVALID_REQUEST` for a transactional id (not served yet); the controller's errors while no
-/// block of ids can be allocated.
+/// The controller's errors while no block of ids can be allocated; the coordinator's errors.
 pub async fn handle(broker: &Broker, req: InitProducerIdRequest) -> Result<InitProducerIdResponse, BrokerError> {
-    if !req.transactional_id.is_empty() {
-        return Err(BrokerError::InvalidRequest(format!(
-            "transactional id {:?}: transactions are not supported by this broker yet",
-            req.transactional_id
-        )));
+    if req.transactional_id.is_empty() {
+        let producer_id = broker.producer_ids.next_id().await?;
+        return Ok(InitProducerIdResponse { producer_id, producer_epoch: 0 });
     }
-    let producer_id = broker.producer_ids.next_id().await?;
-    Ok(InitProducerIdResponse { producer_id, producer_epoch: 0 })
+    validate_transactional_id(&req.transactional_id)?;
+    let (producer_id, epoch) =
+        broker.transactions.init_producer_id(&req.transactional_id, req.transaction_timeout_ms).await?;
+    Ok(InitProducerIdResponse { producer_id, producer_epoch: i32::from(epoch) })
 }

@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde::Serialize;
-use vltava_client::{ClientError, Consumer, ConsumerConfig, ConsumerRecord, ErrorCode, OffsetReset, TopicPartition};
+use vltava_client::{
+    ClientError, Consumer, ConsumerConfig, ConsumerRecord, ErrorCode, IsolationLevel, OffsetReset, TopicPartition,
+};
 
 use super::{ServerArgs, interrupted};
 
@@ -65,6 +67,10 @@ pub struct ConsumeArgs {
     /// Print one JSON object per record: {topic, partition, offset, timestamp, key, value, headers}.
     #[arg(long)]
     pub json: bool,
+    /// `isolation.level`: `read_committed` prints only records of committed transactions (and
+    /// every non-transactional one); `read_uncommitted` prints everything.
+    #[arg(long, value_name = "read_uncommitted|read_committed", default_value = "read_uncommitted", value_parser = parse_isolation)]
+    pub isolation_level: IsolationLevel,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -78,6 +84,11 @@ pub enum StartOffset {
     Earliest,
     /// The end of the log.
     Latest,
+}
+
+/// Parses `--isolation-level`.
+pub fn parse_isolation(s: &str) -> Result<IsolationLevel, String> {
+    s.parse::<IsolationLevel>().map_err(|e| e.to_string())
 }
 
 /// Parses `--offset`: a non-negative number, `earliest` or `latest`.
@@ -167,6 +178,7 @@ enum End {
 /// Runs `vltava consume`.
 pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let mut config = ConsumerConfig::new(args.server.server.clone());
+    config.isolation_level = args.isolation_level;
     config.group_id = args.group.clone();
     config.client_id = "vltava-cli".to_string();
     // An explicit --offset outside the log is an error (OFFSET_OUT_OF_RANGE with the valid range),

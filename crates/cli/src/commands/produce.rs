@@ -32,6 +32,14 @@ pub struct ProduceArgs {
     /// Compression codec of the record batches.
     #[arg(long, value_name = "none|gzip|snappy|lz4|zstd", default_value = "none", value_parser = parse_compression)]
     pub compression: Compression,
+    /// Send in transactions with this `transactional.id`: every record is committed at the end
+    /// of input (or every `--transaction-records` records) and aborted if the input is
+    /// interrupted or a record fails; read_committed consumers see whole transactions only.
+    #[arg(long, value_name = "ID")]
+    pub transactional_id: Option<String>,
+    /// With `--transactional-id`: commit after this many records (0: one transaction for all).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub transaction_records: u64,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -109,13 +117,39 @@ fn produce_span(topic: &str) -> tracing::Span {
     )
 }
 
+/// Commits the open transaction when `commit` (aborting it if the commit is refused as
+/// abortable), else aborts it.
+async fn end_transaction(producer: &Producer, commit: bool) -> anyhow::Result<()> {
+    if commit {
+        match producer.commit_transaction().await {
+            Ok(()) => return Ok(()),
+            Err(e @ ClientError::TransactionAbortable(_)) => {
+                producer.abort_transaction().await?;
+                return Err(anyhow::Error::new(e).context("the transaction was aborted"));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    producer.abort_transaction().await?;
+    eprintln!("the open transaction was aborted");
+    Ok(())
+}
+
 /// Runs `vltava produce`.
 pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
     let mut config = ProducerConfig::new(args.server.server.clone());
     config.acks = args.acks;
     config.enable_idempotence = args.enable_idempotence;
     config.compression = args.compression;
+    config.transactional_id = args.transactional_id.clone();
     let producer = Producer::connect(config).await?;
+    let transactional = args.transactional_id.is_some();
+    if transactional {
+        producer.init_transactions().await?;
+        producer.begin_transaction()?;
+    }
+    let mut in_transaction = 0u64;
+    let mut stopped = false;
     let outcomes = Arc::new(Outcomes::default());
     let separator = args.key_separator.as_deref().map(str::as_bytes);
 
@@ -128,7 +162,10 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         line.clear();
         let read = tokio::select! {
             biased;
-            () = &mut stop => break,
+            () = &mut stop => {
+                stopped = true;
+                break;
+            }
             read = stdin.read_until(b'\n', &mut line) => read,
         };
         match read {
@@ -143,18 +180,33 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         let o = outcomes.clone();
         let sent = tokio::select! {
             biased;
-            () = &mut stop => break,
+            () = &mut stop => {
+                stopped = true;
+                break;
+            }
             sent = producer.send_with_callback(record, move |r| o.record(r.map(|_| ()))).instrument(produce_span(&args.topic)) => sent,
         };
         if let Err(e) = sent {
             // The record never reached the producer's buffer.
-            let fatal = !matches!(e, ClientError::RecordTooLarge { .. });
+            let fatal = transactional || !matches!(e, ClientError::RecordTooLarge { .. });
             outcomes.record(Err(e.clone()));
             if fatal {
                 aborted = Some(e.into());
                 break;
             }
         }
+        in_transaction += 1;
+        if transactional && args.transaction_records > 0 && in_transaction >= args.transaction_records {
+            if let Err(e) = producer.commit_transaction().await {
+                aborted = Some(e.into());
+                break;
+            }
+            in_transaction = 0;
+            producer.begin_transaction()?;
+        }
+    }
+    if transactional {
+        end_transaction(&producer, aborted.is_none() && !stopped).await?;
     }
     producer.flush().await?;
     producer.close().await;

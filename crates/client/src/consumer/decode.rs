@@ -21,19 +21,18 @@ pub(crate) struct Decoded {
     pub next_offset: i64,
 }
 
-/// Decodes the batches in `data` fetched from `position`.
+/// Decodes the batches in `data` fetched from `position`, dropping the records of the
+/// `aborted` transactions (a read_committed fetch's list; empty otherwise).
 pub(crate) fn decode_partition(
     topic: &Arc<str>,
     partition: i32,
     data: Bytes,
     position: i64,
     check_crcs: bool,
+    aborted: &[vltava_record::AbortedTransaction],
 ) -> Result<Decoded, ClientError> {
-    let fetched = vltava_record::decode_fetched(data, position, check_crcs).map_err(|source| ClientError::Corrupt {
-        topic: topic.to_string(),
-        partition,
-        source,
-    })?;
+    let fetched = vltava_record::decode_fetched_committed(data, position, check_crcs, aborted)
+        .map_err(|source| ClientError::Corrupt { topic: topic.to_string(), partition, source })?;
     let records = fetched
         .records
         .into_iter()
@@ -76,7 +75,7 @@ mod tests {
     #[test]
     fn records_carry_the_topic_partition_and_fields_of_the_fetched_ones() {
         let data = Bytes::from(batch(10, &["a", "b", "c"]));
-        let d = decode_partition(&topic(), 4, data.clone(), 11, true).unwrap();
+        let d = decode_partition(&topic(), 4, data.clone(), 11, true, &[]).unwrap();
         let fetched = vltava_record::decode_fetched(data, 11, true).unwrap();
         assert_eq!(d.next_offset, fetched.next_offset);
         assert_eq!(d.next_offset, 13);
@@ -96,19 +95,19 @@ mod tests {
         let mut data = batch(0, &["hello"]);
         let last = data.len() - 1;
         data[last] ^= 0xff;
-        let e = decode_partition(&topic(), 3, Bytes::from(data.clone()), 0, true).unwrap_err();
+        let e = decode_partition(&topic(), 3, Bytes::from(data.clone()), 0, true, &[]).unwrap_err();
         assert!(
             matches!(e, ClientError::Corrupt { ref topic, partition: 3, source: RecordError::CrcMismatch { .. } } if topic == "t"),
             "{e:?}"
         );
         assert_eq!(e.code(), Some(vltava_proto::v1::ErrorCode::CorruptMessage));
         // `check_crcs` is passed through: unchecked, the same bytes decode.
-        assert!(decode_partition(&topic(), 3, Bytes::from(data), 0, false).is_ok());
+        assert!(decode_partition(&topic(), 3, Bytes::from(data), 0, false, &[]).is_ok());
     }
 
     #[test]
     fn garbage_is_corrupt() {
-        let e = decode_partition(&topic(), 0, Bytes::from_static(&[0u8; 20]), 0, true).unwrap_err();
+        let e = decode_partition(&topic(), 0, Bytes::from_static(&[0u8; 20]), 0, true, &[]).unwrap_err();
         assert!(matches!(e, ClientError::Corrupt { .. }), "{e:?}");
     }
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::AbortHandle;
 use vltava_proto::v1::{ErrorCode, FetchPartition, FetchRequest};
+use vltava_record::AbortedTransaction;
 
 use super::decode::{Decoded, decode_partition};
 use super::{Buffered, Consumer, RETRY_BACKOFF};
@@ -57,6 +58,8 @@ pub(crate) struct FetchParams {
     pub partition_max_bytes: i32,
     pub check_crcs: bool,
     pub request_timeout: Duration,
+    /// `vltava.v1.IsolationLevel`.
+    pub isolation_level: i32,
 }
 
 /// Starts one fetch task.
@@ -88,7 +91,9 @@ async fn fetch(node: &Node, broker: i32, parts: Vec<FetchPart>, params: FetchPar
                 partition_max_bytes: params.partition_max_bytes,
             })
             .collect(),
+        isolation_level: params.isolation_level,
     };
+    let read_committed = params.isolation_level == vltava_proto::v1::IsolationLevel::ReadCommitted as i32;
     let timeout = params.request_timeout + params.max_wait;
     let mut request = tonic::Request::new(request);
     request.set_timeout(timeout);
@@ -126,14 +131,22 @@ async fn fetch(node: &Node, broker: i32, parts: Vec<FetchPart>, params: FetchPar
                 Err(ClientError::Server(e))
             }
             Some(e) => Err(e),
-            None => decode_partition(&part.topic, part.tp.partition, records, part.offset, params.check_crcs),
+            None => {
+                let aborted: Vec<AbortedTransaction> = answer
+                    .aborted_transactions
+                    .iter()
+                    .map(|a| AbortedTransaction { producer_id: a.producer_id, first_offset: a.first_offset })
+                    .collect();
+                decode_partition(&part.topic, part.tp.partition, records, part.offset, params.check_crcs, &aborted)
+            }
         };
-        outcomes.push(PartOutcome {
-            result,
-            high_watermark: answer.high_watermark,
-            log_start_offset: answer.log_start_offset,
-            part,
-        });
+        // A read_committed consumer's end of the partition is the last stable offset.
+        let high_watermark = if read_committed && answer.last_stable_offset >= 0 {
+            answer.last_stable_offset
+        } else {
+            answer.high_watermark
+        };
+        outcomes.push(PartOutcome { result, high_watermark, log_start_offset: answer.log_start_offset, part });
     }
     FetchResult::Done { broker, parts: outcomes }
 }
@@ -256,6 +269,7 @@ impl Consumer {
             partition_max_bytes: self.config.max_partition_fetch_bytes,
             check_crcs: self.config.check_crcs,
             request_timeout: self.config.request_timeout,
+            isolation_level: self.config.isolation_level.wire(),
         }
     }
 }

@@ -173,6 +173,21 @@ impl Consumer {
             .collect()
     }
 
+    /// The group and this member's identity, for a transactional producer's
+    /// `send_offsets_to_transaction` (Kafka's `groupMetadata()`); `None` without a group.
+    pub fn group_metadata(&self) -> Option<crate::ConsumerGroupMetadata> {
+        let group_id = self.config.group_id.clone()?;
+        let (member_id, member_epoch) =
+            self.membership.as_ref().and_then(|m| m.member()).unwrap_or((String::new(), -1));
+        Some(crate::ConsumerGroupMetadata { group_id, member_id, member_epoch })
+    }
+
+    /// The current position of every assigned partition that has one, as offsets to commit
+    /// (for `send_offsets_to_transaction`).
+    pub fn positions(&self) -> HashMap<TopicPartition, OffsetAndMetadata> {
+        self.positions_of(&self.assignment())
+    }
+
     /// Commits the current position of every assigned partition that has one (synchronously).
     pub async fn commit(&mut self) -> Result<(), ClientError> {
         let offsets = self.positions_of(&self.assignment());

@@ -453,7 +453,7 @@ impl Consumer {
             if resets.is_empty() {
                 break;
             }
-            let found = match offsets::list_offsets(&self.cluster, &resets).await {
+            let found = match offsets::list_offsets(&self.cluster, &resets, self.config.isolation_level).await {
                 Ok(found) => found,
                 Err(e) if e.is_retriable() => {
                     tracing::debug!(error = %e, "resolving offsets failed");

@@ -38,20 +38,20 @@ pub(crate) struct PartitionInner {
     pub in_flight: bool,
     /// Do not send before this instant (retry backoff).
     pub retry_at: Option<Instant>,
-    /// The producer id the next sequence number belongs to, and that number.
-    pub next_sequence: Option<(i64, i32)>,
+    /// The producer id and epoch the next sequence number belongs to, and that number.
+    pub next_sequence: Option<((i64, i16), i32)>,
 }
 
 impl PartitionInner {
-    /// The base sequence for a batch of `count` records of producer `producer_id`, and moves the
-    /// partition's next sequence past it (a new producer id starts at 0).
-    pub fn take_sequence(&mut self, producer_id: i64, count: u32) -> i32 {
+    /// The base sequence for a batch of `count` records of producer `identity` (id and epoch),
+    /// and moves the partition's next sequence past it (a new producer id or epoch starts at 0).
+    pub fn take_sequence(&mut self, identity: (i64, i16), count: u32) -> i32 {
         let next = match self.next_sequence {
-            Some((id, next)) if id == producer_id => next,
+            Some((used, next)) if used == identity => next,
             _ => 0,
         };
         let count = i32::try_from(count).unwrap_or(i32::MAX);
-        self.next_sequence = Some((producer_id, vltava_record::increment_sequence(next, count)));
+        self.next_sequence = Some((identity, vltava_record::increment_sequence(next, count)));
         next
     }
 }

@@ -175,11 +175,13 @@ impl ProducerBatch {
         }
     }
 
-    /// Numbers the batch for an idempotent producer (before it is encoded).
-    pub fn set_sequence(&mut self, producer_id: i64, epoch: i16, base_sequence: i32) {
+    /// Numbers the batch for an idempotent producer (before it is encoded); a transactional
+    /// producer's batches carry the transactional flag too.
+    pub fn set_sequence(&mut self, producer_id: i64, epoch: i16, base_sequence: i32, transactional: bool) {
         if let Body::Open(builder) = &mut self.body {
             let open = std::mem::replace(builder, BatchBuilder::new(Default::default()));
             *builder = open.with_producer(producer_id, epoch, base_sequence);
+            builder.set_transactional(transactional);
             self.sequence = Some((producer_id, epoch, base_sequence));
         }
     }

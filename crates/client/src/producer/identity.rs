@@ -56,6 +56,13 @@ impl Identity {
         }
     }
 
+    /// Installs an identity obtained elsewhere (a transactional producer's `init_transactions`).
+    pub fn set(&self, identity: ProducerIdentity) {
+        let mut state = self.state.lock();
+        state.current = Some(identity);
+        state.fetching = false;
+    }
+
     /// Drops the identity `used` (a batch numbered with it failed for good), so the next batches
     /// get a new one. A newer identity is kept.
     pub fn reset(&self, used: i64) {

@@ -10,6 +10,7 @@ pub(crate) mod accumulator;
 pub(crate) mod batch;
 pub(crate) mod identity;
 pub(crate) mod sender;
+pub(crate) mod transaction;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -24,6 +25,7 @@ use vltava_record::{Header, Placement, place};
 use self::accumulator::{Accumulator, Completion, TopicState};
 pub use self::batch::DeliveryFuture;
 use self::sender::SenderCtx;
+pub use self::transaction::ConsumerGroupMetadata;
 use crate::cluster::Cluster;
 use crate::config::ProducerConfig;
 use crate::error::ClientError;
@@ -42,6 +44,7 @@ pub struct Producer {
 struct Inner {
     ctx: Arc<SenderCtx>,
     sender: Mutex<Option<JoinHandle<()>>>,
+    txn: transaction::Transactions,
 }
 
 impl Drop for Inner {
@@ -78,9 +81,10 @@ impl Producer {
 
     pub(crate) fn with_cluster(config: ProducerConfig, cluster: Arc<Cluster>) -> Producer {
         let acc = Arc::new(Accumulator::new(config.compression, config.batch_size, config.buffer_memory));
-        let ctx = Arc::new(SenderCtx { acc, cluster, config, identity: Default::default() });
+        let ctx =
+            Arc::new(SenderCtx { acc, cluster, config, identity: Default::default(), txn_failure: Default::default() });
         let sender = tokio::spawn(sender::run(ctx.clone()));
-        Producer { inner: Arc::new(Inner { ctx, sender: Mutex::new(Some(sender)) }) }
+        Producer { inner: Arc::new(Inner { ctx, sender: Mutex::new(Some(sender)), txn: Default::default() }) }
     }
 
     /// The configuration in use.
@@ -233,8 +237,12 @@ impl Producer {
             topic = self.topic_state(&record.topic, true).await?;
             placement = place(record.partition, key, topic.partition_count());
         }
+        let transactional = self.inner.ctx.config.transactional_id.is_some();
         match placement {
             Placement::Partition(p) => {
+                if transactional {
+                    self.join_transaction(&record.topic, p).await?;
+                }
                 let queue = &topic.partitions[p as usize];
                 Ok(acc.append(queue, record, timestamp, size, completion, false, trace).ok().flatten())
             }
@@ -248,11 +256,17 @@ impl Producer {
             )),
             Placement::Keyless => {
                 let p = acc.sticky_partition(&topic);
+                if transactional {
+                    self.join_transaction(&record.topic, p).await?;
+                }
                 match acc.append(&topic.partitions[p as usize], record, timestamp, size, completion, true, trace) {
                     Ok(r) => Ok(r),
                     Err(completion) => {
                         // The sticky batch was full: it is sealed now, so this picks another partition.
                         let p = acc.sticky_partition(&topic);
+                        if transactional {
+                            self.join_transaction(&record.topic, p).await?;
+                        }
                         Ok(acc
                             .append(&topic.partitions[p as usize], record, timestamp, size, completion, false, trace)
                             .ok()

@@ -38,6 +38,9 @@ pub(crate) struct SenderCtx {
     pub config: ProducerConfig,
     /// The idempotent producer's id and epoch (unused when not idempotent).
     pub identity: Identity,
+    /// A transactional producer's first batch failure in the current transaction: it can only
+    /// abort.
+    pub txn_failure: parking_lot::Mutex<Option<String>>,
 }
 
 /// Reports to the sender loop.
@@ -62,8 +65,11 @@ impl SenderCtx {
 
     /// Resolves a batch that failed for good. A numbered batch leaves a gap in its partition's
     /// sequence: the producer id it used is dropped, so the next batches start a new sequence.
+    /// A transactional producer keeps its identity; its transaction can only abort now.
     fn fail(&self, queue: &PartitionQueue, batch: ProducerBatch, error: ClientError) {
-        if let Some((producer_id, _, _)) = batch.sequence {
+        if self.config.transactional_id.is_some() {
+            self.txn_failure.lock().get_or_insert_with(|| error.to_string());
+        } else if let Some((producer_id, _, _)) = batch.sequence {
             self.identity.reset(producer_id);
         }
         self.finish(queue, batch, Err(error));
@@ -93,6 +99,7 @@ pub(crate) async fn run(ctx: Arc<SenderCtx>) {
     let mut identity_backoff: Option<Instant> = None;
     let config = &ctx.config;
     let idempotent = config.idempotent();
+    let transactional = config.transactional_id.is_some();
     loop {
         let now = Instant::now();
         let force = ctx.acc.flushing.load(Ordering::Acquire) > 0 || ctx.acc.closing.load(Ordering::Acquire);
@@ -159,8 +166,8 @@ pub(crate) async fn run(ctx: Arc<SenderCtx>) {
                 }
                 if let Some((producer_id, epoch)) = identity {
                     for b in batches.iter_mut().filter(|b| b.sequence.is_none()) {
-                        let sequence = inner.take_sequence(producer_id, b.count);
-                        b.set_sequence(producer_id, epoch, sequence);
+                        let sequence = inner.take_sequence((producer_id, epoch), b.count);
+                        b.set_sequence(producer_id, epoch, sequence, transactional);
                     }
                 }
                 inner.in_flight = true;
@@ -180,7 +187,8 @@ pub(crate) async fn run(ctx: Arc<SenderCtx>) {
             let e = ctx.expiry_error(&queue, &batch);
             ctx.fail(&queue, batch, e);
         }
-        if need_identity {
+        // A transactional producer's identity comes from `init_transactions` only.
+        if need_identity && !transactional {
             if identity_backoff.is_some_and(|at| at > now) {
                 next_wake = next_wake.min(identity_backoff.expect("checked"));
             } else if ctx.identity.start_fetch() {

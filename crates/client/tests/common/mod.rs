@@ -157,6 +157,52 @@ impl TransactionService for Svc {
         let n = self.0.init_producer_id_calls.fetch_add(1, Ordering::SeqCst);
         Ok(Response::new(InitProducerIdResponse { producer_id: 100 + n as i64, producer_epoch: 0 }))
     }
+    // The fake cluster serves idempotent producers only: the transactional calls are refused.
+    async fn find_transaction_coordinator(
+        &self,
+        _r: Request<FindTransactionCoordinatorRequest>,
+    ) -> Result<Response<FindTransactionCoordinatorResponse>, Status> {
+        Err(Status::unimplemented("the fake cluster has no transaction coordinator"))
+    }
+
+    async fn add_partitions_to_txn(
+        &self,
+        _r: Request<AddPartitionsToTxnRequest>,
+    ) -> Result<Response<AddPartitionsToTxnResponse>, Status> {
+        Err(Status::unimplemented("the fake cluster has no transaction coordinator"))
+    }
+
+    async fn add_offsets_to_txn(
+        &self,
+        _r: Request<AddOffsetsToTxnRequest>,
+    ) -> Result<Response<AddOffsetsToTxnResponse>, Status> {
+        Err(Status::unimplemented("the fake cluster has no transaction coordinator"))
+    }
+
+    async fn end_txn(&self, _r: Request<EndTxnRequest>) -> Result<Response<EndTxnResponse>, Status> {
+        Err(Status::unimplemented("the fake cluster has no transaction coordinator"))
+    }
+
+    async fn txn_offset_commit(
+        &self,
+        _r: Request<TxnOffsetCommitRequest>,
+    ) -> Result<Response<TxnOffsetCommitResponse>, Status> {
+        Err(Status::unimplemented("the fake cluster has no transaction coordinator"))
+    }
+
+    async fn write_txn_markers(
+        &self,
+        _r: Request<WriteTxnMarkersRequest>,
+    ) -> Result<Response<WriteTxnMarkersResponse>, Status> {
+        Err(Status::unimplemented("the fake cluster has no transaction coordinator"))
+    }
+
+    async fn describe_transactions(
+        &self,
+        _r: Request<DescribeTransactionsRequest>,
+    ) -> Result<Response<DescribeTransactionsResponse>, Status> {
+        Err(Status::unimplemented("the fake cluster has no transaction coordinator"))
+    }
 }
 
 fn describe(name: &str, partitions: usize) -> TopicDescription {

@@ -190,35 +190,14 @@ impl Brokers {
         F: FnMut(GroupServiceClient<Channel>) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
-        let config = self.router.config();
-        let mut attempt: u32 = 0;
-        loop {
-            let find = FindCoordinatorRequest { group_id: group.to_string() };
-            let status = match self.find_coordinator(find).await {
-                Ok(coordinator) => {
-                    let channel = self.router.channel(&coordinator.address)?;
-                    match call(GroupServiceClient::new(channel)).await {
-                        Ok(v) => return Ok(v),
-                        Err(status) => status,
-                    }
-                }
-                Err(status) => status,
-            };
-            let retriable = is_transport_error(&status)
-                || matches!(
-                    broker_error_code(&status),
-                    Some(
-                        ErrorCode::NotCoordinator
-                            | ErrorCode::CoordinatorLoadInProgress
-                            | ErrorCode::CoordinatorNotAvailable
-                    )
-                );
-            if !retriable || attempt >= config.retries {
-                return Err(status);
-            }
-            attempt += 1;
-            tracing::debug!(group, attempt, error = %status, "retrying on the group coordinator");
-            tokio::time::sleep(config.retry_backoff * attempt).await;
-        }
+        self.on_coordinator(
+            group,
+            || async {
+                let find = FindCoordinatorRequest { group_id: group.to_string() };
+                self.find_coordinator(find).await.map(|c| c.address)
+            },
+            |channel| call(GroupServiceClient::new(channel)),
+        )
+        .await
     }
 }

@@ -45,7 +45,7 @@ impl Brokers {
     /// gets a per-partition `error_code` rather than failing the call.
     pub async fn fetch(&self, request: FetchRequest) -> Result<FetchResponse, Status> {
         let router = &*self.router;
-        let FetchRequest { max_wait_ms, min_bytes, max_bytes, partitions } = request;
+        let FetchRequest { max_wait_ms, min_bytes, max_bytes, partitions, isolation_level } = request;
         let max_wait_ms = max_wait_ms.clamp(0, MAX_FETCH_WAIT.as_millis() as i32);
         // Set when a leader has answered with records or an error: the others stop waiting.
         let (answered, answered_rx) = watch::channel(false);
@@ -59,7 +59,7 @@ impl Brokers {
                 |channel, partitions| {
                     let mut client = router.records(channel);
                     let mut others = answered_rx.clone();
-                    let sub = FetchRequest { max_wait_ms, min_bytes, max_bytes, partitions };
+                    let sub = FetchRequest { max_wait_ms, min_bytes, max_bytes, partitions, isolation_level };
                     async move {
                         if max_wait_ms == 0 {
                             return client.fetch(sub).await.map(|r| r.into_inner().partitions);
@@ -94,6 +94,7 @@ impl Brokers {
     /// Finds offsets on each partition's leader, one call per leader, answers in request order.
     pub async fn list_offsets(&self, request: ListOffsetsRequest) -> Result<ListOffsetsResponse, Status> {
         let router = &*self.router;
+        let isolation_level = request.isolation_level;
         let partitions = router
             .scatter_gather(
                 &request.partitions,
@@ -110,7 +111,8 @@ impl Brokers {
                 |channel, partitions| {
                     let mut client = router.records(channel);
                     async move {
-                        client.list_offsets(ListOffsetsRequest { partitions }).await.map(|r| r.into_inner().partitions)
+                        let request = ListOffsetsRequest { partitions, isolation_level };
+                        client.list_offsets(request).await.map(|r| r.into_inner().partitions)
                     }
                 },
             )
@@ -149,5 +151,7 @@ fn unreadable(p: &FetchPartition, code: ErrorCode, message: String) -> Partition
         high_watermark: -1,
         log_start_offset: -1,
         records: Default::default(),
+        last_stable_offset: -1,
+        aborted_transactions: Vec::new(),
     }
 }

@@ -52,6 +52,14 @@ pub(super) fn reset_spec(reset: i32) -> Result<i64, Status> {
     }
 }
 
+/// Checks an `isolation_level` field: a known `IsolationLevel` value.
+pub(super) fn isolation(level: i32) -> Result<i32, Status> {
+    match pb::IsolationLevel::try_from(level) {
+        Ok(_) => Ok(level),
+        Err(_) => Err(invalid(format!("unknown isolation_level {level}"))),
+    }
+}
+
 /// Kafka record headers of published headers.
 pub(super) fn record_headers(headers: &[pb::Header]) -> Vec<vltava_record::Header> {
     headers.iter().map(|h| vltava_record::Header { key: h.key.clone(), value: Some(h.value.clone()) }).collect()

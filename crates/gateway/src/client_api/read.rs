@@ -11,6 +11,8 @@ use vltava_proto::v1::{
     ReadRequest, ReadResponse,
 };
 
+use vltava_record::AbortedTransaction;
+
 use super::convert;
 use crate::brokers::Brokers;
 use crate::routing::MAX_FETCH_WAIT;
@@ -27,12 +29,15 @@ pub(super) struct FetchLimits {
     pub max_bytes: i32,
     /// Most records returned per partition.
     pub max_records: usize,
+    /// `vltava.v1.IsolationLevel`: READ_COMMITTED reads to the last stable offset and drops the
+    /// records of aborted transactions.
+    pub isolation_level: i32,
 }
 
 /// Reads the requested partitions; see the module documentation. Each partition succeeds or fails
 /// on its own; only a malformed request fails the call.
 pub(super) async fn handle(brokers: &Brokers, request: ReadRequest) -> Result<ReadResponse, Status> {
-    let ReadRequest { partitions, max_wait_ms, max_records, max_bytes } = request;
+    let ReadRequest { partitions, max_wait_ms, max_records, max_bytes, isolation_level } = request;
     if partitions.is_empty() {
         return Err(convert::invalid("a read needs at least one partition"));
     }
@@ -52,10 +57,11 @@ pub(super) async fn handle(brokers: &Brokers, request: ReadRequest) -> Result<Re
         max_wait_ms: max_wait_ms.min(MAX_FETCH_WAIT.as_millis() as i32),
         max_bytes: i32::try_from(convert::count_or(max_bytes, "max_bytes", DEFAULT_MAX_BYTES)?).unwrap_or(i32::MAX),
         max_records: convert::count_or(max_records, "max_records", usize::MAX)?,
+        isolation_level: convert::isolation(isolation_level)?,
     };
 
     let wanted: Vec<(&str, i32, i64)> = partitions.iter().map(|p| (p.topic.as_str(), p.partition, p.offset)).collect();
-    let positions = resolve(brokers, &wanted).await;
+    let positions = resolve(brokers, &wanted, isolation_level).await;
     let mut out: Vec<PartitionRead> = Vec::with_capacity(partitions.len());
     let mut fetched_at = Vec::new();
     let mut fetches = Vec::new();
@@ -80,9 +86,14 @@ pub(super) async fn handle(brokers: &Brokers, request: ReadRequest) -> Result<Re
     Ok(ReadResponse { partitions: out })
 }
 
-/// Resolves `(topic, partition, spec)` triples, where the spec is -2 (earliest), -1 (latest) or
-/// an offset, to offsets: one ListOffsets per leader for the specs, answers in input order.
-pub(super) async fn resolve(brokers: &Brokers, wanted: &[(&str, i32, i64)]) -> Vec<Result<i64, WireError>> {
+/// Resolves `(topic, partition, spec)` triples, where the spec is -2 (earliest), -1 (latest: the
+/// last stable offset for READ_COMMITTED) or an offset, to offsets: one ListOffsets per leader
+/// for the specs, answers in input order.
+pub(super) async fn resolve(
+    brokers: &Brokers,
+    wanted: &[(&str, i32, i64)],
+    isolation_level: i32,
+) -> Vec<Result<i64, WireError>> {
     let lookups: Vec<ListOffsetsPartition> = wanted
         .iter()
         .filter(|w| w.2 < 0)
@@ -91,7 +102,7 @@ pub(super) async fn resolve(brokers: &Brokers, wanted: &[(&str, i32, i64)]) -> V
     let answers = if lookups.is_empty() {
         Ok(Vec::new())
     } else {
-        brokers.list_offsets(ListOffsetsRequest { partitions: lookups }).await.map(|r| r.partitions)
+        brokers.list_offsets(ListOffsetsRequest { partitions: lookups, isolation_level }).await.map(|r| r.partitions)
     };
     let mut answers = match answers {
         Ok(answers) => answers.into_iter().map(Ok).collect::<Vec<_>>().into_iter(),
@@ -132,8 +143,13 @@ pub(super) async fn fetch_records(
     }
     let positions: Vec<i64> = partitions.iter().map(|p| p.fetch_offset).collect();
     let keys: Vec<(String, i32)> = partitions.iter().map(|p| (p.topic.clone(), p.partition)).collect();
-    let request =
-        FetchRequest { max_wait_ms: limits.max_wait_ms, min_bytes: 1, max_bytes: limits.max_bytes, partitions };
+    let request = FetchRequest {
+        max_wait_ms: limits.max_wait_ms,
+        min_bytes: 1,
+        max_bytes: limits.max_bytes,
+        partitions,
+        isolation_level: limits.isolation_level,
+    };
     match brokers.fetch(request).await {
         Ok(response) => response
             .partitions
@@ -151,8 +167,21 @@ pub(super) async fn fetch_records(
 /// One partition's fetched batches as records from `position` on, at most `max_records` of them.
 /// Batches that do not decode make the partition `CORRUPT_MESSAGE`.
 fn decode(answer: PartitionRecords, position: i64, max_records: usize) -> PartitionRead {
-    let PartitionRecords { topic, partition, error_code, error_message, high_watermark, log_start_offset, records } =
-        answer;
+    let PartitionRecords {
+        topic,
+        partition,
+        error_code,
+        error_message,
+        high_watermark,
+        log_start_offset,
+        records,
+        last_stable_offset: _,
+        aborted_transactions,
+    } = answer;
+    let aborted: Vec<AbortedTransaction> = aborted_transactions
+        .iter()
+        .map(|a| AbortedTransaction { producer_id: a.producer_id, first_offset: a.first_offset })
+        .collect();
     let mut read = PartitionRead {
         error_code,
         error_message,
@@ -167,7 +196,7 @@ fn decode(answer: PartitionRecords, position: i64, max_records: usize) -> Partit
         return read;
     }
     // The broker checked each batch's CRC when it was produced.
-    match vltava_record::decode_fetched(records, position, false) {
+    match vltava_record::decode_fetched_committed(records, position, false, &aborted) {
         Ok(mut fetched) => {
             read.next_offset = fetched.next_offset;
             if fetched.records.len() > max_records {

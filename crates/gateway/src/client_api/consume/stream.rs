@@ -116,8 +116,12 @@ impl StreamTask {
                 }
                 continue;
             }
-            let limits =
-                FetchLimits { max_wait_ms: POLL_WAIT_MS, max_bytes: self.settings.max_bytes, max_records: usize::MAX };
+            let limits = FetchLimits {
+                max_wait_ms: POLL_WAIT_MS,
+                max_bytes: self.settings.max_bytes,
+                max_records: usize::MAX,
+                isolation_level: self.settings.isolation_level,
+            };
             let reads = tokio::select! {
                 reads = read::fetch_records(&self.brokers, fetches, limits) => reads,
                 () = self.tx.closed() => return Exit::Gone,
@@ -203,7 +207,9 @@ impl StreamTask {
         if !reset.is_empty() {
             let wanted: Vec<(&str, i32, i64)> =
                 reset.iter().map(|&p| (topic.as_str(), p, self.settings.reset)).collect();
-            for (p, offset) in reset.iter().zip(read::resolve(&self.brokers, &wanted).await) {
+            for (p, offset) in
+                reset.iter().zip(read::resolve(&self.brokers, &wanted, self.settings.isolation_level).await)
+            {
                 match offset {
                     Ok(offset) => {
                         if let Some(state) = self.owned.get_mut(p) {

@@ -27,6 +27,8 @@ pub(super) struct Settings {
     pub max_records: usize,
     pub max_bytes: i32,
     pub commit_interval: Duration,
+    /// `vltava.v1.IsolationLevel` of every read.
+    pub isolation_level: i32,
 }
 
 impl Settings {
@@ -52,6 +54,7 @@ impl Settings {
             max_records: convert::count_or(request.max_records, "max_records", DEFAULT_MAX_RECORDS)?,
             max_bytes: i32::try_from(max_bytes).unwrap_or(i32::MAX),
             commit_interval: Duration::from_millis(commit_ms as u64),
+            isolation_level: convert::isolation(request.isolation_level)?,
             topic: request.topic,
             group_id,
         })
