@@ -8,7 +8,7 @@ CARGO ?= cargo
 LISTEN ?= 127.0.0.1:7070
 DATA_DIR ?= ./data/dev
 
-.PHONY: dev test test-python lint fmt deps build release bench perf perf-groups clean-data docker cluster-up cluster-down
+.PHONY: dev test test-python lint fmt deps build release bench perf perf-groups perf-transactions clean-data docker cluster-up cluster-down
 
 ## Install the system packages the build needs (libclang for RocksDB's bindgen).
 deps:
@@ -55,6 +55,10 @@ perf: release
 ## The group coordinator: rebalance time and offset commits against a release local-cluster.
 perf-groups: release
 	./deploy/perf-groups.sh
+
+## Exactly-once: idempotence on/off, transactional throughput and commits/s (release local-cluster).
+perf-transactions: release
+	./deploy/perf-transactions.sh
 
 clean-data:
 	rm -rf ./data

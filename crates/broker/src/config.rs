@@ -97,6 +97,10 @@ pub struct TransactionCoordinatorConfig {
     /// How long a write to `__transaction_state`, and a marker, waits for replication.
     #[serde(with = "humantime_serde")]
     pub write_timeout: Duration,
+    /// A transactional id with no transaction open and no call for this long is forgotten
+    /// (`transactional.id.expiration.ms`, 7 days): its next producer starts with a new producer id.
+    #[serde(with = "humantime_serde")]
+    pub transactional_id_expiration: Duration,
 }
 
 impl Default for TransactionCoordinatorConfig {
@@ -107,6 +111,7 @@ impl Default for TransactionCoordinatorConfig {
             max_timeout: Duration::from_secs(15 * 60),
             cleanup_interval: Duration::from_secs(1),
             write_timeout: Duration::from_secs(5),
+            transactional_id_expiration: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }

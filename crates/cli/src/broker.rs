@@ -73,6 +73,11 @@ mod tests {
         assert_eq!(f.broker.controlled_shutdown_timeout, d.controlled_shutdown_timeout);
         assert_eq!(f.broker.producer_id_expiration, d.producer_id_expiration);
         assert_eq!(f.broker.producer_id_expiration_check_interval, d.producer_id_expiration_check_interval);
+        let (t, dt) = (&f.broker.transactions, &d.transactions);
+        assert_eq!(
+            (t.state_topic_num_partitions, t.max_timeout, t.cleanup_interval, t.transactional_id_expiration),
+            (dt.state_topic_num_partitions, dt.max_timeout, dt.cleanup_interval, dt.transactional_id_expiration)
+        );
         assert_eq!(f.broker.controller_addresses(), vec!["127.0.0.1:9093".to_string()]);
         assert!(f.broker.validate().is_ok());
         assert_eq!(f.telemetry, TelemetryConfig::default());

@@ -205,3 +205,28 @@ fn given_defaults_dev_should_refuse_unknown_topics() {
     fails_with(&server, &["produce", "never-created"], "UNKNOWN_TOPIC_OR_PARTITION");
     fails_with(&server, &["topic", "describe", "never-created"], "UNKNOWN_TOPIC_OR_PARTITION");
 }
+
+#[test]
+fn given_a_transactional_id_produce_commits_and_read_committed_consumers_see_whole_transactions() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start_dev(&vltava(), data.path(), &[]).unwrap();
+    ok(&server, &["topic", "create", "ledger", "--partitions", "2"], "");
+
+    let produced = run(&server, &["produce", "ledger", "--transactional-id", "cli-ledger"], "a\nb\nc\n");
+    assert!(produced.status.success(), "{}", String::from_utf8_lossy(&produced.stderr));
+    // One transaction every 2 records: 5 lines make 3 transactions, all committed.
+    ok(
+        &server,
+        &["produce", "ledger", "--transactional-id", "cli-ledger", "--transaction-records", "2"],
+        "1\n2\n3\n4\n5\n",
+    );
+    let read = |isolation: &str| {
+        let args = ["consume", "ledger", "--from-beginning", "--isolation-level", isolation, "--timeout-ms", "1500"];
+        let mut lines: Vec<String> = ok(&server, &args, "").lines().map(str::to_string).collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(read("read_committed"), ["1", "2", "3", "4", "5", "a", "b", "c"]);
+    assert_eq!(read("read_uncommitted"), ["1", "2", "3", "4", "5", "a", "b", "c"], "markers are never printed");
+    fails_with(&server, &["consume", "ledger", "--isolation-level", "serializable"], "isolation");
+}

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use vltava_proto::v1::{
     AlterConfigsRequest, AlterPartitionReassignmentsRequest, CreatePartitionsRequest, CreateTopicRequest,
-    DeleteTopicRequest, DescribeClusterRequest, DescribeClusterResponse, DescribeTopicRequest, ErrorCode,
-    GroupDescription, ListPartitionReassignmentsRequest, ListTopicsRequest, MetadataResponse, PartitionDescription,
-    PartitionReassignment, TopicDescription, TopicSummary,
+    DeleteTopicRequest, DescribeClusterRequest, DescribeClusterResponse, DescribeTopicRequest,
+    DescribeTransactionsRequest, ErrorCode, GroupDescription, ListPartitionReassignmentsRequest, ListTopicsRequest,
+    MetadataResponse, PartitionDescription, PartitionReassignment, TopicDescription, TopicSummary, TransactionState,
 };
 
 use crate::cluster::Cluster;
@@ -206,6 +206,32 @@ impl Admin {
             .get(tp)
             .copied()
             .ok_or_else(|| ClientError::server(ErrorCode::UnknownTopicOrPartition, format!("no answer for {tp}")))
+    }
+
+    /// The state of a transactional id, from its coordinator (Kafka's `describeTransactions`):
+    /// its status (`Empty`, `Ongoing`, `PrepareCommit`, `PrepareAbort`, `CompleteCommit`,
+    /// `CompleteAbort`), producer id and epoch, timeout and open partitions.
+    ///
+    /// # Errors
+    ///
+    /// `TRANSACTIONAL_ID_NOT_FOUND` for an id never used; the coordinator's errors.
+    pub async fn describe_transaction(&self, transactional_id: &str) -> Result<TransactionState, ClientError> {
+        let timeout = self.cluster.request_timeout();
+        let request = DescribeTransactionsRequest { transactional_ids: vec![transactional_id.to_string()] };
+        let response =
+            offsets::on_coordinator_of(&self.cluster, offsets::CoordinatorKey::Transaction(transactional_id), |node| {
+                let request = offsets::timed(request.clone(), timeout);
+                async move { node.transactions().describe_transactions(request).await }
+            })
+            .await?;
+        let state =
+            response.into_inner().transactions.pop().ok_or_else(|| {
+                ClientError::server(ErrorCode::UnknownServerError, "the coordinator described nothing")
+            })?;
+        match ClientError::from_partition_code(state.error_code, &state.error_message) {
+            Some(e) => Err(e),
+            None => Ok(state),
+        }
     }
 
     /// Groups with members or committed offsets, sorted.

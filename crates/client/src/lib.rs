@@ -51,6 +51,6 @@ pub use types::{
 pub use vltava_common::WireError;
 pub use vltava_proto::v1::{
     BrokerInfo, ErrorCode, GroupDescription, MemberDescription, MetadataResponse, PartitionDescription, PartitionLag,
-    PartitionReassignment, PartitionSet, TopicDescription, TopicSummary,
+    PartitionReassignment, PartitionSet, TopicDescription, TopicSummary, TransactionState, TxnTopic,
 };
 pub use vltava_record::{Compression, Header};

@@ -12,11 +12,14 @@
 //! - [`drain`]: a bounded graceful shutdown that ends long-lived server streams.
 //! - [`grpc`]: the tonic server settings every service shares, and trace-propagating channels.
 //! - [`names`]: validation of topic and group names (Kafka's rules).
+//! - [`failpoint`]: named pauses a test arms through `VLTAVA_FAILPOINTS` (to kill a server in a
+//!   chosen state).
 
 pub mod cluster;
 pub mod config;
 pub mod drain;
 pub mod error;
+pub mod failpoint;
 pub mod grpc;
 pub mod metrics;
 pub mod names;

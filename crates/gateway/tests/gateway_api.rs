@@ -133,6 +133,72 @@ mod gateway_api {
     use super::*;
 
     #[tokio::test]
+    async fn given_a_transaction_through_the_gateway_read_committed_reads_and_streams_see_it_only_once_committed() {
+        use vltava_proto::v1::transaction_service_client::TransactionServiceClient;
+        let c = Cluster::start().await;
+        c.create_topic("txn", 1).await;
+        let mut txns = TransactionServiceClient::new(c.channel().await);
+        let find = FindTransactionCoordinatorRequest { transactional_id: "gw-txn".into() };
+        bounded(txns.find_transaction_coordinator(find)).await.unwrap();
+        let init = InitProducerIdRequest { transactional_id: "gw-txn".into(), transaction_timeout_ms: 60_000 };
+        let id = bounded(txns.init_producer_id(init)).await.unwrap().into_inner();
+        let add = AddPartitionsToTxnRequest {
+            transactional_id: "gw-txn".into(),
+            producer_id: id.producer_id,
+            producer_epoch: id.producer_epoch,
+            topics: vec![TxnTopic { topic: "txn".into(), partitions: vec![0] }],
+        };
+        bounded(txns.add_partitions_to_txn(add)).await.unwrap();
+        let mut b = vltava_record::BatchBuilder::new(vltava_record::Compression::None).with_producer(
+            id.producer_id,
+            id.producer_epoch as i16,
+            0,
+        );
+        b.set_transactional(true);
+        b.append(vltava_common::time::now_ms(), None, Some(b"pending"), &[]);
+        c.produce("txn", 0, b.build()).await.unwrap();
+
+        let committed = |mut r: ReadRequest| {
+            r.isolation_level = IsolationLevel::ReadCommitted as i32;
+            r
+        };
+        let p = &read(&c, committed(read_request("txn", 0, -2))).await[0];
+        assert!(p.records.is_empty(), "open: nothing below the last stable offset");
+        let p = &read(&c, read_request("txn", 0, -2)).await[0];
+        assert_eq!(p.records.iter().map(value_of).collect::<Vec<_>>(), ["pending"]);
+        let mut stream = consume(
+            &c,
+            ConsumeRequest {
+                topic: "txn".into(),
+                auto_offset_reset: OffsetReset::Earliest as i32,
+                isolation_level: IsolationLevel::ReadCommitted as i32,
+                ..Default::default()
+            },
+        )
+        .await;
+
+        let end = EndTxnRequest {
+            transactional_id: "gw-txn".into(),
+            producer_id: id.producer_id,
+            producer_epoch: id.producer_epoch,
+            commit: true,
+        };
+        bounded(txns.end_txn(end)).await.unwrap();
+        let p = &read(&c, committed(read_request("txn", 0, -2))).await[0];
+        assert_eq!(p.records.iter().map(value_of).collect::<Vec<_>>(), ["pending"]);
+        assert_eq!(p.next_offset, 2, "the marker is skipped, not returned");
+        let streamed = next_records(&mut stream, 1).await;
+        assert_eq!(value_of(&streamed[0]), "pending");
+
+        let bad = ReadRequest { isolation_level: 7, ..read_request("txn", 0, 0) };
+        let e = bounded(api(&c).await.read(bad)).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        let gone = WriteTxnMarkersRequest::default();
+        assert_eq!(bounded(txns.write_txn_markers(gone)).await.unwrap_err().code(), Code::PermissionDenied);
+        c.stop().await;
+    }
+
+    #[tokio::test]
     async fn given_keyed_records_publish_should_place_them_by_kafkas_murmur2_and_answer_in_request_order() {
         let c = Cluster::start().await;
         c.create_topic("keyed", 6).await;

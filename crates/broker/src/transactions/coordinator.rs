@@ -11,7 +11,8 @@
 //! ([`MarkerWriter::write_all`]), then the Complete record. [`TransactionCoordinator::sweep`]
 //! runs every `cleanup_interval` and finishes what was left halfway: Prepare states whose markers
 //! no task is writing (after a coordinator failover, or when a leader was unreachable), and
-//! Ongoing transactions past their timeout, which are aborted with the producer's epoch bumped.
+//! Ongoing transactions past their timeout, which are aborted with the producer's epoch bumped;
+//! it also forgets (tombstones) ids idle longer than `transactional_id_expiration`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -249,6 +250,8 @@ impl TransactionCoordinator {
         let Some(current) = current.filter(|c| c.status.is_prepare() && c.producer_epoch == m.producer_epoch) else {
             return Ok(());
         };
+        // Tests hold a decided transaction here to kill its coordinator (see `failpoint`).
+        vltava_common::failpoint::pause("txn.before_markers").await;
         let markers = Markers {
             producer_id: current.producer_id,
             producer_epoch: current.producer_epoch,
@@ -269,14 +272,15 @@ impl TransactionCoordinator {
         Ok(())
     }
 
-    /// Aborts Ongoing transactions past their timeout (bumping the producer's epoch) and
-    /// finishes Prepare states no task is completing. Returns how many transactions it ended or
+    /// Aborts Ongoing transactions past their timeout (bumping the producer's epoch), finishes
+    /// Prepare states no task is completing and forgets idle transactional ids. Returns how many transactions it ended or
     /// finished. Run it every `cleanup_interval`.
     pub async fn sweep(self: &Arc<Self>) -> usize {
         let mut handled = 0;
         for shard in self.shards.active() {
             let now = now_ms();
-            let Ok((late, unfinished)) = shard
+            let expiration_ms = i64::try_from(self.config.transactional_id_expiration.as_millis()).unwrap_or(i64::MAX);
+            let Ok((late, unfinished, idle)) = shard
                 .read(|s| {
                     let unfinished: Vec<(String, TxnMetadata)> = s
                         .txns
@@ -284,12 +288,25 @@ impl TransactionCoordinator {
                         .filter(|(_, m)| m.status.is_prepare())
                         .map(|(i, m)| (i.clone(), m.clone()))
                         .collect();
-                    (state::timed_out(s, now), unfinished)
+                    (state::timed_out(s, now), unfinished, state::expired(s, now, expiration_ms))
                 })
                 .await
             else {
                 continue;
             };
+            for (id, m) in idle {
+                let forgotten = shard
+                    .write(|s| {
+                        let still = s.txns.get(&id).is_some_and(|c| *c == m);
+                        let tombstone = ShardRecord { key: encode_key(&id), value: None };
+                        Ok::<_, WireError>((if still { vec![tombstone] } else { Vec::new() }, still))
+                    })
+                    .await;
+                if let Ok(true) = forgotten {
+                    tracing::info!(transactional_id = id, "transactional id expired");
+                    handled += 1;
+                }
+            }
             for (id, m) in late {
                 let aborted = shard
                     .write(|s| {

@@ -265,6 +265,17 @@ pub fn timed_out(state: &TxnShardState, now_ms: i64) -> Vec<(String, TxnMetadata
         .collect()
 }
 
+/// Transactional ids with nothing open whose last change is older than `expiration_ms` at `now_ms`.
+pub fn expired(state: &TxnShardState, now_ms: i64, expiration_ms: i64) -> Vec<(String, TxnMetadata)> {
+    state
+        .txns
+        .iter()
+        .filter(|(_, m)| matches!(m.status, TxnStatus::Empty | TxnStatus::CompleteCommit | TxnStatus::CompleteAbort))
+        .filter(|(_, m)| now_ms.saturating_sub(m.last_update_ms) > expiration_ms)
+        .map(|(id, m)| (id.clone(), m.clone()))
+        .collect()
+}
+
 fn concurrent(id: &str, status: TxnStatus) -> WireError {
     WireError::new(
         ErrorCode::ConcurrentTransactions,

@@ -103,6 +103,18 @@ fn only_ongoing_transactions_past_their_timeout_time_out() {
 }
 
 #[test]
+fn idle_ids_expire_but_open_transactions_do_not() {
+    let mut state = TxnShardState::default();
+    let idle = ready(init(None, 1_000, MAX, Some(7), 100).unwrap());
+    let open = add_partitions("o", Some(&idle), 7, 0, &parts(&[("a", &[0])]), 100).unwrap().unwrap();
+    state.txns.insert("idle".into(), idle);
+    state.txns.insert("open".into(), TxnMetadata { producer_id: 8, ..open });
+    assert!(expired(&state, 1_100, 1_000).is_empty());
+    let gone = expired(&state, 1_101, 1_000);
+    assert_eq!(gone.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), ["idle"]);
+}
+
+#[test]
 fn the_shard_state_replays_records_and_tombstones() {
     let mut state = TxnShardState::default();
     let m = ready(init(None, 1_000, MAX, Some(7), 0).unwrap());

@@ -1,7 +1,6 @@
 //! TransactionService.TxnOffsetCommit, served by the group's coordinator: offsets committed
 //! inside a transaction, visible once it commits.
 
-use vltava_common::WireError;
 use vltava_proto::v1::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use super::markers::result;
@@ -42,7 +41,7 @@ pub async fn handle(broker: &Broker, req: TxnOffsetCommitRequest) -> Result<TxnO
     let results = keys
         .into_iter()
         .zip(outcomes)
-        .map(|((topic, partition), outcome)| result(&topic, partition, outcome.map_err(WireError::from)))
+        .map(|((topic, partition), outcome)| result(&topic, partition, outcome))
         .collect();
     Ok(TxnOffsetCommitResponse { results })
 }

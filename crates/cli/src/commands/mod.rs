@@ -11,6 +11,7 @@ pub mod perf_consume;
 pub mod perf_groups;
 pub mod perf_produce;
 pub mod perf_stats;
+pub mod perf_transactions;
 pub mod produce;
 pub mod topic;
 

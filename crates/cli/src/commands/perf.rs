@@ -1,4 +1,4 @@
-//! `vltava perf produce|consume|metadata|commits|rebalance`: throughput and latency tests, like Kafka's
+//! `vltava perf produce|consume|metadata|commits|rebalance|transactions`: throughput and latency tests, like Kafka's
 //! `kafka-producer-perf-test` and `kafka-consumer-perf-test`, and what they share.
 //!
 //! Both print a progress line to stderr about every [`super::perf_stats::REPORT_INTERVAL`], then a summary line to
@@ -35,6 +35,9 @@ pub enum PerfCommand {
     /// Measures how long a group of M members on P partitions takes to give a joining member
     /// its share, and how many partitions move.
     Rebalance(super::perf_groups::PerfRebalanceArgs),
+    /// Runs N transactions, each writing one record to each of P partitions, and reports
+    /// commits per second and the latency of a whole transaction.
+    Transactions(super::perf_transactions::PerfTransactionsArgs),
 }
 
 /// Runs a perf command.
@@ -45,5 +48,6 @@ pub async fn run(command: PerfCommand) -> anyhow::Result<()> {
         PerfCommand::Metadata(args) => perf_metadata::run(args).await,
         PerfCommand::Commits(args) => super::perf_groups::commits(args).await,
         PerfCommand::Rebalance(args) => super::perf_groups::rebalance(args).await,
+        PerfCommand::Transactions(args) => super::perf_transactions::run(args).await,
     }
 }

@@ -59,6 +59,12 @@ pub struct PerfProduceArgs {
     /// partition leaders: measures the gateway's cost.
     #[arg(long)]
     pub via_gateway: bool,
+    /// Send in transactions with this `transactional.id` (Kafka's perf test option).
+    #[arg(long, value_name = "ID")]
+    pub transactional_id: Option<String>,
+    /// With `--transactional-id`: commit every MS milliseconds (Kafka's `--transaction-duration-ms`).
+    #[arg(long, value_name = "MS", default_value_t = 100)]
+    pub transaction_duration_ms: u64,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -97,6 +103,7 @@ pub fn producer_config(args: &PerfProduceArgs) -> ProducerConfig {
     config.enable_idempotence = args.enable_idempotence;
     config.compression = args.compression;
     config.via_gateway = args.via_gateway;
+    config.transactional_id = args.transactional_id.clone();
     if let Some(b) = args.batch_size {
         config.batch_size = b;
         config.buffer_memory = config.buffer_memory.max(b.saturating_mul(2));
@@ -181,6 +188,8 @@ pub struct ProduceReport {
     pub compression: &'static str,
     /// Whether the producer was idempotent.
     pub idempotent: bool,
+    /// Transactions committed (0 without `--transactional-id`).
+    pub transactions: u64,
 }
 
 impl ProduceReport {
@@ -204,6 +213,12 @@ impl ProduceReport {
 /// Runs `vltava perf produce`.
 pub async fn run(args: PerfProduceArgs) -> anyhow::Result<()> {
     let producer = Producer::connect(producer_config(&args)).await?;
+    let transactional = args.transactional_id.is_some();
+    let transaction_duration = Duration::from_millis(args.transaction_duration_ms);
+    if transactional {
+        producer.init_transactions().await?;
+    }
+    let mut transactions = 0u64;
     let payload = make_payload(args.record_size);
     let stats: SharedStats = Arc::new(std::sync::Mutex::new(Stats {
         total: new_histogram(),
@@ -246,9 +261,19 @@ pub async fn run(args: PerfProduceArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     lock(&stats).window_start = start;
     let mut send_error = None;
+    let mut txn_started = Instant::now();
+    if transactional {
+        producer.begin_transaction()?;
+    }
     for sent in 0..args.num_records {
         if stop.load(Ordering::Relaxed) {
             break;
+        }
+        if transactional && txn_started.elapsed() >= transaction_duration {
+            producer.commit_transaction().await?;
+            transactions += 1;
+            producer.begin_transaction()?;
+            txn_started = Instant::now();
         }
         let record = ProducerRecord::new(args.topic.as_str(), payload.clone());
         let s = stats.clone();
@@ -260,6 +285,10 @@ pub async fn run(args: PerfProduceArgs) -> anyhow::Result<()> {
         if let Some(pause) = throttle_delay(sent + 1, start.elapsed(), args.throughput) {
             tokio::time::sleep(pause).await;
         }
+    }
+    if transactional {
+        producer.commit_transaction().await?;
+        transactions += 1;
     }
     producer.flush().await?;
     let elapsed = start.elapsed();
@@ -281,6 +310,7 @@ pub async fn run(args: PerfProduceArgs) -> anyhow::Result<()> {
             acks: acks_name(args.acks),
             compression: args.compression.name(),
             idempotent: args.enable_idempotence && args.acks == Acks::All,
+            transactions,
         };
         (report, s.first_error.take())
     };
@@ -333,6 +363,8 @@ mod tests {
             compression: Compression::Lz4,
             json: false,
             via_gateway: true,
+            transactional_id: None,
+            transaction_duration_ms: 100,
             server: ServerArgs { server: "h:1".into() },
         };
         let c = producer_config(&args);
@@ -366,6 +398,7 @@ mod tests {
             acks: "all",
             compression: "none",
             idempotent: true,
+            transactions: 0,
         };
         assert!(report.line().starts_with("10 records sent, 10.0 records/sec (0.00 MB/sec), 2.00 ms avg latency"));
         assert!(report.line().ends_with(", 1 failed."));
