@@ -103,12 +103,11 @@ async fn killing_the_coordinator_after_the_commit_decision_completes_the_transac
     cluster.kill9("broker", coordinator as u64);
 
     // The successor loads PrepareCommit and writes every marker: all records become visible.
-    let seen = eventually(Duration::from_secs(60), "the transaction completed by the successor", || async {
+    eventually(Duration::from_secs(60), "the transaction completed by the successor", || async {
         let state = admin.describe_transaction(TXN_ID).await.ok()?;
         (state.state == "CompleteCommit").then_some(())
     })
     .await;
-    let _ = seen;
     let values = committed_values(&cluster, "ledger").await;
     let expected: Vec<String> = (0..RECORDS).map(|i| format!("entry-{i:02}")).collect();
     assert_eq!(values, expected, "the whole transaction, exactly once");

@@ -13,9 +13,9 @@ use vltava_record::{
 use crate::checkpoint::{self, CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
 use crate::epoch_cache::LeaderEpochCache;
 use crate::error::IoContext;
-use crate::producer_state::{CompletedTxn, ProducerBatch, ProducerEntry, ProducerStates, Verdict};
+use crate::producer_state::{ProducerBatch, ProducerEntry, ProducerStates, Verdict};
 use crate::segment::{BatchMeta, Segment};
-use crate::txn_index::{AbortedTxn, TxnIndex};
+use crate::txn_index::{AbortedTxn, TxnIndex, index_completed};
 use crate::{LogConfig, StorageError};
 
 /// Result of a successful append.
@@ -74,31 +74,6 @@ pub struct Log {
     pub(crate) producers: ProducerStates,
     /// The aborted transactions of every segment (`.txnindex` files).
     pub(crate) aborted: TxnIndex,
-}
-
-/// The base offset of the segment holding `offset`.
-pub(crate) fn segment_base_of(segments: &BTreeMap<i64, Segment>, offset: i64) -> i64 {
-    segments.range(..=offset).next_back().map_or(offset, |(base, _)| *base)
-}
-
-/// Records an ended transaction in the aborted-transaction index if it aborted;
-/// `first_unstable` is the partition's first unstable offset right after it ended.
-pub(crate) fn index_completed(
-    aborted: &mut TxnIndex,
-    segments: &BTreeMap<i64, Segment>,
-    done: CompletedTxn,
-    first_unstable: Option<i64>,
-) -> Result<(), StorageError> {
-    if !done.aborted {
-        return Ok(());
-    }
-    let txn = AbortedTxn {
-        producer_id: done.producer_id,
-        first_offset: done.first_offset,
-        last_offset: done.last_offset,
-        last_stable_offset: first_unstable.unwrap_or(done.last_offset + 1),
-    };
-    aborted.add(segment_base_of(segments, done.last_offset), txn)
 }
 
 fn now_wall_ms() -> i64 {

@@ -260,7 +260,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log, StorageError> {
     }
     let producers =
         ProducerStates::recover(dir, &segments, log_start_offset, leo, damaged, &mut |done, first_unstable| {
-            crate::log::index_completed(&mut aborted, &segments, done, first_unstable)
+            crate::txn_index::index_completed(&mut aborted, &segments, done, first_unstable)
         })?;
     let mut log = Log {
         dir: dir.to_path_buf(),

@@ -22,7 +22,8 @@ use crate::StorageError;
 use crate::checkpoint;
 use crate::error::IoContext;
 use crate::index::remove_if_exists;
-use crate::segment::segment_path;
+use crate::producer_state::CompletedTxn;
+use crate::segment::{Segment, segment_path};
 
 /// Extension of aborted-transaction index files.
 pub(crate) const TXN_INDEX_EXT: &str = "txnindex";
@@ -177,6 +178,31 @@ impl TxnIndex {
         let name = format!("{base:020}.{TXN_INDEX_EXT}");
         checkpoint::write_bytes(&self.dir, &name, &bytes)
     }
+}
+
+/// The base offset of the segment holding `offset`.
+fn segment_base_of(segments: &BTreeMap<i64, Segment>, offset: i64) -> i64 {
+    segments.range(..=offset).next_back().map_or(offset, |(base, _)| *base)
+}
+
+/// Records an ended transaction in the aborted-transaction index if it aborted;
+/// `first_unstable` is the partition's first unstable offset right after it ended.
+pub(crate) fn index_completed(
+    aborted: &mut TxnIndex,
+    segments: &BTreeMap<i64, Segment>,
+    done: CompletedTxn,
+    first_unstable: Option<i64>,
+) -> Result<(), StorageError> {
+    if !done.aborted {
+        return Ok(());
+    }
+    let txn = AbortedTxn {
+        producer_id: done.producer_id,
+        first_offset: done.first_offset,
+        last_offset: done.last_offset,
+        last_stable_offset: first_unstable.unwrap_or(done.last_offset + 1),
+    };
+    aborted.add(segment_base_of(segments, done.last_offset), txn)
 }
 
 /// The segment base offset of a `{base:020}.txnindex` path.
