@@ -47,3 +47,35 @@ pub async fn create_unless_exists(broker: &Broker, request: CreateTopic) -> Resu
         }
     }
 }
+
+/// Creates an internal topic (`__consumer_offsets`, `__transaction_state`) unless it exists:
+/// `partitions` partitions, `replication_factor` replicas capped at the live broker count (raise
+/// it later by reassignment), `cleanup.policy=compact` (so retention never deletes it). Waits
+/// until this broker has applied it.
+///
+/// # Errors
+///
+/// The metadata service refused the creation for another reason than a concurrent one.
+pub async fn ensure_internal_topic(
+    broker: &Broker,
+    name: &str,
+    partitions: i32,
+    replication_factor: i32,
+) -> Result<(), BrokerError> {
+    let image = broker.replicas.image();
+    if image.topic(name).is_some() {
+        return Ok(());
+    }
+    let live = image.brokers.values().filter(|b| !b.fenced).count().max(1) as i32;
+    let request = CreateTopic {
+        name: name.into(),
+        partitions,
+        replication_factor: replication_factor.min(live),
+        configs: std::collections::BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]),
+        validate_only: false,
+    };
+    if create_unless_exists(broker, request).await? {
+        tracing::info!(topic = name, partitions, "created an internal topic");
+    }
+    Ok(())
+}

@@ -280,7 +280,18 @@ impl Partition {
         check_min_isr: bool,
         now_ms: i64,
     ) -> Result<(AppendInfo, LeaderState), BrokerError> {
-        // Holding the state lock keeps the leadership from changing during the append.
+        self.leader_append(check_min_isr, |log, epoch| log.append(records, epoch, now_ms))
+    }
+
+    /// Runs `append` on the log as this partition's leader, with the leader epoch, holding the
+    /// leadership state so that it cannot change meanwhile; then publishes the new log end and
+    /// moves the high watermark if it can. With `check_min_isr` the ISR must hold at least
+    /// `min.insync.replicas` members.
+    fn leader_append<T>(
+        &self,
+        check_min_isr: bool,
+        append: impl FnOnce(&mut Log, i32) -> Result<T, vltava_storage::StorageError>,
+    ) -> Result<(T, LeaderState), BrokerError> {
         let state = self.state.read();
         if state.leader != self.broker_id {
             return Err(self.not_leader(state.leader));
@@ -295,14 +306,14 @@ impl Partition {
         }
         let mut guard = self.log.write();
         let log = guard.as_mut().ok_or_else(|| self.closed())?;
-        let info = log.append(records, state.leader_epoch, now_ms)?;
+        let out = append(log, state.leader_epoch)?;
         let leo = log.log_end_offset();
         drop(guard);
         let snapshot = state.clone();
         drop(state);
         self.log_end.send_replace(leo);
         self.maybe_advance_high_watermark();
-        Ok((info, snapshot))
+        Ok((out, snapshot))
     }
 
     /// Appends batches fetched from the leader of `leader_epoch`, as stored there (blocking).
@@ -462,20 +473,7 @@ impl Partition {
         marker: Marker,
         now_ms: i64,
     ) -> Result<(i64, LeaderState), BrokerError> {
-        let state = self.state.read();
-        if state.leader != self.broker_id {
-            return Err(self.not_leader(state.leader));
-        }
-        let mut guard = self.log.write();
-        let log = guard.as_mut().ok_or_else(|| self.closed())?;
-        let offset = log.append_marker(producer_id, producer_epoch, marker, state.leader_epoch, now_ms)?;
-        let leo = log.log_end_offset();
-        drop(guard);
-        let snapshot = state.clone();
-        drop(state);
-        self.log_end.send_replace(leo);
-        self.maybe_advance_high_watermark();
-        Ok((offset, snapshot))
+        self.leader_append(false, |log, epoch| log.append_marker(producer_id, producer_epoch, marker, epoch, now_ms))
     }
 
     /// Reads batches from `offset` up to the log end, for a follower (blocking).

@@ -50,6 +50,15 @@ pub struct OffsetToCommit {
     pub value: OffsetValue,
 }
 
+impl OffsetToCommit {
+    /// The offset `offset` (the next to read) of `topic`-`partition` with `metadata`, committed
+    /// at `now_ms`, and its key.
+    pub fn new(topic: String, partition: i32, offset: i64, metadata: String, now_ms: i64) -> ((String, i32), Self) {
+        let value = OffsetValue { offset, leader_epoch: -1, metadata, commit_timestamp: now_ms };
+        ((topic.clone(), partition), OffsetToCommit { topic, partition, value })
+    }
+}
+
 /// The group coordinator of this broker (see the module documentation).
 pub struct GroupCoordinator {
     broker_id: i32,
@@ -193,19 +202,13 @@ impl GroupCoordinator {
         member_epoch: i32,
         offsets: Vec<OffsetToCommit>,
     ) -> Result<Vec<CommitResult>, BrokerError> {
-        let shard = self.shard(image, group).await?;
-        shard
-            .write(|state| {
-                let (records, results) =
-                    offset_records(image, &state.group(group), member, member_epoch, true, offsets);
-                Ok::<_, BrokerError>((encode(&records), results))
-            })
-            .await
+        self.commit_as(image, group, None, member, member_epoch, offsets).await
     }
 
     /// Commits offsets inside producer `txn`'s transaction (`TxnOffsetCommit`): they are
     /// written now, but take effect only when the transaction's COMMIT marker reaches the group's
-    /// partition. The member check is the same as for plain commits.
+    /// partition. The member check is the same as for plain commits, skipped without a member id
+    /// (as Kafka does).
     ///
     /// # Errors
     ///
@@ -219,16 +222,29 @@ impl GroupCoordinator {
         member_epoch: i32,
         offsets: Vec<OffsetToCommit>,
     ) -> Result<Vec<CommitResult>, BrokerError> {
+        self.commit_as(image, group, Some(txn), member, member_epoch, offsets).await
+    }
+
+    async fn commit_as(
+        &self,
+        image: &ClusterImage,
+        group: &str,
+        txn: Option<TxnProducer>,
+        member: &str,
+        member_epoch: i32,
+        offsets: Vec<OffsetToCommit>,
+    ) -> Result<Vec<CommitResult>, BrokerError> {
         let shard = self.shard(image, group).await?;
-        shard
-            .write_transactional(txn, |state| {
-                // Kafka skips the member check of a transactional commit without a member id.
-                let check = !member.is_empty();
-                let (records, results) =
-                    offset_records(image, &state.group(group), member, member_epoch, check, offsets);
-                Ok::<_, BrokerError>((encode(&records), results))
-            })
-            .await
+        let check_member = txn.is_none() || !member.is_empty();
+        let decide = |state: &GroupShardState| {
+            let (records, results) =
+                offset_records(image, &state.group(group), member, member_epoch, check_member, offsets);
+            Ok::<_, BrokerError>((encode(&records), results))
+        };
+        match txn {
+            Some(txn) => shard.write_transactional(txn, decide).await,
+            None => shard.write(decide).await,
+        }
     }
 
     /// Applies a transaction marker just written to `__consumer_offsets` partition `partition`

@@ -1,11 +1,8 @@
 //! GroupService.FindCoordinator: which broker coordinates a group, creating `__consumer_offsets`
 //! on first use (Kafka's `offsets.topic.*` settings, cleanup policy `compact`).
 
-use std::collections::BTreeMap;
-
 use vltava_common::names::validate_group_id;
 use vltava_common::{ErrorCode, WireError};
-use vltava_metadata::CreateTopic;
 use vltava_proto::v1::{FindCoordinatorRequest, FindCoordinatorResponse};
 
 use super::coordinator::OFFSETS_TOPIC;
@@ -46,22 +43,12 @@ pub async fn handle(broker: &Broker, req: FindCoordinatorRequest) -> Result<Find
 ///
 /// The metadata service refused the creation for another reason than a concurrent one.
 pub async fn ensure_offsets_topic(broker: &Broker) -> Result<(), BrokerError> {
-    let image = broker.replicas.image();
-    if image.topic(OFFSETS_TOPIC).is_some() {
-        return Ok(());
-    }
-    let live = image.brokers.values().filter(|b| !b.fenced).count().max(1) as i32;
     let config = &broker.config.groups;
-    let request = CreateTopic {
-        name: OFFSETS_TOPIC.into(),
-        partitions: config.offsets_topic_num_partitions,
-        replication_factor: config.offsets_topic_replication_factor.min(live),
-        configs: BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]),
-        validate_only: false,
-    };
-    let partitions = request.partitions;
-    if auto_create::create_unless_exists(broker, request).await? {
-        tracing::info!(partitions, "created {OFFSETS_TOPIC}");
-    }
-    Ok(())
+    auto_create::ensure_internal_topic(
+        broker,
+        OFFSETS_TOPIC,
+        config.offsets_topic_num_partitions,
+        config.offsets_topic_replication_factor,
+    )
+    .await
 }

@@ -11,7 +11,6 @@ use vltava_proto::v1::{
 };
 
 use super::coordinator::OffsetToCommit;
-use super::records::OffsetValue;
 use crate::broker::Broker;
 use crate::error::BrokerError;
 
@@ -26,16 +25,8 @@ pub async fn commit(broker: &Broker, req: CommitOffsetsRequest) -> Result<Commit
     validate_group_id(&req.group_id)?;
     let member_epoch = if req.member_id.is_empty() { -1 } else { req.member_epoch };
     let now = now_ms();
-    let keys: Vec<(String, i32)> = req.offsets.iter().map(|o| (o.topic.clone(), o.partition)).collect();
-    let offsets = req
-        .offsets
-        .into_iter()
-        .map(|o| OffsetToCommit {
-            topic: o.topic,
-            partition: o.partition,
-            value: OffsetValue { offset: o.offset, leader_epoch: -1, metadata: o.metadata, commit_timestamp: now },
-        })
-        .collect();
+    let (keys, offsets): (Vec<_>, Vec<_>) =
+        req.offsets.into_iter().map(|o| OffsetToCommit::new(o.topic, o.partition, o.offset, o.metadata, now)).unzip();
     let image = broker.replicas.image();
     let outcomes = broker.groups.commit(&image, &req.group_id, &req.member_id, member_epoch, offsets).await?;
     let results = keys

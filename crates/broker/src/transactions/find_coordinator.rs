@@ -2,10 +2,7 @@
 //! `__transaction_state` on first use (Kafka's `transaction.state.log.*` settings, cleanup
 //! policy `compact`).
 
-use std::collections::BTreeMap;
-
 use vltava_common::{ErrorCode, WireError};
-use vltava_metadata::CreateTopic;
 use vltava_proto::v1::{FindTransactionCoordinatorRequest, FindTransactionCoordinatorResponse};
 
 use super::coordinator::TRANSACTION_STATE_TOPIC;
@@ -63,22 +60,12 @@ pub fn validate_transactional_id(id: &str) -> Result<(), BrokerError> {
 ///
 /// The metadata service refused the creation for another reason than a concurrent one.
 pub async fn ensure_state_topic(broker: &Broker) -> Result<(), BrokerError> {
-    let image = broker.replicas.image();
-    if image.topic(TRANSACTION_STATE_TOPIC).is_some() {
-        return Ok(());
-    }
-    let live = image.brokers.values().filter(|b| !b.fenced).count().max(1) as i32;
     let config = &broker.config.transactions;
-    let request = CreateTopic {
-        name: TRANSACTION_STATE_TOPIC.into(),
-        partitions: config.state_topic_num_partitions,
-        replication_factor: config.state_topic_replication_factor.min(live),
-        configs: BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]),
-        validate_only: false,
-    };
-    let partitions = request.partitions;
-    if auto_create::create_unless_exists(broker, request).await? {
-        tracing::info!(partitions, "created {TRANSACTION_STATE_TOPIC}");
-    }
-    Ok(())
+    auto_create::ensure_internal_topic(
+        broker,
+        TRANSACTION_STATE_TOPIC,
+        config.state_topic_num_partitions,
+        config.state_topic_replication_factor,
+    )
+    .await
 }

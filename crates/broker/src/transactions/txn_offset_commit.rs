@@ -8,7 +8,6 @@ use crate::broker::Broker;
 use crate::coordinator::shard::TxnProducer;
 use crate::error::BrokerError;
 use crate::groups::coordinator::OffsetToCommit;
-use crate::groups::records::OffsetValue;
 
 /// Commits the offsets in the producer's transaction.
 ///
@@ -22,16 +21,8 @@ pub async fn handle(broker: &Broker, req: TxnOffsetCommitRequest) -> Result<TxnO
         return Err(BrokerError::InvalidRequest("TxnOffsetCommit needs the producer id and epoch".into()));
     }
     let now = vltava_common::time::now_ms();
-    let keys: Vec<(String, i32)> = req.offsets.iter().map(|o| (o.topic.clone(), o.partition)).collect();
-    let offsets = req
-        .offsets
-        .into_iter()
-        .map(|o| OffsetToCommit {
-            topic: o.topic,
-            partition: o.partition,
-            value: OffsetValue { offset: o.offset, leader_epoch: -1, metadata: o.metadata, commit_timestamp: now },
-        })
-        .collect();
+    let (keys, offsets): (Vec<_>, Vec<_>) =
+        req.offsets.into_iter().map(|o| OffsetToCommit::new(o.topic, o.partition, o.offset, o.metadata, now)).unzip();
     let txn = TxnProducer { producer_id: req.producer_id, producer_epoch: req.producer_epoch as i16 };
     let image = broker.replicas.image();
     let outcomes = broker
