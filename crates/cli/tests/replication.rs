@@ -139,27 +139,38 @@ async fn acks_all_loses_nothing_when_the_leader_is_killed_mid_stream() {
     let producer = Producer::connect(producer_config(&cluster, Acks::All)).await.unwrap();
     let acked: Arc<Mutex<BTreeMap<u64, i64>>> = Arc::default();
     let failed = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    for n in 0..RECORDS {
-        let (acked, failed) = (acked.clone(), failed.clone());
-        producer
-            .send_with_callback(ProducerRecord::new("numbers", n.to_string()).partition(0), move |r| match r {
-                Ok(meta) => {
-                    acked.lock().insert(n, meta.offset);
+    // Paced at about 20,000 records/s (the producer alone would be done in well under a
+    // second), so that the kill below lands mid-stream.
+    let sending = tokio::spawn({
+        let (producer, acked, failed) = (producer.clone(), acked.clone(), failed.clone());
+        async move {
+            for n in 0..RECORDS {
+                let (acked, failed) = (acked.clone(), failed.clone());
+                producer
+                    .send_with_callback(ProducerRecord::new("numbers", n.to_string()).partition(0), move |r| match r {
+                        Ok(meta) => {
+                            acked.lock().insert(n, meta.offset);
+                        }
+                        Err(_) => {
+                            failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    })
+                    .await
+                    .unwrap();
+                if n % 200 == 199 {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
-                Err(_) => {
-                    failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-            })
-            .await
-            .unwrap();
-    }
-    // Everything is queued; kill the leader once a fifth is acknowledged, mid-stream.
+            }
+        }
+    });
+    // Kill the leader once a fifth is acknowledged, mid-stream.
     eventually(Duration::from_secs(60), "a fifth of the records acknowledged", || async {
         (acked.lock().len() as u64 >= RECORDS / 5).then_some(())
     })
     .await;
     cluster.kill9("broker", leader as u64);
     let killed = (acked.lock().len() as u64) < RECORDS;
+    sending.await.unwrap();
     producer.flush().await.unwrap();
     assert!(killed, "the leader was killed while producing");
     let acked = acked.lock().clone();

@@ -1,6 +1,11 @@
 //! What a partition remembers about idempotent and transactional producers (Kafka's
-//! `ProducerStateManager`): for each producer id, its epoch and its last
-//! [`MAX_CACHED_BATCHES`] batches' sequence ranges with the offsets they got.
+//! `ProducerStateManager`): for each producer id, its epoch and the sequence ranges of its last
+//! [`MAX_CACHED_BATCHES`] *runs* of batches with the offsets they got. A run is batches stored
+//! back to back, at consecutive sequence numbers and consecutive offsets (the batches of one
+//! produce request, and of successive requests no other producer wrote between): where Kafka
+//! remembers 5 batches, and so caps a producer at 5 batches in flight per partition, a run
+//! covers a whole request of any number of batches, so a retried request is recognised however
+//! many batches it carries.
 //!
 //! - **Leader appends** check each producer batch against it ([`ProducerStates::check`]): a
 //!   batch already stored (same epoch and sequence range) is a [`Verdict::Duplicate`] and gets
@@ -195,11 +200,21 @@ impl ProducerEntry {
         self.batches.back().map(|b| b.last_seq)
     }
 
+    /// Where `b` was stored, if it lies inside a remembered run: every sequence number of a run
+    /// was stored at the offset its position in the run gives.
     fn duplicate_of(&self, b: &ProducerBatch) -> Option<BatchMetadata> {
-        if b.epoch != self.epoch {
+        if b.epoch != self.epoch || b.first_seq > b.last_seq {
             return None;
         }
-        self.batches.iter().find(|m| m.first_seq == b.first_seq && m.last_seq == b.last_seq).copied()
+        let run = self.batches.iter().find(|m| m.first_seq <= b.first_seq && b.last_seq <= m.last_seq)?;
+        let first_offset = run.first_offset + i64::from(b.first_seq - run.first_seq);
+        Some(BatchMetadata {
+            first_seq: b.first_seq,
+            last_seq: b.last_seq,
+            first_offset,
+            last_offset: first_offset + i64::from(b.last_seq - b.first_seq),
+            max_timestamp: run.max_timestamp,
+        })
     }
 
     /// Records `b` (already checked, or replicated from a leader that checked it); returns the
@@ -227,6 +242,19 @@ impl ProducerEntry {
         }
         if b.first_seq < 0 {
             // Not numbered (NO_SEQUENCE): nothing to deduplicate later.
+            return None;
+        }
+        // A batch that continues the last run in both sequence and offset extends it (the
+        // batches of one request, and of successive requests no other producer came between).
+        if let Some(run) = self.batches.back_mut()
+            && run.last_seq < i32::MAX
+            && b.first_seq == run.last_seq + 1
+            && b.first_offset == run.last_offset + 1
+            && b.first_seq <= b.last_seq
+        {
+            run.last_seq = b.last_seq;
+            run.last_offset = b.last_offset;
+            run.max_timestamp = run.max_timestamp.max(b.max_timestamp);
             return None;
         }
         if self.batches.len() == MAX_CACHED_BATCHES {

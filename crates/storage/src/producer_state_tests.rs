@@ -55,6 +55,28 @@ fn a_batch_stored_before_is_a_duplicate_with_its_original_offsets() {
 }
 
 #[test]
+fn batches_stored_back_to_back_form_one_run_and_any_part_of_it_is_a_duplicate() {
+    // 70 batches of 2 records at consecutive offsets (one big request, say): one run.
+    let stored: Vec<_> = (0..70).map(|i| batch(0, i * 2, 2, 100 + i64::from(i) * 2)).collect();
+    let e = entry_after(&stored);
+    assert_eq!(e.batches.len(), 1);
+    for (first_seq, count, offset) in [(0, 2, 100), (4, 2, 104), (138, 2, 238), (10, 6, 110)] {
+        match ProducerStates::check(Some(&e), &batch(0, first_seq, count, 0)).unwrap() {
+            Verdict::Duplicate(m) => {
+                assert_eq!((m.first_offset, m.last_offset), (offset, offset + i64::from(count) - 1));
+            }
+            other => panic!("seq {first_seq}: expected a duplicate, got {other:?}"),
+        }
+    }
+    // Overlapping the end of the run: neither stored nor next.
+    assert!(matches!(
+        ProducerStates::check(Some(&e), &batch(0, 139, 2, 0)),
+        Err(StorageError::OutOfOrderSequence { .. })
+    ));
+    assert_eq!(ProducerStates::check(Some(&e), &batch(0, 140, 2, 0)).unwrap(), Verdict::Append);
+}
+
+#[test]
 fn only_the_last_five_batches_are_remembered() {
     let stored: Vec<_> = (0..7).map(|i| batch(0, i * 2, 2, i64::from(i) * 10)).collect();
     let e = entry_after(&stored);

@@ -26,11 +26,6 @@ use crate::cluster::{Cluster, Node};
 use crate::config::{Acks, ProducerConfig};
 use crate::error::ClientError;
 
-/// Most batches of one partition an idempotent producer puts in one request: the partition
-/// remembers its producers' last 5 batches, and a retry (which starts with the oldest batch not
-/// acknowledged) must find every batch it repeats among them to be recognised.
-const MAX_IDEMPOTENT_BATCHES: usize = 5;
-
 /// What the sender needs.
 pub(crate) struct SenderCtx {
     pub acc: Arc<Accumulator>,
@@ -156,9 +151,9 @@ pub(crate) async fn run(ctx: Arc<SenderCtx>) {
                 let mut size = first.size();
                 let mut batches = vec![first];
                 while let Some(next) = inner.ready.front() {
-                    if size + next.size() > config.max_request_size
-                        || (idempotent && batches.len() == MAX_IDEMPOTENT_BATCHES)
-                    {
+                    // No cap on batches for idempotence: the partition remembers whole runs of
+                    // batches, so a retried request is recognised however many it carries.
+                    if size + next.size() > config.max_request_size {
                         break;
                     }
                     size += next.size();
