@@ -1,8 +1,8 @@
 //! Transactions under process failure (issue 14), on a `vltava local-cluster` of separate OS
-//! processes: the transaction coordinator is killed with SIGKILL after it decided to commit but
-//! before it wrote the markers (held there by the `txn.before_markers` failpoint), and the
-//! transaction must end wholly visible to read_committed consumers, completed by the
-//! coordinator's successor.
+//! processes. The coordinator is held after it decided to commit and before it writes the markers
+//! (the `txn.before_markers` failpoint), and then the coordinator itself, or the leader of one of
+//! the transaction's partitions, is killed with SIGKILL. Either way the transaction must end wholly
+//! visible to read_committed consumers.
 
 use std::time::Duration;
 
@@ -53,23 +53,22 @@ async fn committed_values(cluster: &LocalCluster, topic: &str) -> Vec<String> {
     values
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killing_the_coordinator_after_the_commit_decision_completes_the_transaction_on_its_successor() {
-    let dir = tempfile::tempdir().unwrap();
+/// A 3-broker cluster (failpoint armed), a `ledger` topic of `partitions` partitions with 3
+/// replicas, and a transactional producer with an open transaction of [`RECORDS`] records spread
+/// over every partition, flushed. Returns the cluster, its admin client, the producer and the
+/// coordinator's broker id.
+async fn open_transaction(dir: &std::path::Path, partitions: i32) -> (LocalCluster, Admin, Producer, i32) {
     let env = [
         ("VLTAVA_FAILPOINTS", "txn.before_markers=3s"),
         ("VLTAVA_BROKER__TRANSACTIONS__STATE_TOPIC_NUM_PARTITIONS", "3"),
         ("VLTAVA_BROKER__GROUPS__OFFSETS_TOPIC_NUM_PARTITIONS", "3"),
     ];
     let args = ["--controllers", "1", "--brokers", "3", "--replication-factor", "3"];
-    let mut cluster = LocalCluster::start_with_env(std::path::Path::new(BIN), dir.path(), &args, &env)
+    let cluster = LocalCluster::start_with_env(std::path::Path::new(BIN), dir, &args, &env)
         .unwrap_or_else(|e| panic!("local-cluster did not start: {e}"));
     let admin = Admin::connect(cluster.client_address()).await.unwrap();
-    admin
-        .create_topic(NewTopic::new("ledger", 2).replication_factor(3).config("min.insync.replicas", "2"))
-        .await
-        .unwrap();
-
+    let topic = NewTopic::new("ledger", partitions).replication_factor(3).config("min.insync.replicas", "2");
+    admin.create_topic(topic).await.unwrap();
     let producer = Producer::connect(ProducerConfig {
         transactional_id: Some(TXN_ID.into()),
         request_timeout: Duration::from_secs(5),
@@ -80,16 +79,20 @@ async fn killing_the_coordinator_after_the_commit_decision_completes_the_transac
     producer.init_transactions().await.unwrap();
     producer.begin_transaction().unwrap();
     for i in 0..RECORDS {
-        let _delivery = producer
-            .send(ProducerRecord::new("ledger", format!("entry-{i:02}")).partition((i % 2) as i32))
-            .await
-            .unwrap();
+        let record = ProducerRecord::new("ledger", format!("entry-{i:02}")).partition(i as i32 % partitions);
+        let _delivery = producer.send(record).await.unwrap();
     }
     producer.flush().await.unwrap();
     let coordinator = coordinator_of(&cluster, TXN_ID).await;
+    (cluster, admin, producer, coordinator)
+}
 
-    // Commit in the background: the coordinator decides (PrepareCommit is durable), then pauses
-    // before writing the markers.
+/// Commits in the background and waits until the coordinator has decided (PrepareCommit is
+/// durable; the failpoint holds it before the markers).
+async fn decide_commit(
+    admin: &Admin,
+    producer: &Producer,
+) -> tokio::task::JoinHandle<Result<(), vltava_client::ClientError>> {
     let committing = tokio::spawn({
         let producer = producer.clone();
         async move { producer.commit_transaction().await }
@@ -99,20 +102,51 @@ async fn killing_the_coordinator_after_the_commit_decision_completes_the_transac
         (state.state == "PrepareCommit").then_some(())
     })
     .await;
-    assert!(committed_values(&cluster, "ledger").await.is_empty(), "no marker is written yet");
-    cluster.kill9("broker", coordinator as u64);
+    committing
+}
 
-    // The successor loads PrepareCommit and writes every marker: all records become visible.
-    eventually(Duration::from_secs(60), "the transaction completed by the successor", || async {
+/// Waits until the transaction is CompleteCommit, then checks read_committed sees all of it once.
+async fn assert_committed_whole(cluster: &LocalCluster, admin: &Admin) {
+    eventually(Duration::from_secs(60), "the transaction completed", || async {
         let state = admin.describe_transaction(TXN_ID).await.ok()?;
         (state.state == "CompleteCommit").then_some(())
     })
     .await;
-    let values = committed_values(&cluster, "ledger").await;
+    let values = committed_values(cluster, "ledger").await;
     let expected: Vec<String> = (0..RECORDS).map(|i| format!("entry-{i:02}")).collect();
     assert_eq!(values, expected, "the whole transaction, exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_coordinator_after_the_commit_decision_completes_the_transaction_on_its_successor() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut cluster, admin, producer, coordinator) = open_transaction(dir.path(), 2).await;
+    let committing = decide_commit(&admin, &producer).await;
+    assert!(committed_values(&cluster, "ledger").await.is_empty(), "no marker is written yet");
+    cluster.kill9("broker", coordinator as u64);
+    // The successor loads PrepareCommit and writes every marker.
+    assert_committed_whole(&cluster, &admin).await;
     // The producer's commit call retried on the new coordinator (or failed retriably): either
-    // way the transaction is committed, and the producer goes on.
+    // way the transaction is committed.
+    let _ = tokio::time::timeout(Duration::from_secs(30), committing).await;
+    producer.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_partition_leader_before_its_marker_still_commits_the_whole_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut cluster, admin, producer, coordinator) = open_transaction(dir.path(), 6).await;
+    let described = admin.describe_topic("ledger").await.unwrap();
+    let victim = described
+        .partitions
+        .iter()
+        .map(|p| p.leader)
+        .find(|l| *l != coordinator)
+        .expect("6 partitions on 3 brokers: one is led by a broker that does not coordinate");
+    let committing = decide_commit(&admin, &producer).await;
+    cluster.kill9("broker", victim as u64);
+    // The marker of the victim's partitions goes to their new leaders.
+    assert_committed_whole(&cluster, &admin).await;
     let _ = tokio::time::timeout(Duration::from_secs(30), committing).await;
     producer.close().await;
 }

@@ -77,6 +77,20 @@ impl MarkerWriter {
         Ok(())
     }
 
+    /// Writes `m`'s marker on every partition of `parts` (all led here) concurrently; one outcome
+    /// each, in order.
+    async fn write_local_all(
+        &self,
+        m: &Markers,
+        parts: Vec<(String, i32)>,
+    ) -> Vec<((String, i32), Result<(), WireError>)> {
+        let writes = parts.into_iter().map(|(topic, partition)| async move {
+            let outcome = self.write_local(m, &topic, partition).await.map_err(WireError::from);
+            ((topic, partition), outcome)
+        });
+        futures::future::join_all(writes).await
+    }
+
     /// Serves a WriteTxnMarkers request: every marker on every partition, one result each.
     pub async fn handle(&self, req: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
         let mut out = Vec::with_capacity(req.markers.len());
@@ -87,13 +101,14 @@ impl MarkerWriter {
                 commit: marker.commit,
                 coordinator_epoch: marker.coordinator_epoch,
             };
-            let mut results = Vec::new();
-            for t in &marker.topics {
-                for p in &t.partitions {
-                    let outcome = self.write_local(&m, &t.topic, *p).await.map_err(WireError::from);
-                    results.push(result(&t.topic, *p, outcome));
-                }
-            }
+            let parts: Vec<(String, i32)> =
+                marker.topics.iter().flat_map(|t| t.partitions.iter().map(|p| (t.topic.clone(), *p))).collect();
+            let results = self
+                .write_local_all(&m, parts)
+                .await
+                .into_iter()
+                .map(|((topic, partition), outcome)| result(&topic, partition, outcome))
+                .collect();
             out.push(TxnMarkerResult { producer_id: marker.producer_id, results });
         }
         WriteTxnMarkersResponse { markers: out }
@@ -138,37 +153,36 @@ impl MarkerWriter {
                 }
             }
             pending = retry;
-            for (leader, parts) in by_leader {
-                let outcomes = if leader == self.broker_id {
-                    let mut outcomes = Vec::with_capacity(parts.len());
-                    for (topic, partition) in parts {
-                        let r = self.write_local(m, &topic, partition).await.map_err(WireError::from);
-                        outcomes.push(((topic, partition), r));
+            // Every leader at once (and every local partition at once): the markers' replication
+            // waits overlap.
+            let calls = by_leader.into_iter().map(|(leader, parts)| {
+                let address = image.brokers.get(&leader).map(|b| b.address.clone());
+                async move {
+                    if leader == self.broker_id {
+                        return self.write_local_all(m, parts).await;
                     }
-                    outcomes
-                } else {
-                    match image.brokers.get(&leader) {
-                        Some(b) => self.write_remote(&b.address, m, parts).await,
+                    match address {
+                        Some(address) => self.write_remote(&address, m, parts).await,
                         None => parts
                             .into_iter()
                             .map(|k| (k, Err(WireError::new(ErrorCode::BrokerNotAvailable, "leader unknown"))))
                             .collect(),
                     }
-                };
-                for (key, outcome) in outcomes {
-                    match outcome {
-                        Ok(()) => {}
-                        Err(e) if e.code == ErrorCode::TransactionCoordinatorFenced => return Err(e),
-                        Err(e) if e.code == ErrorCode::UnknownTopicOrPartition && image.topic(&key.0).is_none() => {}
-                        Err(e) if e.code == ErrorCode::InvalidProducerEpoch => {
-                            // A newer epoch of the producer already wrote there: its transaction
-                            // ended in that partition.
-                            tracing::warn!(topic = key.0, partition = key.1, error = %e, "marker superseded");
-                        }
-                        Err(e) => {
-                            last_error = Some(e);
-                            pending.push(key);
-                        }
+                }
+            });
+            for (key, outcome) in futures::future::join_all(calls).await.into_iter().flatten() {
+                match outcome {
+                    Ok(()) => {}
+                    Err(e) if e.code == ErrorCode::TransactionCoordinatorFenced => return Err(e),
+                    Err(e) if e.code == ErrorCode::UnknownTopicOrPartition && image.topic(&key.0).is_none() => {}
+                    Err(e) if e.code == ErrorCode::InvalidProducerEpoch => {
+                        // A newer epoch of the producer already wrote there: its transaction
+                        // ended in that partition.
+                        tracing::warn!(topic = key.0, partition = key.1, error = %e, "marker superseded");
+                    }
+                    Err(e) => {
+                        last_error = Some(e);
+                        pending.push(key);
                     }
                 }
             }
