@@ -189,6 +189,7 @@ fn storage_error(e: &StorageError) -> WireError {
             WireError::new(ErrorCode::TransactionCoordinatorFenced, e.to_string())
         }
         StorageError::InvalidRecord { .. } => WireError::new(ErrorCode::InvalidRecord, e.to_string()),
+        StorageError::InvalidTimestamp { .. } => WireError::new(ErrorCode::InvalidTimestamp, e.to_string()),
         _ => WireError::new(ErrorCode::StorageError, e.to_string()),
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use vltava_storage::LogConfig;
+use vltava_storage::{CompressionType, LogConfig, TimestampType};
 
 /// The log configuration of a topic: broker defaults overridden by the topic's configs.
 /// Values were validated by the metadata service; unparsable ones keep the default.
@@ -35,6 +35,20 @@ pub fn for_topic(defaults: &LogConfig, configs: &BTreeMap<String, String>) -> Lo
     }
     if let Some(v) = int("flush.ms") {
         c.flush_ms = Some(v.max(0) as u64);
+    }
+    if let Some(v) = configs.get("compression.type").and_then(|v| CompressionType::parse(v.trim())) {
+        c.compression_type = v;
+    }
+    match configs.get("message.timestamp.type").map(|v| v.trim()) {
+        Some("LogAppendTime") => c.message_timestamp_type = TimestampType::LogAppendTime,
+        Some("CreateTime") => c.message_timestamp_type = TimestampType::CreateTime,
+        _ => {}
+    }
+    if let Some(v) = int("message.timestamp.before.max.ms") {
+        c.message_timestamp_before_max_ms = v.max(0);
+    }
+    if let Some(v) = int("message.timestamp.after.max.ms") {
+        c.message_timestamp_after_max_ms = v.max(0);
     }
     if !deletes(configs) {
         // `cleanup.policy=compact` alone: nothing is ever deleted by age or size (Kafka's rule).
@@ -74,6 +88,18 @@ mod tests {
         assert_eq!(c.flush_messages, Some(1));
         assert_eq!(c.retention_bytes, defaults.retention_bytes);
         assert_eq!(min_insync_replicas(1, &configs), 1);
+        assert_eq!(c.compression_type, CompressionType::Producer);
+        assert_eq!(c.message_timestamp_type, TimestampType::CreateTime);
+        let configs = BTreeMap::from([
+            ("compression.type".to_string(), "zstd".to_string()),
+            ("message.timestamp.type".to_string(), "LogAppendTime".to_string()),
+            ("message.timestamp.before.max.ms".to_string(), "60000".to_string()),
+            ("message.timestamp.after.max.ms".to_string(), "1000".to_string()),
+        ]);
+        let c = for_topic(&defaults, &configs);
+        assert_eq!(c.compression_type, CompressionType::Zstd);
+        assert_eq!(c.message_timestamp_type, TimestampType::LogAppendTime);
+        assert_eq!((c.message_timestamp_before_max_ms, c.message_timestamp_after_max_ms), (60_000, 1_000));
     }
 
     #[test]

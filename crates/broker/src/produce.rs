@@ -76,7 +76,7 @@ pub async fn handle(broker: &Broker, req: ProduceRequest) -> Result<ProduceRespo
         base_offset: info.first_offset,
         last_offset: info.last_offset,
         log_start_offset: part.log_start_offset(),
-        log_append_time_ms: -1,
+        log_append_time_ms: info.log_append_time,
         batch_base_offsets: info.batch_base_offsets,
     })
 }

@@ -18,6 +18,8 @@ const KEYS: &[(&str, Kind)] = &[
     ("flush.messages", Kind::Int { min: 1 }),
     ("flush.ms", Kind::Int { min: 0 }),
     ("message.timestamp.type", Kind::OneOf(&["CreateTime", "LogAppendTime"])),
+    ("message.timestamp.before.max.ms", Kind::Int { min: 0 }),
+    ("message.timestamp.after.max.ms", Kind::Int { min: 0 }),
     ("unclean.leader.election.enable", Kind::OneOf(&["true", "false"])),
     ("compression.type", Kind::OneOf(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"])),
 ];

@@ -18,6 +18,7 @@
 //! - [`compression`] — [`Compression`] and the codecs (gzip, xerial-framed snappy, LZ4 frame,
 //!   zstd) applied to the whole records section.
 //! - `varint`: zigzag varint / varlong encoding used inside records (private).
+//! - [`rewrite`] — [`rewrite_batch`]: a leader's recompression and LogAppendTime stamping.
 //! - [`murmur2`] — Kafka's murmur2 hash and default partitioner.
 //! - [`placement`] — [`place`]: which partition a record goes to (explicit, keyed or keyless),
 //!   the rule the SDK's producer and the gateway share.
@@ -40,6 +41,7 @@ pub mod header;
 pub mod iter;
 pub mod murmur2;
 pub mod placement;
+pub mod rewrite;
 mod varint;
 
 use bytes::Bytes;
@@ -52,6 +54,7 @@ pub use error::RecordError;
 pub use fetched::{AbortedTransaction, FetchedRecords, decode_fetched, decode_fetched_committed};
 pub use iter::{BatchIter, batches};
 pub use placement::{Placement, place};
+pub use rewrite::rewrite_batch;
 
 /// The only supported batch magic (RecordBatch v2).
 pub const MAGIC: i8 = 2;

@@ -1,6 +1,7 @@
 //! [`LogConfig`]: per-partition log settings, named after Kafka's topic configs.
 
 use serde::Deserialize;
+use vltava_record::Compression;
 
 use crate::StorageError;
 
@@ -38,6 +39,74 @@ pub struct LogConfig {
     pub flush_ms: Option<u64>,
     /// `max.message.bytes`: the largest record batch accepted. Default 1048588.
     pub max_message_bytes: u32,
+    /// `compression.type`: the codec batches are stored with; `producer` (default) keeps the
+    /// producer's.
+    pub compression_type: CompressionType,
+    /// `message.timestamp.type`: `CreateTime` (default) keeps the producer's timestamps,
+    /// `LogAppendTime` stamps the leader's clock on every batch.
+    pub message_timestamp_type: TimestampType,
+    /// `message.timestamp.before.max.ms`: with CreateTime, a record timestamped more than this
+    /// before the leader's clock is refused (`INVALID_TIMESTAMP`). Default unlimited.
+    pub message_timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: with CreateTime, a record timestamped more than this
+    /// after the leader's clock is refused. Default unlimited.
+    pub message_timestamp_after_max_ms: i64,
+}
+
+/// Kafka's `compression.type` topic config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CompressionType {
+    /// Keep the producer's codec.
+    #[default]
+    Producer,
+    /// Store batches uncompressed.
+    Uncompressed,
+    /// gzip.
+    Gzip,
+    /// snappy (xerial framing).
+    Snappy,
+    /// LZ4 frame.
+    Lz4,
+    /// zstd.
+    Zstd,
+}
+
+impl CompressionType {
+    /// The codec batches must be stored with, `None` to keep the producer's.
+    pub fn codec(self) -> Option<Compression> {
+        match self {
+            CompressionType::Producer => None,
+            CompressionType::Uncompressed => Some(Compression::None),
+            CompressionType::Gzip => Some(Compression::Gzip),
+            CompressionType::Snappy => Some(Compression::Snappy),
+            CompressionType::Lz4 => Some(Compression::Lz4),
+            CompressionType::Zstd => Some(Compression::Zstd),
+        }
+    }
+
+    /// The value of a `compression.type` config, `None` for an unknown one.
+    pub fn parse(value: &str) -> Option<CompressionType> {
+        Some(match value {
+            "producer" => CompressionType::Producer,
+            "uncompressed" => CompressionType::Uncompressed,
+            "gzip" => CompressionType::Gzip,
+            "snappy" => CompressionType::Snappy,
+            "lz4" => CompressionType::Lz4,
+            "zstd" => CompressionType::Zstd,
+            _ => return None,
+        })
+    }
+}
+
+/// Kafka's `message.timestamp.type` topic config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum TimestampType {
+    /// The producer's timestamps.
+    #[default]
+    CreateTime,
+    /// The leader's clock at append.
+    LogAppendTime,
 }
 
 impl Default for LogConfig {
@@ -52,6 +121,10 @@ impl Default for LogConfig {
             flush_messages: None,
             flush_ms: None,
             max_message_bytes: 1_048_588,
+            compression_type: CompressionType::Producer,
+            message_timestamp_type: TimestampType::CreateTime,
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: i64::MAX,
         }
     }
 }
@@ -77,6 +150,9 @@ impl LogConfig {
         }
         if self.flush_messages == Some(0) {
             return fail("flush.messages must be at least 1".into());
+        }
+        if self.message_timestamp_before_max_ms < 0 || self.message_timestamp_after_max_ms < 0 {
+            return fail("message.timestamp.before.max.ms and after.max.ms must not be negative".into());
         }
         Ok(())
     }

@@ -74,6 +74,17 @@ pub enum StorageError {
         /// The batch's epoch.
         got: i16,
     },
+    /// A record's CreateTime is too far from the leader's clock (the topic's
+    /// `message.timestamp.before.max.ms` / `after.max.ms`).
+    #[error("record timestamp {timestamp} is out of range: the topic accepts [{min}, {max}] at this time")]
+    InvalidTimestamp {
+        /// The record's timestamp.
+        timestamp: i64,
+        /// The earliest accepted now.
+        min: i64,
+        /// The latest accepted now.
+        max: i64,
+    },
     /// A transaction marker comes from an older transaction coordinator than the last one.
     #[error("transaction marker for producer {producer_id} has coordinator epoch {got}, older than {current}")]
     CoordinatorFenced {

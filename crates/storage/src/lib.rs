@@ -96,7 +96,7 @@ mod segment;
 pub mod txn_index;
 
 pub use checkpoint::HighWatermarkCheckpoint;
-pub use config::LogConfig;
+pub use config::{CompressionType, LogConfig, TimestampType};
 pub use error::StorageError;
 pub use log::{AppendInfo, Log, ReadResult};
 pub use producer_state::{BatchMetadata, CompletedTxn, ProducerEntry};

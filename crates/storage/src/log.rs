@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use vltava_record::{
-    Marker, RecordBatch, RecordError, batches, marker_batch, set_base_offset, set_partition_leader_epoch,
+    Marker, RecordBatch, RecordError, batches, marker_batch, rewrite_batch, set_base_offset, set_partition_leader_epoch,
 };
 
 use crate::checkpoint::{self, CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
@@ -16,7 +16,7 @@ use crate::error::IoContext;
 use crate::producer_state::{ProducerBatch, ProducerEntry, ProducerStates, Verdict};
 use crate::segment::{BatchMeta, Segment};
 use crate::txn_index::{AbortedTxn, TxnIndex, index_completed};
-use crate::{LogConfig, StorageError};
+use crate::{LogConfig, StorageError, TimestampType};
 
 /// Result of a successful append.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +38,8 @@ pub struct AppendInfo {
     pub batch_count: usize,
     /// Number of bytes written.
     pub bytes: usize,
+    /// The append time stamped on the batches (`message.timestamp.type=LogAppendTime`), else -1.
+    pub log_append_time: i64,
 }
 
 /// Result of [`Log::read`].
@@ -158,6 +160,9 @@ impl Log {
     /// [`AppendInfo::batch_base_offsets`]); a sequence gap or a stale producer epoch refuses the
     /// whole append.
     pub fn append(&mut self, records: Bytes, leader_epoch: i32, now_ms: i64) -> Result<AppendInfo, StorageError> {
+        let codec = self.config.compression_type.codec();
+        let append_time = (self.config.message_timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
+        let mut rewritten = false;
         let mut next = self.log_end_offset();
         let mut metas = Vec::new();
         let mut kept = Vec::new();
@@ -177,6 +182,24 @@ impl Log {
                     reason: format!("batch {i} is a control batch: only transaction coordinators write markers"),
                 });
             }
+            if append_time.is_none() {
+                self.check_timestamps(&batch, now_ms)?;
+            }
+            // The topic's codec and timestamp type (once, on the leader; followers copy).
+            let batch = match rewrite_batch(&batch, codec, append_time).map_err(|e| corrupt(i, e))? {
+                Some(bytes) => {
+                    rewritten = true;
+                    let batch = RecordBatch::parse(bytes).map_err(|e| corrupt(i, e))?;
+                    if batch.size() > self.config.max_message_bytes as usize {
+                        return Err(StorageError::RecordTooLarge {
+                            size: batch.size(),
+                            max: self.config.max_message_bytes,
+                        });
+                    }
+                    batch
+                }
+                None => batch,
+            };
             let count = i64::from(batch.last_offset_delta()) + 1;
             if let Some(p) = ProducerBatch::from_batch(&batch, next)? {
                 let current = pending.get(&p.producer_id).or_else(|| self.producers.get(p.producer_id));
@@ -212,8 +235,9 @@ impl Log {
             info.duplicates = duplicates;
             return Ok(info);
         }
-        // One copy of the request; without the duplicates when there were some.
-        let mut buf = if duplicates == 0 {
+        // One copy of the request; without the duplicates, and with the rewritten batches, when
+        // there were some.
+        let mut buf = if duplicates == 0 && !rewritten {
             BytesMut::from(&records[..])
         } else {
             let mut buf = BytesMut::with_capacity(pos as usize);
@@ -234,7 +258,25 @@ impl Log {
         info.last_offset = last_offset;
         info.batch_base_offsets = base_offsets;
         info.duplicates = duplicates;
+        info.log_append_time = append_time.unwrap_or(-1);
         Ok(info)
+    }
+
+    /// Refuses a CreateTime batch with a record timestamped outside the topic's
+    /// `message.timestamp.before.max.ms` / `after.max.ms` window around `now_ms` (records are
+    /// decoded only when a window is set).
+    fn check_timestamps(&self, batch: &RecordBatch, now_ms: i64) -> Result<(), StorageError> {
+        let (before, after) = (self.config.message_timestamp_before_max_ms, self.config.message_timestamp_after_max_ms);
+        if before == i64::MAX && after == i64::MAX {
+            return Ok(());
+        }
+        let (min, max) = (now_ms.saturating_sub(before), now_ms.saturating_add(after));
+        for r in batch.records()? {
+            if r.timestamp < min || r.timestamp > max {
+                return Err(StorageError::InvalidTimestamp { timestamp: r.timestamp, min, max });
+            }
+        }
+        Ok(())
     }
 
     /// Appends batches replicated from the leader, keeping their offsets and epochs. The first
@@ -343,6 +385,7 @@ impl Log {
             record_count: 0,
             batch_count: 0,
             bytes: 0,
+            log_append_time: -1,
         }
     }
 
@@ -370,6 +413,7 @@ impl Log {
             record_count,
             batch_count: metas.len(),
             bytes: buf.len(),
+            log_append_time: -1,
         })
     }
 
