@@ -221,3 +221,50 @@ async fn consume_transform_produce_writes_each_result_once_although_a_worker_die
     producer.close().await;
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn a_transactional_producer_and_a_read_committed_consumer_work_through_the_gateway_alone() {
+    let cluster = vltava_testkit::inprocess::Cluster::start().await;
+    cluster.create_topic("via-gateway", 2).await;
+    let gateway = cluster.gateway.addr.clone();
+    let producer =
+        Producer::connect(ProducerConfig { via_gateway: true, ..transactional(&gateway, "gw-only") }).await.unwrap();
+    producer.init_transactions().await.unwrap();
+    for (round, commit) in [("kept", true), ("dropped", false)] {
+        producer.begin_transaction().unwrap();
+        for p in 0..2 {
+            let _delivery =
+                producer.send(ProducerRecord::new("via-gateway", format!("{round}-{p}")).partition(p)).await.unwrap();
+        }
+        if commit {
+            producer.commit_transaction().await.unwrap();
+        } else {
+            producer.flush().await.unwrap();
+            producer.abort_transaction().await.unwrap();
+        }
+    }
+    let mut consumer = Consumer::connect(ConsumerConfig {
+        via_gateway: true,
+        auto_offset_reset: OffsetReset::Earliest,
+        isolation_level: IsolationLevel::ReadCommitted,
+        ..ConsumerConfig::new(gateway.clone())
+    })
+    .await
+    .unwrap();
+    consumer.assign_topic("via-gateway").await.unwrap();
+    let mut values = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while values.len() < 2 && tokio::time::Instant::now() < deadline {
+        for r in consumer.poll(Duration::from_millis(200)).await.unwrap() {
+            values.push(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
+        }
+    }
+    // A little longer: nothing of the aborted transaction may follow.
+    for r in consumer.poll(Duration::from_millis(500)).await.unwrap() {
+        values.push(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
+    }
+    values.sort();
+    assert_eq!(values, ["kept-0", "kept-1"]);
+    producer.close().await;
+    cluster.stop().await;
+}
