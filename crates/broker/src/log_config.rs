@@ -50,6 +50,7 @@ pub fn for_topic(defaults: &LogConfig, configs: &BTreeMap<String, String>) -> Lo
     if let Some(v) = int("message.timestamp.after.max.ms") {
         c.message_timestamp_after_max_ms = v.max(0);
     }
+    c.compact = compacts(configs);
     if !deletes(configs) {
         // `cleanup.policy=compact` alone: nothing is ever deleted by age or size (Kafka's rule).
         // The log cleaner that keeps the latest record per key is not built yet, so such a topic
@@ -58,6 +59,11 @@ pub fn for_topic(defaults: &LogConfig, configs: &BTreeMap<String, String>) -> Lo
         c.retention_bytes = -1;
     }
     c
+}
+
+/// Whether the topic's `cleanup.policy` includes `compact`.
+fn compacts(configs: &BTreeMap<String, String>) -> bool {
+    configs.get("cleanup.policy").is_some_and(|p| p.split(',').any(|x| x.trim() == "compact"))
 }
 
 /// Whether the topic's `cleanup.policy` includes `delete` (the default).
@@ -100,6 +106,58 @@ mod tests {
         assert_eq!(c.compression_type, CompressionType::Zstd);
         assert_eq!(c.message_timestamp_type, TimestampType::LogAppendTime);
         assert_eq!((c.message_timestamp_before_max_ms, c.message_timestamp_after_max_ms), (60_000, 1_000));
+    }
+
+    /// Every per-topic key the metadata service accepts has an effect: a new key accepted
+    /// without one fails here. Each entry sets a non-default value and names what it changes.
+    #[test]
+    fn every_accepted_topic_key_acts() {
+        let defaults = LogConfig::default();
+        let with =
+            |key: &str, value: &str| for_topic(&defaults, &BTreeMap::from([(key.to_string(), value.to_string())]));
+        let d = &defaults;
+        let effects: Vec<(&str, bool)> = vec![
+            (
+                "cleanup.policy",
+                with("cleanup.policy", "compact").compact && with("cleanup.policy", "compact").retention_ms == -1,
+            ),
+            ("retention.ms", with("retention.ms", "1000").retention_ms == 1000),
+            ("retention.bytes", with("retention.bytes", "4096").retention_bytes == 4096),
+            ("segment.bytes", with("segment.bytes", "2048").segment_bytes == 2048),
+            ("segment.ms", with("segment.ms", "60000").segment_ms == 60_000),
+            ("segment.index.bytes", with("segment.index.bytes", "4096").segment_index_bytes == 4096),
+            ("index.interval.bytes", with("index.interval.bytes", "100").index_interval_bytes == 100),
+            ("max.message.bytes", with("max.message.bytes", "1000").max_message_bytes == 1000),
+            // Read by the partition (acks=all) and the controller, not by the log.
+            (
+                "min.insync.replicas",
+                min_insync_replicas(1, &BTreeMap::from([("min.insync.replicas".into(), "2".into())])) == 2,
+            ),
+            ("flush.messages", with("flush.messages", "1").flush_messages == Some(1)),
+            ("flush.ms", with("flush.ms", "10").flush_ms == Some(10)),
+            (
+                "message.timestamp.type",
+                with("message.timestamp.type", "LogAppendTime").message_timestamp_type == TimestampType::LogAppendTime,
+            ),
+            (
+                "message.timestamp.before.max.ms",
+                with("message.timestamp.before.max.ms", "5").message_timestamp_before_max_ms == 5,
+            ),
+            (
+                "message.timestamp.after.max.ms",
+                with("message.timestamp.after.max.ms", "5").message_timestamp_after_max_ms == 5,
+            ),
+            // Read by the controller's leader election (`metadata/src/election.rs`, tested there).
+            ("unclean.leader.election.enable", true),
+            ("compression.type", with("compression.type", "lz4").compression_type == CompressionType::Lz4),
+        ];
+        for (key, acts) in &effects {
+            assert!(acts, "{key} is accepted but changes nothing");
+        }
+        let covered: std::collections::BTreeSet<&str> = effects.iter().map(|(k, _)| *k).collect();
+        let accepted: std::collections::BTreeSet<&str> = vltava_metadata::topic_config::known_keys().collect();
+        assert_eq!(covered, accepted, "every accepted key needs an entry here");
+        assert_ne!(with("retention.ms", "1000"), *d);
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub struct LogConfig {
     /// `message.timestamp.after.max.ms`: with CreateTime, a record timestamped more than this
     /// after the leader's clock is refused. Default unlimited.
     pub message_timestamp_after_max_ms: i64,
+    /// `cleanup.policy` includes `compact`: every record must have a key (Kafka refuses keyless
+    /// records on compacted topics with `INVALID_RECORD`). Default false.
+    pub compact: bool,
 }
 
 /// Kafka's `compression.type` topic config.
@@ -125,6 +128,7 @@ impl Default for LogConfig {
             message_timestamp_type: TimestampType::CreateTime,
             message_timestamp_before_max_ms: i64::MAX,
             message_timestamp_after_max_ms: i64::MAX,
+            compact: false,
         }
     }
 }

@@ -185,6 +185,11 @@ impl Log {
             if append_time.is_none() {
                 self.check_timestamps(&batch, now_ms)?;
             }
+            if self.config.compact && batch.records()?.iter().any(|r| r.key.is_none()) {
+                return Err(StorageError::InvalidRecord {
+                    reason: format!("batch {i} has a record without a key: a compacted topic keeps records by key"),
+                });
+            }
             // The topic's codec and timestamp type (once, on the leader; followers copy).
             let batch = match rewrite_batch(&batch, codec, append_time).map_err(|e| corrupt(i, e))? {
                 Some(bytes) => {

@@ -82,3 +82,16 @@ fn create_times_outside_the_window_are_refused_and_nothing_is_stored() {
     }
     assert_eq!(log.log_end_offset(), 3, "the refused batches wrote nothing");
 }
+
+#[test]
+fn a_compacted_topic_refuses_records_without_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), LogConfig { compact: true, ..small_config() }).unwrap();
+    log.append(produced(-1, -1, &["keyed"], 1_000), 0, 1_000).unwrap();
+    let mut b = BatchBuilder::new(Compression::None);
+    b.append(1_000, Some(b"k"), Some(b"v"), &[]);
+    b.append(1_000, None, Some(b"no key"), &[]);
+    let e = log.append(b.build(), 0, 1_000).unwrap_err();
+    assert!(matches!(e, StorageError::InvalidRecord { .. }), "{e}");
+    assert_eq!(log.log_end_offset(), 1, "nothing of the refused batch is stored");
+}
