@@ -211,6 +211,26 @@ impl RecordBatch {
         Ok(())
     }
 
+    /// The checks on a batch a log already stored (a follower's append, recovery): as
+    /// [`RecordBatch::validate`], but a compacted log's batch may hold fewer records than its
+    /// offset range (`record_count <= last_offset_delta + 1`, possibly none): the cleaner removed
+    /// some, keeping the others' offsets.
+    pub fn validate_stored(&self) -> Result<(), RecordError> {
+        if self.magic() != MAGIC {
+            return Err(RecordError::InvalidMagic(self.magic()));
+        }
+        self.verify_crc()?;
+        let count = self.record_count();
+        if count < 0 || self.last_offset_delta() < 0 || i64::from(count) > i64::from(self.last_offset_delta()) + 1 {
+            return Err(RecordError::Malformed(format!(
+                "record count {count} does not fit last offset delta {}",
+                self.last_offset_delta()
+            )));
+        }
+        self.compression()?;
+        Ok(())
+    }
+
     /// Decodes (and decompresses) all records. Offsets are `base_offset + offsetDelta`,
     /// timestamps `base_timestamp + timestampDelta` (or `max_timestamp` for LogAppendTime).
     pub fn records(&self) -> Result<Vec<Record>, RecordError> {

@@ -23,6 +23,10 @@ pub struct BatchBuilder {
     base_timestamp: Option<i64>,
     max_timestamp: i64,
     count: usize,
+    /// Offset delta of the next record (the count, unless [`BatchBuilder::append_at`] skipped).
+    next_delta: i32,
+    /// `lastOffsetDelta` when set by [`BatchBuilder::set_last_offset_delta`].
+    last_delta: Option<i32>,
     records: Vec<u8>,
 }
 
@@ -39,6 +43,8 @@ impl BatchBuilder {
             base_timestamp: None,
             max_timestamp: -1,
             count: 0,
+            next_delta: 0,
+            last_delta: None,
             records: Vec::new(),
         }
     }
@@ -62,12 +68,27 @@ impl BatchBuilder {
         self.control = on;
     }
 
-    /// Appends a record; its offset delta is its index in the batch.
+    /// Appends a record; its offset delta follows the previous record's.
     pub fn append(&mut self, timestamp: i64, key: Option<&[u8]>, value: Option<&[u8]>, headers: &[Header]) {
+        self.append_at(self.next_delta, timestamp, key, value, headers);
+    }
+
+    /// Appends a record at `offset_delta`, which must be above the previous record's: the batches
+    /// a log cleaner writes keep each surviving record's original offset. (Produced batches use
+    /// [`BatchBuilder::append`].)
+    pub fn append_at(
+        &mut self,
+        offset_delta: i32,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) {
+        debug_assert!(offset_delta >= self.next_delta, "offset deltas must grow");
         let base_timestamp = *self.base_timestamp.get_or_insert(timestamp);
         self.max_timestamp = self.max_timestamp.max(timestamp);
         let timestamp_delta = timestamp.wrapping_sub(base_timestamp);
-        let offset_delta = self.count as i32;
+        self.next_delta = offset_delta + 1;
 
         let body_len = 1
             + varlong_size(timestamp_delta)
@@ -95,6 +116,12 @@ impl BatchBuilder {
             put_nullable(buf, h.value.as_deref());
         }
         self.count += 1;
+    }
+
+    /// Sets `lastOffsetDelta` beyond the last record's (a cleaned batch keeps its original
+    /// offset range, so the offsets after it do not move).
+    pub fn set_last_offset_delta(&mut self, delta: i32) {
+        self.last_delta = Some(delta);
     }
 
     /// Number of records appended so far.
@@ -147,7 +174,7 @@ impl BatchBuilder {
         buf.put_i8(MAGIC);
         buf.put_u32(0); // crc, filled below
         buf.put_i16(attributes);
-        buf.put_i32(self.count as i32 - 1); // last offset delta
+        buf.put_i32(self.last_delta.unwrap_or(self.next_delta - 1).max(self.next_delta - 1)); // last offset delta
         buf.put_i64(self.base_timestamp.unwrap_or(-1));
         buf.put_i64(self.max_timestamp);
         buf.put_i64(self.producer_id);

@@ -29,7 +29,10 @@
 //! A partition directory holds:
 //! - `{base_offset:020}.log`: concatenated RecordBatch v2 batches exactly as received, with the
 //!   broker-assigned base offset and partition leader epoch stamped in (both outside the CRC).
-//!   Offsets are contiguous within and across segments; a segment's name is its first offset.
+//!   Offsets grow within and across segments, contiguous as appended; a replicated compacted log
+//!   may have gaps (records and batches removed, the others keeping their offsets, a batch's
+//!   `lastOffsetDelta` spanning removed records). A segment's name is the log end offset when it
+//!   was created (its first batch may start later).
 //! - `{base_offset:020}.index`: sparse offset index, 8-byte entries `[relative base offset u32
 //!   BE][file position u32 BE]`, one per batch that starts more than `index.interval.bytes`
 //!   after the previous entry (none for the first batch, which is at position 0).
@@ -72,7 +75,7 @@
 //!
 //! Without `.clean-shutdown`, every segment that may contain data at or above the recovery
 //! point (always including the active one) is validated batch by batch (length, magic,
-//! CRC-32C, record count, offset contiguity) and its indexes are rebuilt. Other segments (all
+//! CRC-32C, record count at most the offset range, offsets growing) and its indexes are rebuilt. Other segments (all
 //! of them after a clean shutdown) trust their index files after sanity checks and validate
 //! only the tail after the last offset index entry; any failed check falls back to a full
 //! validation. At the first torn or corrupt batch the segment file is truncated there and all

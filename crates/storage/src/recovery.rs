@@ -2,7 +2,7 @@
 //!
 //! Policy (documented in the crate root):
 //! - Without a `.clean-shutdown` marker every segment that may hold data at or above the
-//!   recovery point is fully validated (length, magic, CRC-32C, offset contiguity) batch by
+//!   recovery point is fully validated (length, magic, CRC-32C, offsets growing) batch by
 //!   batch, and its indexes are rebuilt from the log.
 //! - Every other segment trusts its indexes after sanity checks (file size a multiple of the
 //!   entry size, monotonic entries, last entry pointing at a batch with the matching offset);
@@ -203,7 +203,9 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log, StorageError> {
     let mut expected_next: Option<i64> = None;
     for (i, &base) in bases.iter().enumerate() {
         let next_base = bases.get(i + 1).copied();
-        if expected_next.is_some_and(|e| e != base) {
+        // A segment may start after the previous one's last offset (the cleaner removed that
+        // segment's last batches), never before.
+        if expected_next.is_some_and(|e| base < e) {
             tracing::warn!(dir = %dir.display(), base, expected = ?expected_next, "offset gap between segments; deleting it and later segments");
             for &b in &bases[i..] {
                 delete_files(dir, b)?;

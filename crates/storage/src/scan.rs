@@ -104,9 +104,10 @@ pub(crate) struct ScanEnd {
 }
 
 /// Walks the batches in `[from, file_size)`, calling `visit(position, header)` for each good
-/// one. With `verify`, batches are read whole and their CRC-32C, record count and offset
-/// contiguity (each base offset equals the previous batch's next offset, the first equals
-/// `expected_first` when given) are checked. Stops at the first bad or torn batch.
+/// one. With `verify`, batches are read whole and their CRC-32C, record count (at most the
+/// offset range) and offset order (each base offset at least the previous batch's next offset,
+/// the first at least `expected_first` when given: a compacted log has gaps) are checked. Stops
+/// at the first bad or torn batch.
 pub(crate) fn scan(
     file: &File,
     path: &Path,
@@ -150,11 +151,12 @@ pub(crate) fn scan(
         }
         if verify {
             if let Some(exp) = expected
-                && header.base_offset != exp
+                && header.base_offset < exp
             {
-                return Ok(end(pos, Some(format!("expected base offset {exp}, found {}", header.base_offset))));
+                return Ok(end(pos, Some(format!("expected base offset {exp} or more, found {}", header.base_offset))));
             }
-            if header.record_count != header.last_offset_delta + 1 {
+            // A compacted batch may hold fewer records than its offset range, never more.
+            if header.record_count < 0 || i64::from(header.record_count) > i64::from(header.last_offset_delta) + 1 {
                 return Ok(end(
                     pos,
                     Some(format!(
