@@ -34,6 +34,13 @@ pub struct BrokerConfig {
     /// How often retention runs (`log.retention.check.interval.ms`).
     #[serde(with = "humantime_serde")]
     pub retention_check_interval: Duration,
+    /// How often the log cleaner compacts the `cleanup.policy=compact` partitions
+    /// (`log.cleaner.backoff.ms`).
+    #[serde(with = "humantime_serde")]
+    pub cleaner_interval: Duration,
+    /// Most distinct keys one cleaning pass maps (bounds its memory, as
+    /// `log.cleaner.dedupe.buffer.size` does); a pass stops at the segment that would exceed it.
+    pub cleaner_max_keys: usize,
     /// How often `flush.ms` deadlines are checked.
     #[serde(with = "humantime_serde")]
     pub flush_check_interval: Duration,
@@ -203,6 +210,8 @@ impl Default for BrokerConfig {
             min_insync_replicas: 1,
             log: LogConfig::default(),
             retention_check_interval: Duration::from_secs(300),
+            cleaner_interval: Duration::from_secs(15),
+            cleaner_max_keys: 1_000_000,
             flush_check_interval: Duration::from_secs(1),
             max_request_bytes: 100 * 1024 * 1024,
             fetch_max_bytes: 50 * 1024 * 1024,

@@ -47,14 +47,16 @@ pub fn for_topic(defaults: &LogConfig, configs: &BTreeMap<String, String>) -> Lo
     if let Some(v) = int("message.timestamp.before.max.ms") {
         c.message_timestamp_before_max_ms = v.max(0);
     }
+    if let Some(v) = int("delete.retention.ms") {
+        c.delete_retention_ms = v.max(0);
+    }
     if let Some(v) = int("message.timestamp.after.max.ms") {
         c.message_timestamp_after_max_ms = v.max(0);
     }
     c.compact = compacts(configs);
     if !deletes(configs) {
-        // `cleanup.policy=compact` alone: nothing is ever deleted by age or size (Kafka's rule).
-        // The log cleaner that keeps the latest record per key is not built yet, so such a topic
-        // keeps everything.
+        // `cleanup.policy=compact` alone: nothing is ever deleted by age or size (Kafka's rule);
+        // the log cleaner keeps the latest record of each key.
         c.retention_ms = -1;
         c.retention_bytes = -1;
     }
@@ -150,6 +152,7 @@ mod tests {
             // Read by the controller's leader election (`metadata/src/election.rs`, tested there).
             ("unclean.leader.election.enable", true),
             ("compression.type", with("compression.type", "lz4").compression_type == CompressionType::Lz4),
+            ("delete.retention.ms", with("delete.retention.ms", "5").delete_retention_ms == 5),
         ];
         for (key, acts) in &effects {
             assert!(acts, "{key} is accepted but changes nothing");

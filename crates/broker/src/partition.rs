@@ -539,6 +539,16 @@ impl Partition {
         self.log.read().as_ref().map_or(0, Log::size_bytes)
     }
 
+    /// Runs `f` on the log under the read lock (blocking), e.g. to prepare a cleaning pass.
+    pub fn with_log<T>(
+        &self,
+        f: impl FnOnce(&Log) -> Result<T, vltava_storage::StorageError>,
+    ) -> Result<T, BrokerError> {
+        let guard = self.log.read();
+        let log = guard.as_ref().ok_or_else(|| self.closed())?;
+        Ok(f(log)?)
+    }
+
     /// Runs `f` on the log under the write lock (blocking), e.g. for retention and flushes.
     pub fn with_log_mut<T>(
         &self,

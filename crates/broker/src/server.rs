@@ -114,6 +114,10 @@ pub async fn run(
         maintenance::retention_pass,
     ));
     tasks.spawn(maintenance::every(broker.config.flush_check_interval, replicas.clone(), maintenance::flush_pass));
+    let max_keys = broker.config.cleaner_max_keys;
+    tasks.spawn(maintenance::every(broker.config.cleaner_interval, replicas.clone(), move |r| {
+        maintenance::clean_pass(r, max_keys)
+    }));
     let expiration = broker.config.producer_id_expiration;
     tasks.spawn(maintenance::every(broker.config.producer_id_expiration_check_interval, replicas.clone(), move |r| {
         maintenance::expire_producers(r, expiration)

@@ -61,3 +61,69 @@ async fn the_topic_codec_timestamp_type_and_timestamp_window_act_on_produced_bat
     assert_eq!(stored(&b, "window").await.len(), 1, "the refused batch was not stored");
     b.stop().await;
 }
+
+#[tokio::test]
+async fn a_compacted_topic_keeps_the_latest_value_of_each_key_once_cleaned() {
+    let b = TestBroker::start(|c| c.cleaner_interval = std::time::Duration::from_millis(100)).await;
+    b.create_topic("table", 1, &[("cleanup.policy", "compact"), ("segment.bytes", "1024")]).await;
+    let now = now_ms();
+    for i in 0..200 {
+        let mut builder = BatchBuilder::new(Compression::None);
+        builder.append(now, Some(format!("key-{}", i % 10).as_bytes()), Some(format!("v{i}").as_bytes()), &[]);
+        produce(&b, "table", builder.build()).await.unwrap();
+    }
+    // A keyless record is refused on a compacted topic.
+    let mut keyless = BatchBuilder::new(Compression::None);
+    keyless.append(now, None, Some(b"no key"), &[]);
+    let e = produce(&b, "table", keyless.build()).await.unwrap_err();
+    assert_eq!(code(&e), "INVALID_RECORD", "{e:?}");
+    let latest_of = |records: &[(i64, String, String)]| {
+        let mut m = std::collections::BTreeMap::new();
+        for (_, k, v) in records {
+            m.insert(k.clone(), v.clone());
+        }
+        m
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let records = read_keyed(&b, "table").await;
+        let expected: std::collections::BTreeMap<String, String> =
+            (190..200).map(|i| (format!("key-{}", i % 10), format!("v{i}"))).collect();
+        assert_eq!(latest_of(&records), expected, "every key's latest value, always");
+        if records.len() < 60 {
+            // Offsets kept: the last record of each key is still at the offset it was produced at.
+            assert!(records.iter().any(|(o, k, v)| *o == 199 && k == "key-9" && v == "v199"));
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never compacted: {} records", records.len());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    b.stop().await;
+}
+
+/// Every record of partition 0 as (offset, key, value), fetching from offset 0 to the end.
+async fn read_keyed(b: &TestBroker, topic: &str) -> Vec<(i64, String, String)> {
+    let mut out = Vec::new();
+    let mut next = 0;
+    for _ in 0..1_000 {
+        let req = FetchRequest {
+            max_bytes: 1 << 20,
+            partitions: vec![FetchPartition {
+                topic: topic.into(),
+                partition: 0,
+                fetch_offset: next,
+                partition_max_bytes: 0,
+            }],
+            ..Default::default()
+        };
+        let resp = b.records().await.fetch(req).await.unwrap().into_inner();
+        let got = vltava_record::decode_fetched(resp.partitions[0].records.clone(), next, true).unwrap();
+        let text = |b: &Option<Bytes>| String::from_utf8(b.clone().unwrap_or_default().to_vec()).unwrap();
+        out.extend(got.records.iter().map(|r| (r.offset, text(&r.key), text(&r.value))));
+        if got.next_offset == next {
+            break;
+        }
+        next = got.next_offset;
+    }
+    out
+}

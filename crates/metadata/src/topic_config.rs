@@ -19,6 +19,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("flush.ms", Kind::Int { min: 0 }),
     ("message.timestamp.type", Kind::OneOf(&["CreateTime", "LogAppendTime"])),
     ("message.timestamp.before.max.ms", Kind::Int { min: 0 }),
+    ("delete.retention.ms", Kind::Int { min: 0 }),
     ("message.timestamp.after.max.ms", Kind::Int { min: 0 }),
     ("unclean.leader.election.enable", Kind::OneOf(&["true", "false"])),
     ("compression.type", Kind::OneOf(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"])),

@@ -52,8 +52,13 @@ pub struct LogConfig {
     /// after the leader's clock is refused. Default unlimited.
     pub message_timestamp_after_max_ms: i64,
     /// `cleanup.policy` includes `compact`: every record must have a key (Kafka refuses keyless
-    /// records on compacted topics with `INVALID_RECORD`). Default false.
+    /// records on compacted topics with `INVALID_RECORD`), and [`crate::Log::clean`] keeps only
+    /// the latest record of each key. Default false.
     pub compact: bool,
+    /// `delete.retention.ms`: how long the cleaner keeps a tombstone (a record with a null
+    /// value) after its batch's timestamp, so that consumers reading from the start see the
+    /// delete. Default 24 hours.
+    pub delete_retention_ms: i64,
 }
 
 /// Kafka's `compression.type` topic config.
@@ -129,6 +134,7 @@ impl Default for LogConfig {
             message_timestamp_before_max_ms: i64::MAX,
             message_timestamp_after_max_ms: i64::MAX,
             compact: false,
+            delete_retention_ms: DAY_MS as i64,
         }
     }
 }

@@ -9,6 +9,8 @@
 //!   [`ReadResult`].
 //! - `recovery`: `Log::open`: directory listing, clean/unclean recovery, index rebuilding.
 //! - [`retention`] — retention by time and size; [`RetentionOutcome`].
+//! - [`cleaner`] — log compaction ([`Log::clean`]): the latest record of each key, at its
+//!   offset; tombstones until `delete.retention.ms`; crash-safe swap of cleaned segments.
 //! - `segment`: one segment (`.log` file + indexes): append, batch lookup, range reads, truncation.
 //! - `index`: the sparse offset and time indexes (in-memory `Vec`, appended to files lazily).
 //! - `scan`: batch header parsing and the batch-by-batch (optionally CRC-verifying) scanner.
@@ -85,6 +87,7 @@
 //! offset.
 
 pub mod checkpoint;
+pub mod cleaner;
 pub mod config;
 mod epoch_cache;
 pub mod error;
@@ -96,9 +99,11 @@ mod recovery;
 pub mod retention;
 mod scan;
 mod segment;
+mod swap;
 pub mod txn_index;
 
 pub use checkpoint::HighWatermarkCheckpoint;
+pub use cleaner::{CleanOutcome, CleanedSegment};
 pub use config::{CompressionType, LogConfig, TimestampType};
 pub use error::StorageError;
 pub use log::{AppendInfo, Log, ReadResult};

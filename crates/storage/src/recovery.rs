@@ -183,12 +183,21 @@ fn load_segment(dir: &Path, base: i64, full: bool, interval: u64) -> Result<Load
     Ok(Loaded { segment, cut, rebuilt: rebuild })
 }
 
+/// Loads the segment at `base` again after the cleaner replaced its file: fully validated,
+/// indexes rebuilt and sealed (it is never the active segment).
+pub(crate) fn reload_segment(dir: &Path, base: i64, interval: u64) -> Result<Segment, StorageError> {
+    let mut loaded = load_segment(dir, base, true, interval)?;
+    loaded.segment.seal()?;
+    Ok(loaded.segment)
+}
+
 /// Opens (creating if needed) and recovers the log in `dir`.
 pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log, StorageError> {
     config.validate()?;
     fs::create_dir_all(dir).at(dir)?;
     let clean_marker = dir.join(CLEAN_SHUTDOWN_FILE);
     let clean = clean_marker.exists();
+    let swapped = crate::swap::settle(dir)?;
     let mut bases = list_segments(dir)?;
     let checkpointed_start = checkpoint::read(dir, LOG_START_OFFSET_FILE)?.unwrap_or(0);
     let recovery_point = checkpoint::read(dir, RECOVERY_POINT_FILE)?.unwrap_or(0);
@@ -212,7 +221,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log, StorageError> {
             }
             break;
         }
-        let full = !clean && next_base.is_none_or(|nb| nb > recovery_point);
+        let full = swapped.contains(&base) || (!clean && next_base.is_none_or(|nb| nb > recovery_point));
         let loaded = load_segment(dir, base, full, config.index_interval_bytes)?;
         if loaded.segment.is_empty() && next_base.is_some() && !loaded.cut {
             tracing::warn!(base, "removing empty inactive segment");
