@@ -36,14 +36,20 @@ pub fn clean_pass(replicas: &ReplicaManager, max_keys: usize) {
             if cleaned.is_empty() { Ok(None) } else { part.with_log_mut(|log| log.install_clean(cleaned)).map(Some) }
         });
         match outcome {
-            Ok(Some(o)) if o.segments > 0 => tracing::debug!(
-                topic = part.topic(),
-                partition = part.index(),
-                segments = o.segments,
-                bytes_before = o.bytes_before,
-                bytes_after = o.bytes_after,
-                "compacted"
-            ),
+            Ok(Some(o)) if o.segments > 0 => {
+                let m = crate::metrics::get();
+                m.cleaner_segments.add(o.segments as u64, &[]);
+                m.cleaner_bytes.add(o.bytes_before, &[]);
+                m.cleaner_records_removed.add(o.records_removed, &[]);
+                tracing::debug!(
+                    topic = part.topic(),
+                    partition = part.index(),
+                    segments = o.segments,
+                    bytes_before = o.bytes_before,
+                    bytes_after = o.bytes_after,
+                    "compacted"
+                );
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(topic = part.topic(), partition = part.index(), error = %e, "cleaning failed"),
         }

@@ -35,6 +35,12 @@ pub struct BrokerMetrics {
     pub transactions_completed: Counter<u64>,
     /// Transactions aborted because they outlived `transaction.timeout.ms`.
     pub transactions_timed_out: Counter<u64>,
+    /// Segments the log cleaner rewrote.
+    pub cleaner_segments: Counter<u64>,
+    /// Bytes of segments the log cleaner rewrote (their size before).
+    pub cleaner_bytes: Counter<u64>,
+    /// Records the log cleaner removed (superseded values, expired tombstones, aborted data).
+    pub cleaner_records_removed: Counter<u64>,
 }
 
 static METRICS: LazyLock<BrokerMetrics> = LazyLock::new(|| BrokerMetrics::new(&opentelemetry::global::meter(SCOPE)));
@@ -82,6 +88,17 @@ impl BrokerMetrics {
                 .u64_counter("vltava.broker.transactions.timed_out")
                 .with_unit("{transaction}")
                 .with_description("Transactions aborted because they outlived transaction.timeout.ms")
+                .build(),
+            cleaner_segments: meter
+                .u64_counter("vltava.broker.cleaner.segments")
+                .with_unit("{segment}")
+                .with_description("Segments the log cleaner rewrote")
+                .build(),
+            cleaner_bytes: bytes("vltava.broker.cleaner.bytes", "Bytes of segments the log cleaner rewrote (before)"),
+            cleaner_records_removed: meter
+                .u64_counter("vltava.broker.cleaner.records_removed")
+                .with_unit("{record}")
+                .with_description("Records the log cleaner removed")
                 .build(),
         }
     }
