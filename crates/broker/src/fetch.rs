@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use vltava_common::{ErrorCode, WireError};
-use vltava_proto::v1::{AbortedTransaction, FetchRequest, FetchResponse, PartitionRecords};
+use vltava_proto::v1::{FetchRequest, FetchResponse, PartitionRecords};
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
@@ -96,17 +96,13 @@ fn read_all(targets: &[Target], max_bytes: usize, isolation: Isolation) -> (Vec<
             }
             match part.read_blocking(t.offset, t.max_bytes.min(remaining.max(1)), isolation) {
                 Ok(got) => {
+                    r.aborted_transactions = got.aborted_transactions();
                     let read = got.read;
                     remaining = remaining.saturating_sub(read.records.len());
                     total += read.records.len();
                     r.log_start_offset = read.log_start_offset;
                     r.last_stable_offset = got.last_stable_offset;
                     r.records = read.records;
-                    r.aborted_transactions = got
-                        .aborted
-                        .iter()
-                        .map(|a| AbortedTransaction { producer_id: a.producer_id, first_offset: a.first_offset })
-                        .collect();
                 }
                 Err(e) => {
                     failed = true;

@@ -5,25 +5,47 @@ use std::sync::Arc;
 
 use vltava_common::time::now_ms;
 
+use vltava_storage::CleanOutcome;
+
+use crate::error::BrokerError;
+use crate::partition::Partition;
 use crate::replica_manager::ReplicaManager;
+
+/// Runs `f` on every hosted partition, logging a failure as `what failed` (blocking).
+fn each_partition<T>(
+    replicas: &ReplicaManager,
+    what: &str,
+    f: impl Fn(&Partition) -> Result<T, BrokerError>,
+    done: impl Fn(&Partition, T),
+) {
+    for part in replicas.all() {
+        match f(&part) {
+            Ok(v) => done(&part, v),
+            Err(e) => tracing::warn!(topic = part.topic(), partition = part.index(), error = %e, "{what} failed"),
+        }
+    }
+}
 
 /// Applies retention to every hosted log (blocking).
 pub fn retention_pass(replicas: &ReplicaManager) {
     let now = now_ms();
-    for part in replicas.all() {
-        match part.with_log_mut(|log| log.apply_retention(now)) {
-            Ok(outcome) if outcome.deleted_segments > 0 => tracing::info!(
-                topic = part.topic(),
-                partition = part.index(),
-                segments = outcome.deleted_segments,
-                bytes = outcome.deleted_bytes,
-                log_start_offset = outcome.log_start_offset,
-                "retention deleted old segments"
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(topic = part.topic(), partition = part.index(), error = %e, "retention failed"),
-        }
-    }
+    each_partition(
+        replicas,
+        "retention",
+        |part| part.with_log_mut(|log| log.apply_retention(now)),
+        |part, outcome| {
+            if outcome.deleted_segments > 0 {
+                tracing::info!(
+                    topic = part.topic(),
+                    partition = part.index(),
+                    segments = outcome.deleted_segments,
+                    bytes = outcome.deleted_bytes,
+                    log_start_offset = outcome.log_start_offset,
+                    "retention deleted old segments"
+                );
+            }
+        },
+    );
 }
 
 /// Compacts every hosted `cleanup.policy=compact` log (blocking): the cleaned segments are
@@ -31,12 +53,18 @@ pub fn retention_pass(replicas: &ReplicaManager) {
 /// lock. Each replica cleans its own log, as in Kafka.
 pub fn clean_pass(replicas: &ReplicaManager, max_keys: usize) {
     let now = now_ms();
-    for part in replicas.all() {
-        let outcome = part.with_log(|log| log.prepare_clean(now, max_keys)).and_then(|cleaned| {
-            if cleaned.is_empty() { Ok(None) } else { part.with_log_mut(|log| log.install_clean(cleaned)).map(Some) }
-        });
-        match outcome {
-            Ok(Some(o)) if o.segments > 0 => {
+    each_partition(
+        replicas,
+        "cleaning",
+        |part| {
+            let cleaned = part.with_log(|log| log.prepare_clean(now, max_keys))?;
+            if cleaned.is_empty() {
+                return Ok(Default::default());
+            }
+            part.with_log_mut(|log| log.install_clean(cleaned))
+        },
+        |part, o: CleanOutcome| {
+            if o.segments > 0 {
                 let m = crate::metrics::get();
                 m.cleaner_segments.add(o.segments as u64, &[]);
                 m.cleaner_bytes.add(o.bytes_before, &[]);
@@ -50,20 +78,14 @@ pub fn clean_pass(replicas: &ReplicaManager, max_keys: usize) {
                     "compacted"
                 );
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(topic = part.topic(), partition = part.index(), error = %e, "cleaning failed"),
-        }
-    }
+        },
+    );
 }
 
 /// Flushes every log whose `flush.ms` deadline has passed (blocking).
 pub fn flush_pass(replicas: &ReplicaManager) {
     let now = now_ms();
-    for part in replicas.all() {
-        if let Err(e) = part.with_log_mut(|log| log.flush_if_due(now)) {
-            tracing::warn!(topic = part.topic(), partition = part.index(), error = %e, "flush failed");
-        }
-    }
+    each_partition(replicas, "flush", |part| part.with_log_mut(|log| log.flush_if_due(now)), |_, ()| {});
 }
 
 /// Checkpoints every hosted partition's high watermark in the data directory's one file

@@ -98,6 +98,16 @@ pub struct PartitionRead {
     pub aborted: Vec<AbortedTxn>,
 }
 
+impl PartitionRead {
+    /// The aborted transactions as a fetch response carries them.
+    pub fn aborted_transactions(&self) -> Vec<vltava_proto::v1::AbortedTransaction> {
+        self.aborted
+            .iter()
+            .map(|a| vltava_proto::v1::AbortedTransaction { producer_id: a.producer_id, first_offset: a.first_offset })
+            .collect()
+    }
+}
+
 /// A partition replica on this broker.
 pub struct Partition {
     topic: String,
@@ -441,7 +451,7 @@ impl Partition {
             }
             .into());
         }
-        let last_stable_offset = log.first_unstable_offset().map_or(hw, |f| f.min(hw));
+        let last_stable_offset = stable_limit(log, hw);
         let limit = match isolation {
             Isolation::ReadUncommitted => hw,
             Isolation::ReadCommitted => last_stable_offset,
@@ -461,7 +471,7 @@ impl Partition {
     /// transaction when that is lower. READ_COMMITTED readers see nothing at or above it.
     pub fn last_stable_offset(&self) -> i64 {
         let hw = self.high_watermark();
-        self.log.read().as_ref().and_then(Log::first_unstable_offset).map_or(hw, |f| f.min(hw))
+        self.log.read().as_ref().map_or(hw, |log| stable_limit(log, hw))
     }
 
     /// Appends, as leader, the marker ending producer `producer_id`'s transaction (blocking).
@@ -582,6 +592,12 @@ impl Partition {
     fn closed(&self) -> BrokerError {
         BrokerError::UnknownTopicOrPartition { topic: self.topic.clone(), partition: self.index }
     }
+}
+
+/// The last stable offset of `log` with high watermark `hw`: the smaller of `hw` and the first
+/// offset of the oldest open transaction.
+fn stable_limit(log: &Log, hw: i64) -> i64 {
+    log.first_unstable_offset().map_or(hw, |f| f.min(hw))
 }
 
 /// The offset after the last whole batch in `records` (batches as a log returns them).

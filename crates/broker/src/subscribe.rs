@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 use vltava_common::{ErrorCode, WireError};
-use vltava_proto::v1::{AbortedTransaction, PartitionRecords, SubscribeRequest};
+use vltava_proto::v1::{PartitionRecords, SubscribeRequest};
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
@@ -60,7 +60,8 @@ pub fn handle(broker: &Broker, req: SubscribeRequest) -> Result<SubscribeStream,
                     return;
                 }
             };
-            let (read, last_stable_offset, aborted) = (read.read, read.last_stable_offset, read.aborted);
+            let (aborted_transactions, last_stable_offset) = (read.aborted_transactions(), read.last_stable_offset);
+            let read = read.read;
             match read_end(&read.records) {
                 Some(next) => {
                     offset = next;
@@ -74,10 +75,7 @@ pub fn handle(broker: &Broker, req: SubscribeRequest) -> Result<SubscribeStream,
                         log_start_offset: read.log_start_offset,
                         records: read.records,
                         last_stable_offset,
-                        aborted_transactions: aborted
-                            .iter()
-                            .map(|a| AbortedTransaction { producer_id: a.producer_id, first_offset: a.first_offset })
-                            .collect(),
+                        aborted_transactions,
                     };
                     if tx.send(Ok(msg)).await.is_err() {
                         return;
