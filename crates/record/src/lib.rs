@@ -54,7 +54,7 @@ pub use error::RecordError;
 pub use fetched::{AbortedTransaction, FetchedRecords, decode_fetched, decode_fetched_committed};
 pub use iter::{BatchIter, batches};
 pub use placement::{Placement, place};
-pub use rewrite::rewrite_batch;
+pub use rewrite::{emptied_batch, rewrite_batch};
 
 /// The only supported batch magic (RecordBatch v2).
 pub const MAGIC: i8 = 2;

@@ -57,6 +57,23 @@ pub fn rewrite_batch(
     Ok(Some(out.freeze()))
 }
 
+/// The batch with every record removed but its header kept: base offset, offset range
+/// (`lastOffsetDelta`), timestamps, producer id, epoch and base sequence, transactional and
+/// timestamp-type bits, leader epoch. A log cleaner keeps such an empty batch in place of a
+/// producer's last batch, so that the producer's sequence numbers survive a rebuild of its state
+/// from the log (as Kafka's cleaner does). Its codec becomes none (there is nothing to compress).
+pub fn emptied_batch(batch: &RecordBatch) -> Bytes {
+    let mut out = BytesMut::from(&batch.as_bytes()[..header::HEADER_LEN]);
+    let length = (header::HEADER_LEN - header::LOG_OVERHEAD) as i32;
+    out[header::BATCH_LENGTH..header::BATCH_LENGTH + 4].copy_from_slice(&length.to_be_bytes());
+    let attributes = i16::from_be_bytes([out[header::ATTRIBUTES], out[header::ATTRIBUTES + 1]]) & !0x07;
+    out[header::ATTRIBUTES..header::ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    out[header::RECORD_COUNT..header::RECORD_COUNT + 4].copy_from_slice(&0i32.to_be_bytes());
+    let crc = crc32c::crc32c(&out[header::CRC_START..]);
+    out[header::CRC..header::CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    out.freeze()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +127,24 @@ mod tests {
             RecordBatch::parse(rewrite_batch(&original, Some(Compression::Zstd), Some(5)).unwrap().unwrap()).unwrap();
         both.validate().unwrap();
         assert!(both.records().unwrap().iter().all(|r| r.timestamp == 5));
+    }
+
+    #[test]
+    fn an_emptied_batch_keeps_its_header_and_offset_range() {
+        let batch = produced(Compression::Zstd);
+        let empty = RecordBatch::parse(emptied_batch(&batch)).unwrap();
+        empty.validate_stored().unwrap();
+        assert!(empty.validate().is_err(), "a produced batch must hold records");
+        assert_eq!(empty.records().unwrap(), vec![]);
+        assert_eq!(empty.record_count(), 0);
+        assert_eq!(empty.compression().unwrap(), Compression::None);
+        assert_eq!(
+            (empty.base_offset(), empty.last_offset(), empty.max_timestamp()),
+            (batch.base_offset(), batch.last_offset(), batch.max_timestamp())
+        );
+        assert_eq!(
+            (empty.producer_id(), empty.producer_epoch(), empty.base_sequence(), empty.is_transactional()),
+            (7, 2, 40, true)
+        );
     }
 }

@@ -1,233 +1,280 @@
-//! Log compaction (Kafka's log cleaner) for one log: [`Log::clean`] keeps, in the segments
-//! before the active one, only the latest record of each key, at its original offset.
+//! Log compaction (Kafka's log cleaner) for one log: [`Log::clean`] keeps, in the cleanable
+//! segments (see [`crate::cleaner_plan`]), only the latest record of each key, at its original
+//! offset.
 //!
-//! 1. **Offset map.** The batches of the cleanable range (the inactive segments, and nothing
-//!    at or above the first unstable offset: open transactions are not cleaned) are read once
-//!    to map each key to its latest offset, holding at most `max_keys` keys; when the map fills,
-//!    the range ends at the last segment it covers whole.
-//! 2. **Rewrite.** Each segment of the range is rewritten record by record: a record stays if
-//!    it is its key's latest, and a tombstone (null value) stays until its batch is older than
-//!    `delete.retention.ms`, so a consumer reading from the start within that time sees the
-//!    delete. Kept records keep their offsets, timestamps and headers; a batch keeps its base
-//!    offset, offset range, codec, producer fields and leader epoch. Records of aborted
-//!    transactions (from the `.txnindex`) are removed and never count as a key's latest value.
-//!    Control batches (transaction markers) and records without a key are kept as they are.
-//! 3. **Swap.** The new segment is written to `{base}.log.cleaned` and fsynced, renamed to
-//!    `{base}.log.swap`, then renamed over `{base}.log`; its indexes are rebuilt. On open, a
-//!    `.cleaned` file (a pass that did not finish) is deleted and a `.swap` file (a pass that
-//!    finished writing) completes the swap, so a crash at any point leaves either the old or the
-//!    new segment, both holding the compacted view.
+//! 1. **Offset map.** The dirty section's batches are read once to map each key to its latest
+//!    offset, holding at most `max_keys` keys (copied out of the batches); when the map fills,
+//!    the pass ends at the last segment it covers whole and the rest stays dirty for the next.
+//! 2. **Rewrite.** Every segment from the log start to the end of the map is read batch by
+//!    batch, in order ([`crate::cleaner_rewrite`]): a record stays if it is its key's latest
+//!    (a key only in the clean section is already), and a tombstone (null value) stays until
+//!    its batch is older than `delete.retention.ms`, so a consumer reading from the start
+//!    within that time sees the delete. Kept records keep their offsets, timestamps and
+//!    headers; a batch keeps its base offset, offset range, codec, producer fields and leader
+//!    epoch. Records of aborted transactions (from the `.txnindex`) are removed. A transaction
+//!    marker is removed once none of its transaction's batches is left and it is older than
+//!    `delete.retention.ms`. A producer's last batch keeps at least its header (emptied), so
+//!    that its sequence numbers survive a rebuild of the producer state from the log.
+//! 3. **Merge.** Consecutive segments whose sizes add up to at most `segment.bytes` are written
+//!    as one segment (Kafka merges small cleaned segments); a lone segment with nothing to
+//!    remove is not rewritten at all.
+//! 4. **Swap.** Each new segment is written to `{first}.log.cleaned` and fsynced while appends
+//!    and reads go on (a broker prepares under the log's read lock); installing it (under the
+//!    write lock) renames it to `.swap`, deletes the segments it merged, renames it over
+//!    `{first}.log` and rebuilds its indexes. A crash at any point leaves either the old or the
+//!    new segments, both holding the compacted view ([`crate::swap`]). The first dirty offset
+//!    then moves to the end of the pass.
 
 use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 
-use bytes::{Bytes, BytesMut};
-use vltava_record::{BatchBuilder, RecordBatch, set_partition_leader_epoch};
+use bytes::Bytes;
+use vltava_record::RecordBatch;
 
-use crate::swap::swap_in;
-use crate::{Log, StorageError};
+use crate::cleaner_plan::group_segments;
+use crate::cleaner_rewrite::{Decision, Rewriter};
+use crate::error::IoContext;
+use crate::segment::Segment;
+use crate::{Log, StorageError, swap};
 
-/// A segment's cleaned contents, ready to swap in ([`Log::install_clean`]).
-#[derive(Debug, Clone)]
-pub struct CleanedSegment {
-    base: i64,
-    old_size: u64,
-    bytes: Bytes,
+/// A cleaned group of segments written beside the log, ready to swap in
+/// ([`Log::install_clean`]); its file is deleted if it is dropped uninstalled.
+#[derive(Debug)]
+struct CleanedGroup {
+    /// The base offset and size (when prepared) of each segment it replaces.
+    segments: Vec<(i64, u64)>,
+    path: PathBuf,
     removed: u64,
+    installed: bool,
+}
+
+impl Drop for CleanedGroup {
+    fn drop(&mut self) {
+        if !self.installed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The result of [`Log::prepare_clean`]: cleaned segments on disk, not yet in the log.
+#[derive(Debug)]
+pub struct PreparedClean {
+    groups: Vec<CleanedGroup>,
+    /// The first dirty offset the pass started from, and the one it leaves.
+    first_dirty: (i64, i64),
+    markers_removed: u64,
+    dirty_bytes: u64,
 }
 
 /// What a cleaning pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CleanOutcome {
-    /// Segments rewritten.
+    /// Segments rewritten (a merge counts every segment it replaced).
     pub segments: usize,
     /// Bytes of those segments before.
     pub bytes_before: u64,
-    /// Bytes of those segments after.
+    /// Bytes of the segments that replaced them.
     pub bytes_after: u64,
-    /// Records removed (older values and expired tombstones).
+    /// Records removed (older values, expired tombstones, aborted records).
     pub records_removed: u64,
+    /// Transaction markers removed.
+    pub markers_removed: u64,
+    /// Bytes of the dirty section the pass compacted.
+    pub dirty_bytes: u64,
 }
 
 impl Log {
-    /// Compacts the log (see the module documentation). `now_ms` decides which tombstones
-    /// expired; `max_keys` bounds the offset map. A log without `cleanup.policy=compact`, or
-    /// with nothing before its active segment, is left alone.
+    /// Compacts the log now, whatever its dirty ratio (see the module documentation).
+    /// `now_ms` decides which tombstones expired; `max_keys` bounds the offset map. A log
+    /// without `cleanup.policy=compact`, or with nothing cleanable, is left alone.
     ///
     /// # Errors
     ///
-    /// I/O errors, or a batch that cannot be decoded (the pass stops; the log is unchanged from
-    /// the segment it was rewriting on).
+    /// I/O errors, or a batch that cannot be decoded (the log is unchanged from the group it
+    /// was installing on).
     pub fn clean(&mut self, now_ms: i64, max_keys: usize) -> Result<CleanOutcome, StorageError> {
-        let cleaned = self.prepare_clean(now_ms, max_keys)?;
-        self.install_clean(cleaned)
+        match self.prepare_clean(now_ms, max_keys)? {
+            Some(prepared) => self.install_clean(prepared, now_ms),
+            None => Ok(CleanOutcome::default()),
+        }
     }
 
     /// The reading half of [`Log::clean`], which needs only `&self` (a broker runs it under a
-    /// read lock, so appends and reads go on): the cleaned contents of every segment that has
-    /// something to remove. Writes nothing.
+    /// read lock, so appends and reads go on): writes the cleaned groups beside the log.
+    /// `None` when there is nothing to clean.
     ///
     /// # Errors
     ///
     /// I/O errors, or a batch that cannot be decoded.
-    pub fn prepare_clean(&self, now_ms: i64, max_keys: usize) -> Result<Vec<CleanedSegment>, StorageError> {
-        if !self.config.compact || self.segments.len() < 2 {
-            return Ok(Vec::new());
+    pub fn prepare_clean(&self, now_ms: i64, max_keys: usize) -> Result<Option<PreparedClean>, StorageError> {
+        if !self.config.compact {
+            return Ok(None);
         }
-        let active = self.active().base_offset;
-        let limit = self.producers.first_unstable_offset().map_or(active, |f| f.min(active));
-        let candidates: Vec<i64> = self
-            .segments
-            .values()
-            .filter(|s| s.base_offset < active && s.next_offset <= limit)
-            .map(|s| s.base_offset)
-            .collect();
+        let cleanable = self.cleanable(now_ms);
+        if cleanable.segments.is_empty() {
+            return Ok(None);
+        }
         let aborted = self.aborted.collect(self.log_start_offset, i64::MAX);
-        let is_aborted = |b: &RecordBatch| {
-            b.is_transactional()
-                && aborted.iter().any(|a| {
-                    a.producer_id == b.producer_id()
-                        && a.first_offset <= b.base_offset()
-                        && b.base_offset() <= a.last_offset
-                })
-        };
-        // 1. The offset map, over whole segments only. Aborted transactions' records never
-        // count: they are not a key's latest value.
+        // 1. The offset map of the dirty section, over whole segments.
         let mut latest: HashMap<Bytes, i64> = HashMap::new();
-        let mut covered = Vec::new();
-        for base in candidates {
-            let mut segment_keys: Vec<(Bytes, i64)> = Vec::new();
-            for batch in self.segment_batches(base)? {
-                if batch.is_control() || is_aborted(&batch) {
-                    continue;
-                }
-                for r in batch.records()? {
-                    if let Some(key) = r.key {
-                        segment_keys.push((key, r.offset));
+        let mut range = cleanable.segments.iter().take_while(|s| s.next_offset <= cleanable.first_dirty).count();
+        let mut end = cleanable.first_dirty;
+        let mut dirty_bytes = 0;
+        for s in &cleanable.segments[range..] {
+            let mut keys: Vec<(Bytes, i64)> = Vec::new();
+            for_each_batch(s, |_, batch| {
+                if !batch.is_control() && !Rewriter::is_aborted(&aborted, &batch) {
+                    for r in batch.records()? {
+                        if let Some(key) = r.key {
+                            keys.push((Bytes::copy_from_slice(&key), r.offset));
+                        }
                     }
                 }
-            }
-            let new_keys = segment_keys.iter().filter(|(k, _)| !latest.contains_key(k)).count();
-            if latest.len() + new_keys > max_keys && !covered.is_empty() {
+                Ok(())
+            })?;
+            let new_keys = keys.iter().filter(|(k, _)| !latest.contains_key(k)).count();
+            if latest.len() + new_keys > max_keys && end > cleanable.first_dirty {
                 break;
             }
-            latest.extend(segment_keys);
-            covered.push(base);
+            latest.extend(keys);
+            end = s.next_offset;
+            dirty_bytes += s.size;
+            range += 1;
         }
-        // 2. The cleaned contents.
+        // 2 and 3. The rewrite, group by group.
         let horizon = now_ms.saturating_sub(self.config.delete_retention_ms);
-        let mut out = Vec::new();
-        for base in covered {
-            let (bytes, removed) = self.cleaned_segment(base, &latest, horizon, &is_aborted)?;
-            if removed > 0 {
-                out.push(CleanedSegment { base, old_size: self.segments[&base].size, bytes: bytes.freeze(), removed });
+        let mut rewriter = Rewriter::new(latest, horizon, aborted, self.producers.last_batch_offsets());
+        let mut groups = Vec::new();
+        for group in group_segments(&cleanable.segments[..range], self.config.segment_bytes) {
+            if let Some(cleaned) = self.rewrite_group(&group, &mut rewriter)? {
+                groups.push(cleaned);
             }
         }
-        Ok(out)
+        Ok(Some(PreparedClean {
+            groups,
+            first_dirty: (self.cleaner.first_dirty, end),
+            markers_removed: rewriter.markers_removed,
+            dirty_bytes,
+        }))
     }
 
-    /// The writing half of [`Log::clean`]: swaps each cleaned segment in (see the module
-    /// documentation). A segment that changed since [`Log::prepare_clean`] (truncated,
-    /// deleted by retention, or become the active one) is skipped.
+    /// Writes the group's cleaned segment to its `.cleaned` file; `None` for a lone segment
+    /// with nothing to remove.
+    fn rewrite_group(&self, group: &[i64], rewriter: &mut Rewriter) -> Result<Option<CleanedGroup>, StorageError> {
+        let path = swap::cleaned_path(&self.dir, group[0]);
+        let create = || -> Result<BufWriter<File>, StorageError> {
+            Ok(BufWriter::with_capacity(1 << 20, File::create(&path).at(&path)?))
+        };
+        let mut out = if group.len() > 1 { Some(create()?) } else { None };
+        let removed_before = rewriter.records_removed;
+        for base in group {
+            let segment = &self.segments[base];
+            for_each_batch(segment, |pos, batch| {
+                let decision = rewriter.decide(&batch)?;
+                if out.is_none() && !matches!(decision, Decision::Keep) {
+                    // The first change in a lone segment: copy the unchanged batches before it.
+                    let mut w = create()?;
+                    copy_prefix(segment, pos, &mut w)?;
+                    out = Some(w);
+                }
+                if let Some(w) = out.as_mut() {
+                    let bytes = match &decision {
+                        Decision::Keep => batch.as_bytes(),
+                        Decision::Replace(b) => &b[..],
+                        Decision::Remove => &[][..],
+                    };
+                    w.write_all(bytes).at(&path)?;
+                }
+                Ok(())
+            })?;
+        }
+        let Some(out) = out else { return Ok(None) };
+        let file = out.into_inner().map_err(|e| e.into_error()).at(&path)?;
+        file.sync_all().at(&path)?;
+        Ok(Some(CleanedGroup {
+            segments: group.iter().map(|b| (*b, self.segments[b].size)).collect(),
+            path,
+            removed: rewriter.records_removed - removed_before,
+            installed: false,
+        }))
+    }
+
+    /// The writing half of [`Log::clean`]: swaps each cleaned group in (see the module
+    /// documentation) and moves the first dirty offset. A group whose segments changed since
+    /// [`Log::prepare_clean`] (truncated, deleted by retention, or become the active one) is
+    /// skipped.
     ///
     /// # Errors
     ///
-    /// I/O errors; segments swapped before the error stay swapped.
-    pub fn install_clean(&mut self, cleaned: Vec<CleanedSegment>) -> Result<CleanOutcome, StorageError> {
-        let mut outcome = CleanOutcome::default();
-        let active = self.active().base_offset;
-        for c in cleaned {
-            let unchanged = self.segments.get(&c.base).is_some_and(|s| s.size == c.old_size) && c.base < active;
+    /// I/O errors; groups swapped before the error stay swapped.
+    pub fn install_clean(&mut self, mut prepared: PreparedClean, now_ms: i64) -> Result<CleanOutcome, StorageError> {
+        let mut outcome = CleanOutcome {
+            markers_removed: prepared.markers_removed,
+            dirty_bytes: prepared.dirty_bytes,
+            ..Default::default()
+        };
+        for group in &mut prepared.groups {
+            let active = self.active().base_offset;
+            let unchanged = group
+                .segments
+                .iter()
+                .all(|(base, size)| *base < active && self.segments.get(base).is_some_and(|s| s.size == *size));
             if !unchanged {
                 continue;
             }
-            swap_in(&self.dir, c.base, &c.bytes)?;
-            let reloaded = crate::recovery::reload_segment(&self.dir, c.base, self.config.index_interval_bytes)?;
-            outcome.segments += 1;
-            outcome.bytes_before += c.old_size;
+            let bases: Vec<i64> = group.segments.iter().map(|(b, _)| *b).collect();
+            self.aborted.merge_into(bases[0], &bases[1..])?;
+            swap::commit(&self.dir, &bases)?;
+            group.installed = true;
+            for base in &bases {
+                outcome.bytes_before += self.segments.remove(base).map_or(0, |s| s.size);
+            }
+            let reloaded = crate::recovery::reload_segment(&self.dir, bases[0], self.config.index_interval_bytes)?;
+            outcome.segments += bases.len();
             outcome.bytes_after += reloaded.size;
-            outcome.records_removed += c.removed;
-            self.segments.insert(c.base, reloaded);
+            outcome.records_removed += group.removed;
+            self.segments.insert(bases[0], reloaded);
         }
+        let (before, after) = prepared.first_dirty;
+        if self.cleaner.first_dirty == before {
+            // Unless a truncation moved it back meanwhile.
+            self.set_first_dirty(after.min(self.log_end_offset()))?;
+        }
+        self.cleaner.last_clean_ms = Some(now_ms);
         if outcome.segments > 0 {
             tracing::info!(dir = %self.dir.display(), segments = outcome.segments, bytes_before = outcome.bytes_before, bytes_after = outcome.bytes_after, removed = outcome.records_removed, "log cleaned");
         }
         Ok(outcome)
     }
+}
 
-    /// Every batch of the segment at `base`.
-    fn segment_batches(&self, base: i64) -> Result<Vec<RecordBatch>, StorageError> {
-        let segment = &self.segments[&base];
-        let mut out = Vec::new();
-        let mut pos = 0;
-        while pos < segment.size {
-            let header = segment.header_at(pos)?;
-            out.push(RecordBatch::parse(segment.read_batch(pos, &header)?)?);
-            pos += header.size;
-        }
-        Ok(out)
+/// Calls `f(position, batch)` for every batch of `segment`, in order, one batch in memory at
+/// a time.
+fn for_each_batch(
+    segment: &Segment,
+    mut f: impl FnMut(u64, RecordBatch) -> Result<(), StorageError>,
+) -> Result<(), StorageError> {
+    let mut pos = 0;
+    while pos < segment.size {
+        let header = segment.header_at(pos)?;
+        f(pos, RecordBatch::parse(segment.read_batch(pos, &header)?)?)?;
+        pos += header.size;
     }
+    Ok(())
+}
 
-    /// The segment at `base` without superseded records and expired tombstones, and how many
-    /// records that removes.
-    fn cleaned_segment(
-        &self,
-        base: i64,
-        latest: &HashMap<Bytes, i64>,
-        horizon: i64,
-        is_aborted: &dyn Fn(&RecordBatch) -> bool,
-    ) -> Result<(BytesMut, u64), StorageError> {
-        let mut out = BytesMut::new();
-        let mut removed = 0u64;
-        for batch in self.segment_batches(base)? {
-            if batch.is_control() {
-                out.extend_from_slice(batch.as_bytes());
-                continue;
-            }
-            if is_aborted(&batch) {
-                // An aborted transaction's records are never read (read_committed drops them):
-                // removed, so that they cannot hide the value they did not replace.
-                removed += batch.record_count().max(0) as u64;
-                continue;
-            }
-            let records = batch.records()?;
-            let expired_tombstones = batch.max_timestamp() < horizon;
-            let keep: Vec<bool> = records
-                .iter()
-                .map(|r| match &r.key {
-                    None => true,
-                    Some(k) => latest.get(k) == Some(&r.offset) && !(r.value.is_none() && expired_tombstones),
-                })
-                .collect();
-            let kept = keep.iter().filter(|k| **k).count();
-            removed += (records.len() - kept) as u64;
-            if kept == records.len() {
-                out.extend_from_slice(batch.as_bytes());
-                continue;
-            }
-            if kept == 0 {
-                continue;
-            }
-            let mut builder = BatchBuilder::new(batch.compression()?).with_producer(
-                batch.producer_id(),
-                batch.producer_epoch(),
-                batch.base_sequence(),
-            );
-            builder.set_transactional(batch.is_transactional());
-            for (r, _) in records.iter().zip(&keep).filter(|(_, k)| **k) {
-                let delta = i32::try_from(r.offset - batch.base_offset()).unwrap_or(i32::MAX);
-                builder.append_at(delta, r.timestamp, r.key.as_deref(), r.value.as_deref(), &r.headers);
-            }
-            builder.set_last_offset_delta(batch.last_offset_delta());
-            let rebuilt = builder.build_at(batch.base_offset());
-            let rebuilt = match batch.is_log_append_time() {
-                true => vltava_record::rewrite_batch(&RecordBatch::parse(rebuilt)?, None, Some(batch.max_timestamp()))?
-                    .expect("a timestamp change"),
-                false => rebuilt,
-            };
-            let mut rebuilt = BytesMut::from(&rebuilt[..]);
-            set_partition_leader_epoch(&mut rebuilt, batch.partition_leader_epoch());
-            out.extend_from_slice(&rebuilt);
-        }
-        Ok((out, removed))
+/// Copies the first `len` bytes of `segment` to `out`.
+fn copy_prefix(segment: &Segment, len: u64, out: &mut impl Write) -> Result<(), StorageError> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos = 0;
+    while pos < len {
+        let n = (len - pos).min(buf.len() as u64) as usize;
+        segment.file.read_exact_at(&mut buf[..n], pos).at(&segment.log_path)?;
+        out.write_all(&buf[..n]).at(&segment.log_path)?;
+        pos += n as u64;
     }
+    Ok(())
 }

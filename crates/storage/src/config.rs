@@ -8,7 +8,7 @@ use crate::StorageError;
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// Log settings of one partition. Deserialises with defaults for missing fields.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct LogConfig {
     /// `segment.bytes`: roll to a new segment when appending would make the active segment
@@ -59,6 +59,17 @@ pub struct LogConfig {
     /// value) after its batch's timestamp, so that consumers reading from the start see the
     /// delete. Default 24 hours.
     pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: the broker's cleaner compacts a log once the dirty part
+    /// (written since the last cleaning) is at least this fraction of the cleanable log.
+    /// Default 0.5.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: a record stays uncompacted at least this long (segments whose
+    /// newest batch is younger are not cleaned). Default 0.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a log whose oldest dirty record is older than this is cleaned
+    /// whatever its dirty ratio, and its active segment rolls at this age so that it can be.
+    /// Default unlimited.
+    pub max_compaction_lag_ms: i64,
 }
 
 /// Kafka's `compression.type` topic config.
@@ -135,6 +146,9 @@ impl Default for LogConfig {
             message_timestamp_after_max_ms: i64::MAX,
             compact: false,
             delete_retention_ms: DAY_MS as i64,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
         }
     }
 }
@@ -164,7 +178,20 @@ impl LogConfig {
         if self.message_timestamp_before_max_ms < 0 || self.message_timestamp_after_max_ms < 0 {
             return fail("message.timestamp.before.max.ms and after.max.ms must not be negative".into());
         }
+        if !(0.0..=1.0).contains(&self.min_cleanable_dirty_ratio) {
+            return fail(format!("min.cleanable.dirty.ratio must be in 0..=1, got {}", self.min_cleanable_dirty_ratio));
+        }
+        if self.min_compaction_lag_ms < 0 || self.max_compaction_lag_ms < 1 {
+            return fail("min.compaction.lag.ms must not be negative, max.compaction.lag.ms must be at least 1".into());
+        }
         Ok(())
+    }
+
+    /// The age at which the active segment rolls: `segment.ms`, or `max.compaction.lag.ms` when
+    /// that is shorter on a compacted log (Kafka's rule, so the cleaner can reach old records).
+    pub fn effective_segment_ms(&self) -> i64 {
+        let segment_ms = i64::try_from(self.segment_ms).unwrap_or(i64::MAX);
+        if self.compact { segment_ms.min(self.max_compaction_lag_ms) } else { segment_ms }
     }
 }
 
@@ -189,6 +216,8 @@ mod tests {
             LogConfig { segment_index_bytes: 8, ..Default::default() },
             LogConfig { retention_ms: -2, ..Default::default() },
             LogConfig { flush_messages: Some(0), ..Default::default() },
+            LogConfig { min_cleanable_dirty_ratio: 1.5, ..Default::default() },
+            LogConfig { max_compaction_lag_ms: 0, ..Default::default() },
         ];
         for c in bad {
             assert!(matches!(c.validate(), Err(StorageError::InvalidConfig(_))), "{c:?}");

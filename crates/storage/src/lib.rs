@@ -10,7 +10,9 @@
 //! - `recovery`: `Log::open`: directory listing, clean/unclean recovery, index rebuilding.
 //! - [`retention`] — retention by time and size; [`RetentionOutcome`].
 //! - [`cleaner`] — log compaction ([`Log::clean`]): the latest record of each key, at its
-//!   offset; tombstones until `delete.retention.ms`; crash-safe swap of cleaned segments.
+//!   offset; tombstones until `delete.retention.ms`; small segments merged; crash-safe swap of
+//!   cleaned segments (`swap`). [`cleaner_plan`] chooses what a pass cleans and measures the
+//!   dirty ratio ([`DirtyStats`]); `cleaner_rewrite` decides each batch's fate.
 //! - `segment`: one segment (`.log` file + indexes): append, batch lookup, range reads, truncation.
 //! - `index`: the sparse offset and time indexes (in-memory `Vec`, appended to files lazily).
 //! - `scan`: batch header parsing and the batch-by-batch (optionally CRC-verifying) scanner.
@@ -88,6 +90,8 @@
 
 pub mod checkpoint;
 pub mod cleaner;
+pub mod cleaner_plan;
+mod cleaner_rewrite;
 pub mod config;
 mod epoch_cache;
 pub mod error;
@@ -103,7 +107,8 @@ mod swap;
 pub mod txn_index;
 
 pub use checkpoint::HighWatermarkCheckpoint;
-pub use cleaner::{CleanOutcome, CleanedSegment};
+pub use cleaner::{CleanOutcome, PreparedClean};
+pub use cleaner_plan::DirtyStats;
 pub use config::{CompressionType, LogConfig, TimestampType};
 pub use error::StorageError;
 pub use log::{AppendInfo, Log, ReadResult};

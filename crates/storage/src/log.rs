@@ -11,6 +11,7 @@ use vltava_record::{
 };
 
 use crate::checkpoint::{self, CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
+use crate::cleaner_plan::CleanerState;
 use crate::epoch_cache::LeaderEpochCache;
 use crate::error::IoContext;
 use crate::producer_state::{ProducerBatch, ProducerEntry, ProducerStates, Verdict};
@@ -76,6 +77,8 @@ pub struct Log {
     pub(crate) producers: ProducerStates,
     /// The aborted transactions of every segment (`.txnindex` files).
     pub(crate) aborted: TxnIndex,
+    /// The log cleaner's first dirty offset (`cleaner-offset-checkpoint`) and last pass.
+    pub(crate) cleaner: CleanerState,
 }
 
 fn now_wall_ms() -> i64 {
@@ -430,7 +433,7 @@ impl Log {
         if active.is_empty() {
             return Ok(());
         }
-        let segment_ms = i64::try_from(self.config.segment_ms).unwrap_or(i64::MAX);
+        let segment_ms = self.config.effective_segment_ms();
         let reason = if active.size + incoming > self.config.segment_bytes {
             "segment.bytes"
         } else if active.roll_base_ms.is_some_and(|t| now_ms.saturating_sub(t) > segment_ms) {
@@ -588,6 +591,7 @@ impl Log {
         }
         segment.flush()?;
         let leo = self.log_end_offset();
+        self.dirty_from(leo)?;
         self.epochs.truncate_from_end(leo)?;
         self.aborted.truncate_to(leo)?;
         let (aborted, segments) = (&mut self.aborted, &self.segments);
@@ -610,6 +614,7 @@ impl Log {
         self.epochs.clear()?;
         self.producers.clear()?;
         self.aborted.clear()?;
+        self.set_first_dirty(offset)?;
         for (_, segment) in std::mem::take(&mut self.segments) {
             segment.delete()?;
         }

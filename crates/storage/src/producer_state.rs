@@ -289,6 +289,12 @@ impl ProducerStates {
         self.producers.get(&id)
     }
 
+    /// Each known producer's last remembered batch's last offset: the batch a log cleaner keeps
+    /// (emptied if need be) so that a rebuild of this state from the log still finds it.
+    pub(crate) fn last_batch_offsets(&self) -> HashMap<i64, i64> {
+        self.producers.iter().filter_map(|(id, e)| Some((*id, e.batches.back()?.last_offset))).collect()
+    }
+
     /// First offset of the oldest transaction still open in this partition, if any.
     pub(crate) fn first_unstable_offset(&self) -> Option<i64> {
         self.ongoing.keys().next().copied()

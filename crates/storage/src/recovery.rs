@@ -16,22 +16,15 @@ use std::fs;
 use std::path::Path;
 
 use crate::checkpoint::{self, CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
+use crate::cleaner_plan::CleanerState;
 use crate::epoch_cache::LeaderEpochCache;
 use crate::error::IoContext;
 use crate::index::{Index, OffsetIndex, TimeIndex, remove_if_exists};
 use crate::producer_state::ProducerStates;
 use crate::scan::{BatchHeader, scan};
 use crate::segment::{INDEX_EXT, LOG_EXT, Segment, TIME_INDEX_EXT, open_log_file, segment_path};
-use crate::txn_index::{TXN_INDEX_EXT, TxnIndex};
+use crate::txn_index::TxnIndex;
 use crate::{Log, LogConfig, StorageError};
-
-/// Deletes a segment's three files.
-fn delete_files(dir: &Path, base: i64) -> Result<(), StorageError> {
-    for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT, TXN_INDEX_EXT] {
-        remove_if_exists(&segment_path(dir, base, ext))?;
-    }
-    Ok(())
-}
 
 /// Parses `{base:020}.{ext}` file names.
 fn parse_name(name: &str) -> Option<(i64, &str)> {
@@ -204,7 +197,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log, StorageError> {
 
     // Segments wholly below the log start offset (a crash during retention) are deleted.
     while bases.len() >= 2 && bases[1] <= checkpointed_start {
-        delete_files(dir, bases.remove(0))?;
+        crate::swap::delete_segment_files(dir, bases.remove(0))?;
     }
 
     let mut segments = BTreeMap::new();
@@ -217,7 +210,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log, StorageError> {
         if expected_next.is_some_and(|e| base < e) {
             tracing::warn!(dir = %dir.display(), base, expected = ?expected_next, "offset gap between segments; deleting it and later segments");
             for &b in &bases[i..] {
-                delete_files(dir, b)?;
+                crate::swap::delete_segment_files(dir, b)?;
             }
             break;
         }
@@ -236,7 +229,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log, StorageError> {
         if loaded.cut {
             for &b in &bases[i + 1..] {
                 tracing::warn!(base = b, "deleting segment after a truncated one");
-                delete_files(dir, b)?;
+                crate::swap::delete_segment_files(dir, b)?;
             }
             break;
         }
@@ -284,6 +277,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log, StorageError> {
         epochs,
         producers,
         aborted,
+        cleaner: CleanerState::load(dir, log_start_offset)?,
     };
     let leo = log.log_end_offset();
     if checkpointed_start != log_start_offset {

@@ -142,6 +142,19 @@ impl TxnIndex {
         Ok(())
     }
 
+    /// Moves the entries of the segments `from` into the segment at `into` (the cleaner merged
+    /// them); the files of `from` are left for the merge to delete.
+    pub(crate) fn merge_into(&mut self, into: i64, from: &[i64]) -> Result<(), StorageError> {
+        let moved: Vec<AbortedTxn> = from.iter().filter_map(|b| self.by_segment.remove(b)).flatten().collect();
+        if moved.is_empty() {
+            return Ok(());
+        }
+        let entries = self.by_segment.entry(into).or_default();
+        entries.extend(moved);
+        entries.sort_by_key(|e| e.last_offset);
+        self.persist(into)
+    }
+
     /// Deletes the index of the segment at `base` (the segment was deleted).
     pub(crate) fn remove_segment(&mut self, base: i64) -> Result<(), StorageError> {
         self.by_segment.remove(&base);

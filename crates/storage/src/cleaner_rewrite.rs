@@ -1,0 +1,138 @@
+//! What the log cleaner does with each batch of the range it cleans ([`Rewriter`]): keep it,
+//! rebuild it with fewer records, empty it, or drop it. The batches are fed in log order, from
+//! the log start, because a transaction marker's fate depends on the batches before it.
+
+use std::collections::HashMap;
+
+use bytes::{Bytes, BytesMut};
+use vltava_record::{BatchBuilder, RecordBatch, emptied_batch, rewrite_batch, set_partition_leader_epoch};
+
+use crate::StorageError;
+use crate::txn_index::AbortedTxn;
+
+/// What becomes of one batch.
+#[derive(Debug)]
+pub(crate) enum Decision {
+    /// Stored unchanged.
+    Keep,
+    /// Replaced by these bytes (same base offset and offset range).
+    Replace(Bytes),
+    /// Removed.
+    Remove,
+}
+
+/// The per-batch rules of a cleaning pass (see [`crate::cleaner`]).
+pub(crate) struct Rewriter {
+    /// Each key of the dirty section to the offset of its latest record there.
+    latest: HashMap<Bytes, i64>,
+    /// Tombstones and transaction markers in batches older than this may be removed.
+    horizon: i64,
+    aborted: Vec<AbortedTxn>,
+    /// Each producer's last batch (by last offset), which keeps at least its header.
+    last_batch_of: HashMap<i64, i64>,
+    /// For each producer with a transaction seen since its last marker: whether any of that
+    /// transaction's batches stays in the log (then its marker must stay too).
+    txn_retained: HashMap<i64, bool>,
+    /// Records removed so far.
+    pub(crate) records_removed: u64,
+    /// Transaction markers removed so far.
+    pub(crate) markers_removed: u64,
+}
+
+impl Rewriter {
+    pub(crate) fn new(
+        latest: HashMap<Bytes, i64>,
+        horizon: i64,
+        aborted: Vec<AbortedTxn>,
+        last_batch_of: HashMap<i64, i64>,
+    ) -> Rewriter {
+        Rewriter {
+            latest,
+            horizon,
+            aborted,
+            last_batch_of,
+            txn_retained: HashMap::new(),
+            records_removed: 0,
+            markers_removed: 0,
+        }
+    }
+
+    /// Whether `batch` belongs to an aborted transaction.
+    pub(crate) fn is_aborted(aborted: &[AbortedTxn], batch: &RecordBatch) -> bool {
+        batch.is_transactional()
+            && aborted.iter().any(|a| {
+                a.producer_id == batch.producer_id()
+                    && a.first_offset <= batch.base_offset()
+                    && batch.base_offset() <= a.last_offset
+            })
+    }
+
+    /// Decides what becomes of `batch`, the next batch in log order.
+    pub(crate) fn decide(&mut self, batch: &RecordBatch) -> Result<Decision, StorageError> {
+        let producer = batch.producer_id();
+        if batch.is_control() {
+            // A marker goes once no batch of its transaction is left and it is older than the
+            // horizon, so that a consumer that read the transaction's data also reads its end.
+            let retained = self.txn_retained.remove(&producer).unwrap_or(false);
+            if !retained && batch.max_timestamp() < self.horizon {
+                self.markers_removed += 1;
+                return Ok(Decision::Remove);
+            }
+            return Ok(Decision::Keep);
+        }
+        let count = batch.record_count().max(0) as usize;
+        let (keep, records) = if Self::is_aborted(&self.aborted, batch) {
+            // Never read (read_committed drops them): removed, so they cannot hide a value.
+            (vec![false; count], Vec::new())
+        } else {
+            let records = batch.records()?;
+            let expired_tombstones = batch.max_timestamp() < self.horizon;
+            let keep = records
+                .iter()
+                .map(|r| match &r.key {
+                    None => true,
+                    Some(k) => match self.latest.get(k) {
+                        // A key of the dirty section: only its latest record stays.
+                        Some(latest) => *latest == r.offset && !(r.value.is_none() && expired_tombstones),
+                        // A key only in the clean section: already its latest record.
+                        None => !(r.value.is_none() && expired_tombstones),
+                    },
+                })
+                .collect();
+            (keep, records)
+        };
+        let kept = keep.iter().filter(|k| **k).count();
+        self.records_removed += (count - kept) as u64;
+        let is_last_of_producer = producer >= 0 && self.last_batch_of.get(&producer) == Some(&batch.last_offset());
+        let stays = kept > 0 || is_last_of_producer;
+        if batch.is_transactional() {
+            *self.txn_retained.entry(producer).or_insert(false) |= stays;
+        }
+        if kept == count {
+            return Ok(Decision::Keep);
+        }
+        if kept == 0 {
+            return Ok(if is_last_of_producer { Decision::Replace(emptied_batch(batch)) } else { Decision::Remove });
+        }
+        let mut builder = BatchBuilder::new(batch.compression()?).with_producer(
+            producer,
+            batch.producer_epoch(),
+            batch.base_sequence(),
+        );
+        builder.set_transactional(batch.is_transactional());
+        for (r, _) in records.iter().zip(&keep).filter(|(_, k)| **k) {
+            let delta = i32::try_from(r.offset - batch.base_offset()).unwrap_or(i32::MAX);
+            builder.append_at(delta, r.timestamp, r.key.as_deref(), r.value.as_deref(), &r.headers);
+        }
+        builder.set_last_offset_delta(batch.last_offset_delta());
+        let rebuilt = builder.build_at(batch.base_offset());
+        let rebuilt = match batch.is_log_append_time() {
+            true => rewrite_batch(&RecordBatch::parse(rebuilt)?, None, Some(batch.max_timestamp()))?
+                .expect("a timestamp change"),
+            false => rebuilt,
+        };
+        let mut rebuilt = BytesMut::from(&rebuilt[..]);
+        set_partition_leader_epoch(&mut rebuilt, batch.partition_leader_epoch());
+        Ok(Decision::Replace(rebuilt.freeze()))
+    }
+}
