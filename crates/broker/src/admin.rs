@@ -176,23 +176,30 @@ pub async fn metadata(broker: &Broker, req: MetadataRequest) -> Result<MetadataR
     })
 }
 
+/// What the answering broker knows of a partition it hosts: log start offset, log end offset,
+/// high watermark and dirty ratio (-1 each when unknown).
+type Local = (i64, i64, i64, f64);
+
 fn routing(t: &TopicMetadata) -> TopicDescription {
-    description(t, |_| (-1, -1, -1))
+    description(t, |_| (-1, -1, -1, -1.0))
 }
 
 fn describe(broker: &Broker, t: &TopicMetadata) -> TopicDescription {
     description(t, offsets_of(broker, &t.name))
 }
 
-/// The log start offset, log end offset and high watermark of `topic`'s partitions hosted here.
-fn offsets_of<'a>(broker: &'a Broker, topic: &'a str) -> impl Fn(i32) -> (i64, i64, i64) + 'a {
+/// The [`Local`] view of `topic`'s partitions hosted here.
+fn offsets_of<'a>(broker: &'a Broker, topic: &'a str) -> impl Fn(i32) -> Local + 'a {
     move |p| match broker.replicas.partition(topic, p) {
-        Ok(part) => (part.log_start_offset(), part.log_end_offset(), part.high_watermark()),
-        Err(_) => (-1, -1, -1),
+        Ok(part) => {
+            let dirty = part.dirty_stats(vltava_common::time::now_ms()).map_or(-1.0, |s| s.ratio());
+            (part.log_start_offset(), part.log_end_offset(), part.high_watermark(), dirty)
+        }
+        Err(_) => (-1, -1, -1, -1.0),
     }
 }
 
-fn description(t: &TopicMetadata, offsets: impl Fn(i32) -> (i64, i64, i64)) -> TopicDescription {
+fn description(t: &TopicMetadata, offsets: impl Fn(i32) -> Local) -> TopicDescription {
     TopicDescription {
         name: t.name.clone(),
         topic_id: t.id.clone(),
@@ -201,8 +208,8 @@ fn description(t: &TopicMetadata, offsets: impl Fn(i32) -> (i64, i64, i64)) -> T
     }
 }
 
-fn partition_description(p: &PartitionState, offsets: &impl Fn(i32) -> (i64, i64, i64)) -> PartitionDescription {
-    let (log_start_offset, log_end_offset, high_watermark) = offsets(p.partition);
+fn partition_description(p: &PartitionState, offsets: &impl Fn(i32) -> Local) -> PartitionDescription {
+    let (log_start_offset, log_end_offset, high_watermark, dirty_ratio) = offsets(p.partition);
     PartitionDescription {
         partition: p.partition,
         leader: p.leader,
@@ -215,5 +222,6 @@ fn partition_description(p: &PartitionState, offsets: &impl Fn(i32) -> (i64, i64
         adding_replicas: p.adding_replicas.clone(),
         removing_replicas: p.removing_replicas.clone(),
         partition_epoch: p.partition_epoch,
+        dirty_ratio,
     }
 }

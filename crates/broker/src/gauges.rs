@@ -56,6 +56,41 @@ pub fn observe(broker: &Arc<Broker>) {
             }
         })
         .build();
+    let w = weak.clone();
+    meter
+        .f64_observable_gauge("vltava.broker.cleaner.max_dirty_ratio")
+        .with_description(
+            "The highest dirty ratio among the compacted partitions hosted here (Kafka's max-dirty-percent)",
+        )
+        .with_callback(move |o| {
+            if let Some(b) = w.upgrade() {
+                let now = vltava_common::time::now_ms();
+                let max =
+                    b.replicas.all().iter().filter_map(|p| p.dirty_stats(now)).map(|s| s.ratio()).fold(0.0, f64::max);
+                o.observe(max, &[]);
+            }
+        })
+        .build();
+    let w = weak.clone();
+    let started_ms = vltava_common::time::now_ms();
+    meter
+        .f64_observable_gauge("vltava.broker.cleaner.time_since_last_clean")
+        .with_unit("s")
+        .with_description(
+            "Seconds since the log cleaner last cleaned each compacted partition (since start when it has not yet)",
+        )
+        .with_callback(move |o| {
+            if let Some(b) = w.upgrade() {
+                let now = vltava_common::time::now_ms();
+                for p in b.replicas.all() {
+                    if let Some(stats) = p.dirty_stats(now) {
+                        let since = stats.last_clean_ms.unwrap_or(started_ms);
+                        o.observe((now - since).max(0) as f64 / 1000.0, &partition_labels(p.topic(), p.index()));
+                    }
+                }
+            }
+        })
+        .build();
     meter
         .u64_observable_gauge("vltava.broker.long_polls.waiting")
         .with_unit("{request}")

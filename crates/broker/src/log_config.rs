@@ -50,6 +50,15 @@ pub fn for_topic(defaults: &LogConfig, configs: &BTreeMap<String, String>) -> Lo
     if let Some(v) = int("delete.retention.ms") {
         c.delete_retention_ms = v.max(0);
     }
+    if let Some(v) = configs.get("min.cleanable.dirty.ratio").and_then(|v| v.trim().parse::<f64>().ok()) {
+        c.min_cleanable_dirty_ratio = v.clamp(0.0, 1.0);
+    }
+    if let Some(v) = int("min.compaction.lag.ms") {
+        c.min_compaction_lag_ms = v.max(0);
+    }
+    if let Some(v) = int("max.compaction.lag.ms") {
+        c.max_compaction_lag_ms = v.max(1);
+    }
     if let Some(v) = int("message.timestamp.after.max.ms") {
         c.message_timestamp_after_max_ms = v.max(0);
     }
@@ -153,6 +162,9 @@ mod tests {
             ("unclean.leader.election.enable", true),
             ("compression.type", with("compression.type", "lz4").compression_type == CompressionType::Lz4),
             ("delete.retention.ms", with("delete.retention.ms", "5").delete_retention_ms == 5),
+            ("min.cleanable.dirty.ratio", with("min.cleanable.dirty.ratio", "0.1").min_cleanable_dirty_ratio == 0.1),
+            ("min.compaction.lag.ms", with("min.compaction.lag.ms", "5").min_compaction_lag_ms == 5),
+            ("max.compaction.lag.ms", with("max.compaction.lag.ms", "5").max_compaction_lag_ms == 5),
         ];
         for (key, acts) in &effects {
             assert!(acts, "{key} is accepted but changes nothing");

@@ -48,38 +48,51 @@ pub fn retention_pass(replicas: &ReplicaManager) {
     );
 }
 
-/// Compacts every hosted `cleanup.policy=compact` log (blocking): the cleaned segments are
-/// prepared under the log's read lock (appends and reads go on) and swapped in under its write
-/// lock. Each replica cleans its own log, as in Kafka.
+/// Compacts the hosted `cleanup.policy=compact` logs that need it (blocking), dirtiest first
+/// (Kafka's cleaner picks the log with the highest dirty ratio): those whose dirty ratio
+/// reached `min.cleanable.dirty.ratio` or whose oldest dirty record passed
+/// `max.compaction.lag.ms`. The cleaned segments are prepared under the log's read lock
+/// (appends and reads go on) and swapped in under its write lock. Each replica cleans its own
+/// log, as in Kafka.
 pub fn clean_pass(replicas: &ReplicaManager, max_keys: usize) {
     let now = now_ms();
-    each_partition(
-        replicas,
-        "cleaning",
-        |part| {
-            let cleaned = part.with_log(|log| log.prepare_clean(now, max_keys))?;
-            if cleaned.is_empty() {
-                return Ok(Default::default());
-            }
-            part.with_log_mut(|log| log.install_clean(cleaned))
-        },
-        |part, o: CleanOutcome| {
-            if o.segments > 0 {
-                let m = crate::metrics::get();
-                m.cleaner_segments.add(o.segments as u64, &[]);
-                m.cleaner_bytes.add(o.bytes_before, &[]);
-                m.cleaner_records_removed.add(o.records_removed, &[]);
-                tracing::debug!(
-                    topic = part.topic(),
-                    partition = part.index(),
-                    segments = o.segments,
-                    bytes_before = o.bytes_before,
-                    bytes_after = o.bytes_after,
-                    "compacted"
-                );
-            }
-        },
-    );
+    let mut due: Vec<(f64, Arc<Partition>)> = replicas
+        .all()
+        .into_iter()
+        .filter(|p| p.with_log(|log| Ok(log.needs_cleaning(now))).unwrap_or(false))
+        .filter_map(|p| Some((p.dirty_stats(now)?.ratio(), p)))
+        .collect();
+    due.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (_, part) in due {
+        let cleaned = part.with_log(|log| log.prepare_clean(now, max_keys)).and_then(|prepared| match prepared {
+            Some(p) => part.with_log_mut(|log| log.install_clean(p, now)),
+            None => Ok(CleanOutcome::default()),
+        });
+        match cleaned {
+            Ok(o) => cleaned_metrics(&part, &o),
+            Err(e) => tracing::warn!(topic = part.topic(), partition = part.index(), error = %e, "cleaning failed"),
+        }
+    }
+}
+
+/// Counts what one cleaning pass of `part` did.
+fn cleaned_metrics(part: &Partition, o: &CleanOutcome) {
+    let m = crate::metrics::get();
+    m.cleaner_passes.add(1, &[]);
+    m.cleaner_bytes.add(o.dirty_bytes, &[]);
+    if o.segments > 0 {
+        m.cleaner_segments.add(o.segments as u64, &[]);
+        m.cleaner_records_removed.add(o.records_removed, &[]);
+        tracing::debug!(
+            topic = part.topic(),
+            partition = part.index(),
+            segments = o.segments,
+            bytes_before = o.bytes_before,
+            bytes_after = o.bytes_after,
+            markers_removed = o.markers_removed,
+            "compacted"
+        );
+    }
 }
 
 /// Flushes every log whose `flush.ms` deadline has passed (blocking).

@@ -35,9 +35,11 @@ pub struct BrokerMetrics {
     pub transactions_completed: Counter<u64>,
     /// Transactions aborted because they outlived `transaction.timeout.ms`.
     pub transactions_timed_out: Counter<u64>,
+    /// Cleaning passes of one partition's log.
+    pub cleaner_passes: Counter<u64>,
     /// Segments the log cleaner rewrote.
     pub cleaner_segments: Counter<u64>,
-    /// Bytes of segments the log cleaner rewrote (their size before).
+    /// Bytes of dirty log the cleaner compacted.
     pub cleaner_bytes: Counter<u64>,
     /// Records the log cleaner removed (superseded values, expired tombstones, aborted data).
     pub cleaner_records_removed: Counter<u64>,
@@ -89,12 +91,17 @@ impl BrokerMetrics {
                 .with_unit("{transaction}")
                 .with_description("Transactions aborted because they outlived transaction.timeout.ms")
                 .build(),
+            cleaner_passes: meter
+                .u64_counter("vltava.broker.cleaner.passes")
+                .with_unit("{pass}")
+                .with_description("Cleaning passes, one per partition log cleaned")
+                .build(),
             cleaner_segments: meter
                 .u64_counter("vltava.broker.cleaner.segments")
                 .with_unit("{segment}")
                 .with_description("Segments the log cleaner rewrote")
                 .build(),
-            cleaner_bytes: bytes("vltava.broker.cleaner.bytes", "Bytes of segments the log cleaner rewrote (before)"),
+            cleaner_bytes: bytes("vltava.broker.cleaner.bytes", "Bytes of dirty log the cleaner compacted"),
             cleaner_records_removed: meter
                 .u64_counter("vltava.broker.cleaner.records_removed")
                 .with_unit("{record}")

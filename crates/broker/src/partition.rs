@@ -549,6 +549,11 @@ impl Partition {
         self.log.read().as_ref().map_or(0, Log::size_bytes)
     }
 
+    /// How dirty the log is, `None` unless it is compacted (or closed).
+    pub fn dirty_stats(&self, now_ms: i64) -> Option<vltava_storage::DirtyStats> {
+        self.log.read().as_ref().and_then(|log| log.dirty_stats(now_ms))
+    }
+
     /// Runs `f` on the log under the read lock (blocking), e.g. to prepare a cleaning pass.
     pub fn with_log<T>(
         &self,

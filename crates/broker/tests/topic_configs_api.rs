@@ -98,6 +98,19 @@ async fn a_compacted_topic_keeps_the_latest_value_of_each_key_once_cleaned() {
         assert!(tokio::time::Instant::now() < deadline, "never compacted: {} records", records.len());
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    // DescribeTopic reports the dirty ratio of a compacted partition, -1 for other topics.
+    let describe = |name: &str| {
+        let name = name.to_string();
+        let b = &b;
+        async move {
+            let req = DescribeTopicRequest { name };
+            b.admin().await.describe_topic(req).await.unwrap().into_inner().topic.unwrap().partitions[0].dirty_ratio
+        }
+    };
+    let ratio = describe("table").await;
+    assert!((0.0..0.5).contains(&ratio), "cleaned, so below min.cleanable.dirty.ratio: {ratio}");
+    b.create_topic("plain", 1, &[]).await;
+    assert_eq!(describe("plain").await, -1.0);
     b.stop().await;
 }
 

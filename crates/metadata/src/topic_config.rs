@@ -20,6 +20,9 @@ const KEYS: &[(&str, Kind)] = &[
     ("message.timestamp.type", Kind::OneOf(&["CreateTime", "LogAppendTime"])),
     ("message.timestamp.before.max.ms", Kind::Int { min: 0 }),
     ("delete.retention.ms", Kind::Int { min: 0 }),
+    ("min.cleanable.dirty.ratio", Kind::Fraction),
+    ("min.compaction.lag.ms", Kind::Int { min: 0 }),
+    ("max.compaction.lag.ms", Kind::Int { min: 1 }),
     ("message.timestamp.after.max.ms", Kind::Int { min: 0 }),
     ("unclean.leader.election.enable", Kind::OneOf(&["true", "false"])),
     ("compression.type", Kind::OneOf(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"])),
@@ -27,7 +30,11 @@ const KEYS: &[(&str, Kind)] = &[
 
 #[derive(Clone, Copy)]
 enum Kind {
-    Int { min: i64 },
+    Int {
+        min: i64,
+    },
+    /// A number from 0 to 1.
+    Fraction,
     OneOf(&'static [&'static str]),
 }
 
@@ -49,6 +56,10 @@ pub fn validate(configs: &BTreeMap<String, String>) -> Result<(), MetadataError>
                 Ok(v) if v >= *min => {}
                 Ok(_) => return Err(invalid(format!("must be at least {min}"))),
                 Err(_) => return Err(invalid("must be an integer".into())),
+            },
+            Kind::Fraction => match value.trim().parse::<f64>() {
+                Ok(v) if (0.0..=1.0).contains(&v) => {}
+                _ => return Err(invalid("must be a number from 0 to 1".into())),
             },
             Kind::OneOf(options) => {
                 if !options.contains(&value.as_str()) {
@@ -72,6 +83,10 @@ mod tests {
     fn known_keys_with_good_values_pass() {
         assert!(validate(&cfg("retention.ms", "-1")).is_ok());
         assert!(validate(&cfg("cleanup.policy", "compact")).is_ok());
+        assert!(validate(&cfg("min.cleanable.dirty.ratio", "0.1")).is_ok());
+        let e = validate(&cfg("min.cleanable.dirty.ratio", "1.5")).unwrap_err().to_string();
+        assert!(e.contains("from 0 to 1"), "{e}");
+        assert!(validate(&cfg("max.compaction.lag.ms", "0")).is_err());
     }
 
     #[test]

@@ -146,7 +146,8 @@ impl Log {
         }
         // 2 and 3. The rewrite, group by group.
         let horizon = now_ms.saturating_sub(self.config.delete_retention_ms);
-        let mut rewriter = Rewriter::new(latest, horizon, aborted, self.producers.last_batch_offsets());
+        let codec = self.config.compression_type.codec();
+        let mut rewriter = Rewriter::new(latest, horizon, aborted, self.producers.last_batch_offsets(), codec);
         let mut groups = Vec::new();
         for group in group_segments(&cleanable.segments[..range], self.config.segment_bytes) {
             if let Some(cleaned) = self.rewrite_group(&group, &mut rewriter)? {

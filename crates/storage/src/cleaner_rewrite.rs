@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use bytes::{Bytes, BytesMut};
-use vltava_record::{BatchBuilder, RecordBatch, emptied_batch, rewrite_batch, set_partition_leader_epoch};
+use vltava_record::{BatchBuilder, Compression, RecordBatch, emptied_batch, rewrite_batch, set_partition_leader_epoch};
 
 use crate::StorageError;
 use crate::txn_index::AbortedTxn;
@@ -30,6 +30,9 @@ pub(crate) struct Rewriter {
     aborted: Vec<AbortedTxn>,
     /// Each producer's last batch (by last offset), which keeps at least its header.
     last_batch_of: HashMap<i64, i64>,
+    /// The topic's codec (`compression.type`), which rewritten batches are stored with; `None`
+    /// keeps each batch's own.
+    codec: Option<Compression>,
     /// For each producer with a transaction seen since its last marker: whether any of that
     /// transaction's batches stays in the log (then its marker must stay too).
     txn_retained: HashMap<i64, bool>,
@@ -45,12 +48,14 @@ impl Rewriter {
         horizon: i64,
         aborted: Vec<AbortedTxn>,
         last_batch_of: HashMap<i64, i64>,
+        codec: Option<Compression>,
     ) -> Rewriter {
         Rewriter {
             latest,
             horizon,
             aborted,
             last_batch_of,
+            codec,
             txn_retained: HashMap::new(),
             records_removed: 0,
             markers_removed: 0,
@@ -108,17 +113,20 @@ impl Rewriter {
         if batch.is_transactional() {
             *self.txn_retained.entry(producer).or_insert(false) |= stays;
         }
-        if kept == count {
+        if kept == 0 {
+            return Ok(match (count, is_last_of_producer) {
+                (0, _) => Decision::Keep,
+                (_, true) => Decision::Replace(emptied_batch(batch)),
+                (_, false) => Decision::Remove,
+            });
+        }
+        // Rewritten batches take the topic's codec; so does a whole batch stored with another.
+        let codec = self.codec.unwrap_or(batch.compression()?);
+        if kept == count && codec == batch.compression()? {
             return Ok(Decision::Keep);
         }
-        if kept == 0 {
-            return Ok(if is_last_of_producer { Decision::Replace(emptied_batch(batch)) } else { Decision::Remove });
-        }
-        let mut builder = BatchBuilder::new(batch.compression()?).with_producer(
-            producer,
-            batch.producer_epoch(),
-            batch.base_sequence(),
-        );
+        let mut builder =
+            BatchBuilder::new(codec).with_producer(producer, batch.producer_epoch(), batch.base_sequence());
         builder.set_transactional(batch.is_transactional());
         for (r, _) in records.iter().zip(&keep).filter(|(_, k)| **k) {
             let delta = i32::try_from(r.offset - batch.base_offset()).unwrap_or(i32::MAX);

@@ -229,3 +229,22 @@ fn a_producers_last_batch_keeps_its_header_so_its_sequence_survives_a_rebuild() 
     let log = Log::open(dir.path(), config()).unwrap();
     assert_eq!(log.producer_state(5).and_then(|p| p.last_seq()), Some(2));
 }
+
+#[test]
+fn cleaned_segments_are_written_with_the_topics_codec() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config()).unwrap();
+    for i in 0..40i64 {
+        log.append(put((i % 20) as u8, Some(&format!("v{i}")), 1_000 + i), 0, 1_000 + i).unwrap();
+    }
+    // compression.type changes to zstd after the data was written uncompressed.
+    log.set_config(LogConfig { compression_type: vltava_storage::CompressionType::Zstd, ..config() });
+    let before = key_values(&log);
+    log.clean(5_000, 1_000).unwrap();
+    let active = *log.segment_base_offsets().last().unwrap();
+    let cleaned: Vec<RecordBatch> = stored_batches(&log).into_iter().filter(|b| b.base_offset() < active).collect();
+    assert!(!cleaned.is_empty());
+    assert!(cleaned.iter().all(|b| b.compression().unwrap() == Compression::Zstd));
+    let after = key_values(&log);
+    assert_eq!(after, before[before.len() - after.len()..], "the latest 20 values, unchanged");
+}

@@ -247,6 +247,8 @@ pub struct PartitionJson<'a> {
     pub log_end_offset: i64,
     /// High watermark (-1 when unknown).
     pub high_watermark: i64,
+    /// Dirty ratio of a compacted partition (-1 when not compacted or unknown).
+    pub dirty_ratio: f64,
     /// Replicas a reassignment in progress is adding (empty when none is).
     pub adding_replicas: &'a [i32],
     /// Replicas a reassignment in progress is removing (empty when none is).
@@ -275,6 +277,7 @@ impl<'a> From<&'a TopicDescription> for TopicJson<'a> {
                     log_start_offset: p.log_start_offset,
                     log_end_offset: p.log_end_offset,
                     high_watermark: p.high_watermark,
+                    dirty_ratio: p.dirty_ratio,
                     adding_replicas: &p.adding_replicas,
                     removing_replicas: &p.removing_replicas,
                 })
@@ -309,7 +312,11 @@ pub fn describe_text(t: &TopicDescription) -> String {
         replication_factor(t),
         configs.join(",")
     );
-    let mut table = Table::new([
+    let mut partitions: Vec<&PartitionDescription> = t.partitions.iter().collect();
+    partitions.sort_by_key(|p| p.partition);
+    // A compacted topic also shows how dirty each partition is.
+    let compacted = partitions.iter().any(|p| p.dirty_ratio >= 0.0);
+    let mut headers = vec![
         "PARTITION",
         "LEADER",
         "REPLICAS",
@@ -318,11 +325,13 @@ pub fn describe_text(t: &TopicDescription) -> String {
         "LOG-START-OFFSET",
         "LOG-END-OFFSET",
         "HIGH-WATERMARK",
-    ]);
-    let mut partitions: Vec<&PartitionDescription> = t.partitions.iter().collect();
-    partitions.sort_by_key(|p| p.partition);
+    ];
+    if compacted {
+        headers.push("DIRTY-RATIO");
+    }
+    let mut table = Table::new(headers);
     for p in &partitions {
-        table.row([
+        let mut row = vec![
             p.partition.to_string(),
             p.leader.to_string(),
             join_ids(&p.replicas),
@@ -331,7 +340,11 @@ pub fn describe_text(t: &TopicDescription) -> String {
             p.log_start_offset.to_string(),
             p.log_end_offset.to_string(),
             p.high_watermark.to_string(),
-        ]);
+        ];
+        if compacted {
+            row.push(if p.dirty_ratio >= 0.0 { format!("{:.2}", p.dirty_ratio) } else { "-".into() });
+        }
+        table.row(row);
     }
     out.push_str(&table.render());
     for p in partitions.iter().filter(|p| !p.adding_replicas.is_empty() || !p.removing_replicas.is_empty()) {
@@ -369,6 +382,7 @@ mod tests {
                     log_end_offset: 7,
                     high_watermark: 6,
                     adding_replicas: vec![1],
+                    dirty_ratio: -1.0,
                     ..Default::default()
                 },
                 PartitionDescription {
@@ -380,6 +394,7 @@ mod tests {
                     log_start_offset: 5,
                     log_end_offset: 10,
                     high_watermark: 10,
+                    dirty_ratio: -1.0,
                     ..Default::default()
                 },
             ],
@@ -436,6 +451,17 @@ mod tests {
         assert!(lines[2].split_whitespace().eq(["0", "1", "1,2", "1,2", "0", "5", "10", "10"]));
         assert!(lines[3].split_whitespace().eq(["1", "2", "2,1", "2", "3", "0", "7", "6"]));
         assert_eq!(lines[4], "Partition 1 is being reassigned: adding [1], removing [].");
+    }
+
+    #[test]
+    fn a_compacted_topic_shows_each_partitions_dirty_ratio() {
+        let mut t = sample();
+        t.partitions[0].dirty_ratio = 0.256;
+        let text = describe_text(&t);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[1].ends_with("DIRTY-RATIO"), "{text}");
+        assert_eq!(lines[3].split_whitespace().last(), Some("0.26"), "{text}");
+        assert_eq!(lines[2].split_whitespace().last(), Some("-"), "unknown here: {text}");
     }
 
     #[test]
