@@ -8,7 +8,7 @@ CARGO ?= cargo
 LISTEN ?= 127.0.0.1:7070
 DATA_DIR ?= ./data/dev
 
-.PHONY: dev test test-python lint fmt deps build release bench perf perf-groups perf-transactions clean-data docker cluster-up cluster-down
+.PHONY: dev test test-python lint fmt deps build release bench perf perf-groups perf-transactions perf-cleaner clean-data docker cluster-up cluster-down
 
 ## Install the system packages the build needs (libclang for RocksDB's bindgen).
 deps:
@@ -59,6 +59,10 @@ perf-groups: release
 ## Exactly-once: idempotence on/off, transactional throughput and commits/s (release local-cluster).
 perf-transactions: release
 	./deploy/perf-transactions.sh
+
+## What the log cleaner costs producers: keyed produce to a delete vs a compacted topic (release dev).
+perf-cleaner: release
+	./deploy/perf-cleaner.sh
 
 clean-data:
 	rm -rf ./data

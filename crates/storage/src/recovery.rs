@@ -203,6 +203,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log, StorageError> {
     let mut segments = BTreeMap::new();
     let mut rebuilt = Vec::new();
     let mut expected_next: Option<i64> = None;
+    let mut first_emptied: Option<i64> = None;
     for (i, &base) in bases.iter().enumerate() {
         let next_base = bases.get(i + 1).copied();
         // A segment may start after the previous one's last offset (the cleaner removed that
@@ -219,6 +220,8 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log, StorageError> {
         if loaded.segment.is_empty() && next_base.is_some() && !loaded.cut {
             tracing::warn!(base, "removing empty inactive segment");
             loaded.segment.delete()?;
+            // The log still starts where it did if the cleaner emptied its first segments.
+            first_emptied.get_or_insert(base);
             continue;
         }
         expected_next = Some(loaded.segment.next_offset);
@@ -235,7 +238,8 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log, StorageError> {
         }
     }
 
-    let mut log_start_offset = checkpointed_start.max(segments.keys().next().copied().unwrap_or(0));
+    let first_base = segments.keys().next().copied().unwrap_or(0);
+    let mut log_start_offset = checkpointed_start.max(first_emptied.map_or(first_base, |e| e.min(first_base)));
     let leo = segments.values().next_back().map_or(log_start_offset, |s| s.next_offset);
     if leo < log_start_offset {
         tracing::warn!(leo, log_start_offset, "log start offset beyond the data; starting empty");
@@ -246,7 +250,9 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log, StorageError> {
     if segments.is_empty() {
         segments.insert(log_start_offset, Segment::create(dir, log_start_offset)?);
     }
-    log_start_offset = log_start_offset.max(*segments.keys().next().expect("non-empty"));
+    if first_emptied.is_none() {
+        log_start_offset = log_start_offset.max(*segments.keys().next().expect("non-empty"));
+    }
 
     let last_base = *segments.keys().next_back().expect("non-empty");
     for base in rebuilt {

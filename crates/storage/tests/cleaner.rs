@@ -248,3 +248,25 @@ fn cleaned_segments_are_written_with_the_topics_codec() {
     let after = key_values(&log);
     assert_eq!(after, before[before.len() - after.len()..], "the latest 20 values, unchanged");
 }
+
+#[test]
+fn a_first_segment_emptied_by_the_cleaner_does_not_move_the_log_start_on_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config()).unwrap();
+    // The first segment holds key-1 only; later segments replace it.
+    for i in 0..5i64 {
+        log.append(put(1, Some(&format!("old{i}")), 1_000 + i), 0, 1_000 + i).unwrap();
+    }
+    log.roll(1_010).unwrap();
+    for i in 0..30i64 {
+        log.append(put((i % 3) as u8, Some(&format!("v{i}")), 1_100 + i), 0, 1_100 + i).unwrap();
+    }
+    log.clean(5_000, 1_000).unwrap();
+    let expected = key_values(&log);
+    assert!(!expected.iter().any(|(_, v)| v.as_deref().is_some_and(|v| v.starts_with("old"))));
+    drop(log);
+    let log = Log::open(dir.path(), config()).unwrap();
+    assert_eq!(log.log_start_offset(), 0, "no record was deleted below the first kept one");
+    assert_eq!(key_values(&log), expected);
+    assert!(!log.read(0, 1 << 20, None).unwrap().records.is_empty(), "a read at the log start finds the data");
+}

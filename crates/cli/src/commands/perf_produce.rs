@@ -65,6 +65,10 @@ pub struct PerfProduceArgs {
     /// With `--transactional-id`: commit every MS milliseconds (Kafka's `--transaction-duration-ms`).
     #[arg(long, value_name = "MS", default_value_t = 100)]
     pub transaction_duration_ms: u64,
+    /// Give record i the key `key-{i mod N}` (a compacted topic needs keys; the records of one
+    /// key go to one partition). Without it records have no key.
+    #[arg(long, value_name = "N")]
+    pub key_space: Option<u64>,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -275,7 +279,10 @@ pub async fn run(args: PerfProduceArgs) -> anyhow::Result<()> {
             producer.begin_transaction()?;
             txn_started = Instant::now();
         }
-        let record = ProducerRecord::new(args.topic.as_str(), payload.clone());
+        let mut record = ProducerRecord::new(args.topic.as_str(), payload.clone());
+        if let Some(n) = args.key_space.filter(|n| *n > 0) {
+            record = record.key(format!("key-{}", sent % n));
+        }
         let s = stats.clone();
         let sent_at = Instant::now();
         if let Err(e) = producer.send_with_callback(record, move |r| complete(&s, sent_at, r)).await {
@@ -365,6 +372,7 @@ mod tests {
             via_gateway: true,
             transactional_id: None,
             transaction_duration_ms: 100,
+            key_space: None,
             server: ServerArgs { server: "h:1".into() },
         };
         let c = producer_config(&args);
