@@ -44,6 +44,11 @@ async fn the_topic_codec_timestamp_type_and_timestamp_window_act_on_produced_bat
     produce(&b, "zstd", batch(now, &["one", "two"])).await.unwrap();
     let got = stored(&b, "zstd").await;
     assert_eq!(got[0].compression().unwrap(), Compression::Zstd, "stored with the topic's codec");
+    // On disk too: the batch attributes in the segment file name zstd.
+    let segment = find_file(b.dir.path(), "zstd-0", "00000000000000000000.log");
+    let on_disk: Vec<RecordBatch> = batches(Bytes::from(std::fs::read(segment).unwrap())).map(Result::unwrap).collect();
+    assert_eq!(on_disk.len(), 1);
+    assert_eq!(on_disk[0].compression().unwrap(), Compression::Zstd);
     let values: Vec<_> = got[0].records().unwrap().into_iter().map(|r| r.value.unwrap()).collect();
     assert_eq!(values, [Bytes::from("one"), Bytes::from("two")]);
 
@@ -139,4 +144,21 @@ async fn read_keyed(b: &TestBroker, topic: &str) -> Vec<(i64, String, String)> {
         next = got.next_offset;
     }
     out
+}
+
+/// The file `name` in the partition directory `partition_dir` somewhere under `root`.
+fn find_file(root: &std::path::Path, partition_dir: &str, name: &str) -> std::path::PathBuf {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|n| n == partition_dir) && path.join(name).exists() {
+                    return path.join(name);
+                }
+                stack.push(path);
+            }
+        }
+    }
+    panic!("no {partition_dir}/{name} under {}", root.display())
 }
