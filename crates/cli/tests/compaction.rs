@@ -214,6 +214,18 @@ async fn after_leader_and_followers_cleaned_a_failover_serves_the_same_compacted
         assert!(Instant::now() < deadline, "the replicas never all cleaned");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    // Each broker reports, per compacted partition, how long ago it was cleaned.
+    for p in cluster.processes().iter().filter(|p| p.role == "broker") {
+        let (_, body) = scrape_metrics(&p.metrics_address).await.expect("metrics");
+        let line = body
+            .lines()
+            .find(|l| {
+                l.starts_with("vltava_broker_cleaner_time_since_last_clean_seconds{") && l.contains("topic=\"table\"")
+            })
+            .unwrap_or_else(|| panic!("broker {}: no time since last clean for table", p.id));
+        let seconds: f64 = line.rsplit_once(' ').unwrap().1.parse().unwrap();
+        assert!((0.0..60.0).contains(&seconds), "{line}");
+    }
     let before = check_view(&read_all(&addr, end).await, &written);
     assert!(before <= 201, "the leader compacted: {before} of 20001 records");
 

@@ -26,17 +26,19 @@
 //!    then moves to the end of the pass.
 
 use std::collections::HashMap;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use bytes::Bytes;
 use vltava_record::RecordBatch;
+use vltava_record::header::HEADER_LEN;
 
 use crate::cleaner_plan::group_segments;
 use crate::cleaner_rewrite::{Decision, Rewriter};
 use crate::error::IoContext;
+use crate::scan::BatchHeader;
 use crate::segment::Segment;
 use crate::{Log, StorageError, swap};
 
@@ -46,6 +48,8 @@ use crate::{Log, StorageError, swap};
 struct CleanedGroup {
     /// The base offset and size (when prepared) of each segment it replaces.
     segments: Vec<(i64, u64)>,
+    /// The new segment over the `.cleaned` file, indexed in memory.
+    segment: Option<Segment>,
     path: PathBuf,
     removed: u64,
     installed: bool,
@@ -125,7 +129,7 @@ impl Log {
         let mut dirty_bytes = 0;
         for s in &cleanable.segments[range..] {
             let mut keys: Vec<(Bytes, i64)> = Vec::new();
-            for_each_batch(s, |_, batch| {
+            for_each_batch(s, |_, _, batch| {
                 if !batch.is_control() && !Rewriter::is_aborted(&aborted, &batch) {
                     for r in batch.records()? {
                         if let Some(key) = r.key {
@@ -162,41 +166,45 @@ impl Log {
         }))
     }
 
-    /// Writes the group's cleaned segment to its `.cleaned` file; `None` for a lone segment
-    /// with nothing to remove.
+    /// Writes the group's cleaned segment to its `.cleaned` file, indexing it as it goes (so
+    /// that installing it is only renames); `None` for a lone segment with nothing to change.
     fn rewrite_group(&self, group: &[i64], rewriter: &mut Rewriter) -> Result<Option<CleanedGroup>, StorageError> {
         let path = swap::cleaned_path(&self.dir, group[0]);
-        let create = || -> Result<BufWriter<File>, StorageError> {
-            Ok(BufWriter::with_capacity(1 << 20, File::create(&path).at(&path)?))
-        };
+        let interval = self.config.index_interval_bytes;
+        let create = || Output::create(&self.dir, group[0], &path);
         let mut out = if group.len() > 1 { Some(create()?) } else { None };
+        // A lone segment is only written from its first change on: the batches kept before it.
+        let mut prefix: Vec<BatchHeader> = Vec::new();
         let removed_before = rewriter.records_removed;
         for base in group {
             let segment = &self.segments[base];
-            for_each_batch(segment, |pos, batch| {
+            for_each_batch(segment, |pos, header, batch| {
                 let decision = rewriter.decide(&batch)?;
-                if out.is_none() && !matches!(decision, Decision::Keep) {
-                    // The first change in a lone segment: copy the unchanged batches before it.
-                    let mut w = create()?;
-                    copy_prefix(segment, pos, &mut w)?;
-                    out = Some(w);
+                if out.is_none() {
+                    if matches!(decision, Decision::Keep) {
+                        prefix.push(header);
+                        return Ok(());
+                    }
+                    let mut o = create()?;
+                    o.copy_prefix(segment, pos, &prefix, interval)?;
+                    out = Some(o);
                 }
-                if let Some(w) = out.as_mut() {
-                    let bytes = match &decision {
-                        Decision::Keep => batch.as_bytes(),
-                        Decision::Replace(b) => &b[..],
-                        Decision::Remove => &[][..],
-                    };
-                    w.write_all(bytes).at(&path)?;
+                let o = out.as_mut().expect("created above");
+                match decision {
+                    Decision::Keep => o.write(batch.as_bytes(), &header, interval),
+                    Decision::Replace(bytes) => {
+                        let header = BatchHeader::parse(&bytes[..HEADER_LEN])
+                            .map_err(|reason| StorageError::CorruptBatch { reason })?;
+                        o.write(&bytes, &header, interval)
+                    }
+                    Decision::Remove => Ok(()),
                 }
-                Ok(())
             })?;
         }
         let Some(out) = out else { return Ok(None) };
-        let file = out.into_inner().map_err(|e| e.into_error()).at(&path)?;
-        file.sync_all().at(&path)?;
         Ok(Some(CleanedGroup {
             segments: group.iter().map(|b| (*b, self.segments[b].size)).collect(),
+            segment: Some(out.finish(&path)?),
             path,
             removed: rewriter.records_removed - removed_before,
             installed: false,
@@ -233,11 +241,13 @@ impl Log {
             for base in &bases {
                 outcome.bytes_before += self.segments.remove(base).map_or(0, |s| s.size);
             }
-            let reloaded = crate::recovery::reload_segment(&self.dir, bases[0], self.config.index_interval_bytes)?;
+            let mut segment = group.segment.take().expect("a prepared group has its segment");
+            // Writes its indexes (the old ones went with the swap).
+            segment.seal()?;
             outcome.segments += bases.len();
-            outcome.bytes_after += reloaded.size;
+            outcome.bytes_after += segment.size;
             outcome.records_removed += group.removed;
-            self.segments.insert(bases[0], reloaded);
+            self.segments.insert(bases[0], segment);
         }
         let (before, after) = prepared.first_dirty;
         if self.cleaner.first_dirty == before {
@@ -252,30 +262,67 @@ impl Log {
     }
 }
 
-/// Calls `f(position, batch)` for every batch of `segment`, in order, one batch in memory at
-/// a time.
+/// Calls `f(position, header, batch)` for every batch of `segment`, in order, one batch in
+/// memory at a time.
 fn for_each_batch(
     segment: &Segment,
-    mut f: impl FnMut(u64, RecordBatch) -> Result<(), StorageError>,
+    mut f: impl FnMut(u64, BatchHeader, RecordBatch) -> Result<(), StorageError>,
 ) -> Result<(), StorageError> {
     let mut pos = 0;
     while pos < segment.size {
         let header = segment.header_at(pos)?;
-        f(pos, RecordBatch::parse(segment.read_batch(pos, &header)?)?)?;
+        f(pos, header, RecordBatch::parse(segment.read_batch(pos, &header)?)?)?;
         pos += header.size;
     }
     Ok(())
 }
 
-/// Copies the first `len` bytes of `segment` to `out`.
-fn copy_prefix(segment: &Segment, len: u64, out: &mut impl Write) -> Result<(), StorageError> {
-    let mut buf = vec![0u8; 1 << 20];
-    let mut pos = 0;
-    while pos < len {
-        let n = (len - pos).min(buf.len() as u64) as usize;
-        segment.file.read_exact_at(&mut buf[..n], pos).at(&segment.log_path)?;
-        out.write_all(&buf[..n]).at(&segment.log_path)?;
-        pos += n as u64;
+/// A cleaned segment being written: its file, and the segment that will serve it.
+struct Output {
+    writer: BufWriter<File>,
+    segment: Segment,
+}
+
+impl Output {
+    fn create(dir: &std::path::Path, base: i64, path: &std::path::Path) -> Result<Output, StorageError> {
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path).at(path)?;
+        let writer = BufWriter::with_capacity(1 << 20, file.try_clone().at(path)?);
+        Ok(Output { writer, segment: Segment::for_cleaned_file(dir, base, file) })
     }
-    Ok(())
+
+    /// Appends one batch.
+    fn write(&mut self, bytes: &[u8], header: &BatchHeader, interval: u64) -> Result<(), StorageError> {
+        self.writer.write_all(bytes).at(&self.segment.log_path)?;
+        self.segment.track_written(header, interval);
+        Ok(())
+    }
+
+    /// Copies the first `len` bytes of `from`, the batches `headers`.
+    fn copy_prefix(
+        &mut self,
+        from: &Segment,
+        len: u64,
+        headers: &[BatchHeader],
+        interval: u64,
+    ) -> Result<(), StorageError> {
+        let mut buf = vec![0u8; len.min(1 << 20) as usize];
+        let mut pos = 0;
+        while pos < len {
+            let n = (len - pos).min(buf.len() as u64) as usize;
+            from.file.read_exact_at(&mut buf[..n], pos).at(&from.log_path)?;
+            self.writer.write_all(&buf[..n]).at(&from.log_path)?;
+            pos += n as u64;
+        }
+        for header in headers {
+            self.segment.track_written(header, interval);
+        }
+        Ok(())
+    }
+
+    /// Flushes and fsyncs the file; the segment, ready to install.
+    fn finish(self, path: &std::path::Path) -> Result<Segment, StorageError> {
+        let file = self.writer.into_inner().map_err(|e| e.into_error()).at(path)?;
+        file.sync_all().at(path)?;
+        Ok(self.segment)
+    }
 }

@@ -176,14 +176,6 @@ fn load_segment(dir: &Path, base: i64, full: bool, interval: u64) -> Result<Load
     Ok(Loaded { segment, cut, rebuilt: rebuild })
 }
 
-/// Loads the segment at `base` again after the cleaner replaced its file: fully validated,
-/// indexes rebuilt and sealed (it is never the active segment).
-pub(crate) fn reload_segment(dir: &Path, base: i64, interval: u64) -> Result<Segment, StorageError> {
-    let mut loaded = load_segment(dir, base, true, interval)?;
-    loaded.segment.seal()?;
-    Ok(loaded.segment)
-}
-
 /// Opens (creating if needed) and recovers the log in `dir`.
 pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log, StorageError> {
     config.validate()?;

@@ -93,6 +93,36 @@ impl Segment {
         })
     }
 
+    /// A segment over `file`, a log file the cleaner is writing that will be renamed to the log
+    /// file of `base_offset` ([`crate::swap`]); its bookkeeping follows [`Segment::track_written`]
+    /// and its indexes stay in memory until it is sealed.
+    pub(crate) fn for_cleaned_file(dir: &Path, base_offset: i64, file: File) -> Segment {
+        Segment {
+            base_offset,
+            log_path: segment_path(dir, base_offset, LOG_EXT),
+            file,
+            size: 0,
+            next_offset: base_offset,
+            offset_index: OffsetIndex::from_entries(segment_path(dir, base_offset, INDEX_EXT), Vec::new()),
+            time_index: TimeIndex::from_entries(segment_path(dir, base_offset, TIME_INDEX_EXT), Vec::new()),
+            bytes_since_index: 0,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+            roll_base_ms: None,
+            unsynced: false,
+        }
+    }
+
+    /// Records the batch `header` just written at the end of the file (by the cleaner).
+    pub(crate) fn track_written(&mut self, header: &BatchHeader, interval: u64) {
+        if self.size == 0 && header.max_timestamp >= 0 {
+            self.roll_base_ms = Some(header.max_timestamp);
+        }
+        self.track_batch(self.size, header.base_offset, header.size, header.max_timestamp, interval);
+        self.size += header.size;
+        self.next_offset = header.next_offset();
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.size == 0
     }
