@@ -297,3 +297,29 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn for_each_key_sees_every_records_key_at_its_offset_without_decoding_the_rest() {
+    for codec in [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+        let mut b = BatchBuilder::new(codec);
+        b.append(1, Some(b"a"), Some(b"one"), &[header("h", Some(b"x"))]);
+        b.append_at(3, 2, None, Some(b"keyless"), &[]);
+        b.append_at(7, 3, Some(b"b"), None, &[]);
+        b.set_last_offset_delta(9);
+        let batch = RecordBatch::parse(b.build_at(100)).unwrap();
+        let mut keys = Vec::new();
+        batch.for_each_key(|offset, key| keys.push((offset, key.map(<[u8]>::to_vec)))).unwrap();
+        let expected: Vec<_> =
+            batch.records().unwrap().into_iter().map(|r| (r.offset, r.key.map(|k| k.to_vec()))).collect();
+        assert_eq!(keys, expected, "{codec:?}");
+        assert_eq!(keys, [(100, Some(b"a".to_vec())), (103, None), (107, Some(b"b".to_vec()))]);
+    }
+    // A record whose length ends inside its key is refused, not read past.
+    let mut b = BatchBuilder::new(Compression::None);
+    b.append(1, Some(b"a-long-key"), Some(b"v"), &[]);
+    let mut bytes = b.build().to_vec();
+    let record_length_at = vltava_record::header::HEADER_LEN;
+    bytes[record_length_at] = 2 * 3; // varint 3: the key alone is longer
+    let batch = RecordBatch::parse(Bytes::from(bytes)).unwrap();
+    assert!(batch.for_each_key(|_, _| {}).is_err());
+}

@@ -131,11 +131,11 @@ impl Log {
             let mut keys: Vec<(Bytes, i64)> = Vec::new();
             for_each_batch(s, |_, _, batch| {
                 if !batch.is_control() && !Rewriter::is_aborted(&aborted, &batch) {
-                    for r in batch.records()? {
-                        if let Some(key) = r.key {
-                            keys.push((Bytes::copy_from_slice(&key), r.offset));
+                    batch.for_each_key(|offset, key| {
+                        if let Some(key) = key {
+                            keys.push((Bytes::copy_from_slice(key), offset));
                         }
-                    }
+                    })?;
                 }
                 Ok(())
             })?;
