@@ -9,17 +9,6 @@ use common::*;
 use vltava_record::{BatchBuilder, Compression, Marker, MarkerKind, RecordBatch, batches};
 use vltava_storage::{Log, LogConfig};
 
-fn config() -> LogConfig {
-    LogConfig { compact: true, delete_retention_ms: 1_000, segment_bytes: 400, ..small_config() }
-}
-
-/// One keyed record at time `ts` (`None`: a tombstone).
-fn put(key: u8, value: Option<&str>, ts: i64) -> Bytes {
-    let mut b = BatchBuilder::new(Compression::None);
-    b.append(ts, Some(format!("key-{key}").as_bytes()), value.map(str::as_bytes), &[]);
-    b.build()
-}
-
 /// Every stored batch, from the log start.
 fn stored_batches(log: &Log) -> Vec<RecordBatch> {
     let mut out = Vec::new();
@@ -48,7 +37,7 @@ fn key_values(log: &Log) -> Vec<(String, Option<String>)> {
 #[test]
 fn the_dirty_ratio_decides_when_a_log_needs_cleaning_and_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), config()).unwrap();
+    let mut log = Log::open(dir.path(), compact_config()).unwrap();
     for i in 0..200i64 {
         log.append(put((i % 40) as u8, Some(&format!("v{i}")), 1_000 + i), 0, 1_000 + i).unwrap();
     }
@@ -73,16 +62,16 @@ fn the_dirty_ratio_decides_when_a_log_needs_cleaning_and_survives_a_restart() {
     let stats = log.dirty_stats(3_100).unwrap();
     assert!(stats.dirty_bytes > 0 && stats.ratio() < 0.5, "{stats:?}");
     assert!(!log.needs_cleaning(3_100));
-    log.set_config(LogConfig { max_compaction_lag_ms: 60_000, ..config() });
+    log.set_config(LogConfig { max_compaction_lag_ms: 60_000, ..compact_config() });
     assert!(!log.needs_cleaning(3_100));
     assert!(log.needs_cleaning(3_000 + 60_001), "overdue by max.compaction.lag.ms");
-    log.set_config(LogConfig { min_cleanable_dirty_ratio: 0.01, ..config() });
+    log.set_config(LogConfig { min_cleanable_dirty_ratio: 0.01, ..compact_config() });
     assert!(log.needs_cleaning(3_100));
 
     // The first dirty offset is checkpointed.
-    log.set_config(config());
+    log.set_config(compact_config());
     drop(log);
-    let log = Log::open(dir.path(), config()).unwrap();
+    let log = Log::open(dir.path(), compact_config()).unwrap();
     let stats = log.dirty_stats(3_100).unwrap();
     assert!(stats.first_dirty_offset <= end && stats.clean_bytes > 0, "{stats:?}");
     assert_eq!(stats.last_clean_ms, None, "not remembered across restarts");
@@ -91,7 +80,7 @@ fn the_dirty_ratio_decides_when_a_log_needs_cleaning_and_survives_a_restart() {
 #[test]
 fn segments_younger_than_min_compaction_lag_are_not_cleaned() {
     let dir = tempfile::tempdir().unwrap();
-    let lagged = LogConfig { min_compaction_lag_ms: 10_000, ..config() };
+    let lagged = LogConfig { min_compaction_lag_ms: 10_000, ..compact_config() };
     let mut log = Log::open(dir.path(), lagged.clone()).unwrap();
     for i in 0..60i64 {
         log.append(put(1, Some(&format!("v{i}")), 1_000 + i), 0, 1_000 + i).unwrap();
@@ -107,7 +96,7 @@ fn segments_younger_than_min_compaction_lag_are_not_cleaned() {
 #[test]
 fn max_compaction_lag_rolls_the_active_segment_of_a_compacted_log() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { max_compaction_lag_ms: 1_000, segment_bytes: 1 << 20, ..config() };
+    let config = LogConfig { max_compaction_lag_ms: 1_000, segment_bytes: 1 << 20, ..compact_config() };
     let mut log = Log::open(dir.path(), config).unwrap();
     log.append(put(1, Some("a"), 1_000), 0, 1_000).unwrap();
     log.append(put(1, Some("b"), 1_500), 0, 1_500).unwrap();
@@ -122,7 +111,7 @@ fn max_compaction_lag_rolls_the_active_segment_of_a_compacted_log() {
 #[test]
 fn small_cleaned_segments_are_merged_and_an_interrupted_merge_settles_on_open() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), config()).unwrap();
+    let mut log = Log::open(dir.path(), compact_config()).unwrap();
     for i in 0..300i64 {
         log.append(put((i % 4) as u8, Some(&format!("v{i}")), 1_000 + i), 0, 1_000 + i).unwrap();
     }
@@ -155,14 +144,14 @@ fn small_cleaned_segments_are_merged_and_an_interrupted_merge_settles_on_open() 
         files.iter().map(|f| std::fs::read(f).unwrap()).collect()
     };
     let written = indexes(&path);
-    let log = Log::open(&path, config()).unwrap();
+    let log = Log::open(&path, compact_config()).unwrap();
     check_lookups(&log);
     assert_eq!(indexes(&path), written, "opening found nothing to rebuild");
     drop(log);
 
     // A crash after a merged segment was committed (`.swap`) but before the segments it merged
     // were deleted: opening finishes the merge.
-    let mut log = Log::open(tempfile::tempdir().unwrap().keep(), config()).unwrap();
+    let mut log = Log::open(tempfile::tempdir().unwrap().keep(), compact_config()).unwrap();
     for i in 0..40i64 {
         log.append(put(i as u8, Some(&format!("v{i}")), 1_000 + i), 0, 1_000 + i).unwrap();
     }
@@ -176,7 +165,7 @@ fn small_cleaned_segments_are_merged_and_an_interrupted_merge_settles_on_open() 
         merged.extend(std::fs::read(path.join(format!("{base:020}.log"))).unwrap());
     }
     std::fs::write(path.join(format!("{:020}.log.swap", bases[0])), merged).unwrap();
-    let log = Log::open(&path, config()).unwrap();
+    let log = Log::open(&path, compact_config()).unwrap();
     assert_eq!(log.segment_base_offsets()[1], bases[3], "the merged segments are gone");
     assert_eq!(key_values(&log), everything);
     std::fs::remove_dir_all(path).unwrap();
@@ -198,7 +187,7 @@ fn markers(log: &Log) -> usize {
 #[test]
 fn a_marker_goes_once_its_transaction_left_nothing_and_it_is_past_delete_retention() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), config()).unwrap();
+    let mut log = Log::open(dir.path(), compact_config()).unwrap();
     transaction(&mut log, 0, b"key-1", b"committed, then replaced", MarkerKind::Commit, 1_000);
     transaction(&mut log, 1, b"key-2", b"aborted", MarkerKind::Abort, 1_001);
     transaction(&mut log, 2, b"key-3", b"committed and kept", MarkerKind::Commit, 1_002);
@@ -221,14 +210,14 @@ fn a_marker_goes_once_its_transaction_left_nothing_and_it_is_past_delete_retenti
     for snapshot in files_with_ext(dir.path(), "snapshot") {
         std::fs::remove_file(snapshot).unwrap();
     }
-    let log = Log::open(dir.path(), config()).unwrap();
+    let log = Log::open(dir.path(), compact_config()).unwrap();
     assert_eq!(log.first_unstable_offset(), None);
 }
 
 #[test]
 fn a_producers_last_batch_keeps_its_header_so_its_sequence_survives_a_rebuild() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), config()).unwrap();
+    let mut log = Log::open(dir.path(), compact_config()).unwrap();
     for seq in 0..3 {
         let mut b = BatchBuilder::new(Compression::Zstd).with_producer(5, 0, seq);
         b.append(1_000, Some(b"key-1"), Some(format!("idempotent {seq}").as_bytes()), &[]);
@@ -249,19 +238,19 @@ fn a_producers_last_batch_keeps_its_header_so_its_sequence_survives_a_rebuild() 
     for snapshot in files_with_ext(dir.path(), "snapshot") {
         std::fs::remove_file(snapshot).unwrap();
     }
-    let log = Log::open(dir.path(), config()).unwrap();
+    let log = Log::open(dir.path(), compact_config()).unwrap();
     assert_eq!(log.producer_state(5).and_then(|p| p.last_seq()), Some(2));
 }
 
 #[test]
 fn cleaned_segments_are_written_with_the_topics_codec() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), config()).unwrap();
+    let mut log = Log::open(dir.path(), compact_config()).unwrap();
     for i in 0..40i64 {
         log.append(put((i % 20) as u8, Some(&format!("v{i}")), 1_000 + i), 0, 1_000 + i).unwrap();
     }
     // compression.type changes to zstd after the data was written uncompressed.
-    log.set_config(LogConfig { compression_type: vltava_storage::CompressionType::Zstd, ..config() });
+    log.set_config(LogConfig { compression_type: vltava_storage::CompressionType::Zstd, ..compact_config() });
     let before = key_values(&log);
     log.clean(5_000, 1_000).unwrap();
     let active = *log.segment_base_offsets().last().unwrap();
@@ -275,7 +264,7 @@ fn cleaned_segments_are_written_with_the_topics_codec() {
 #[test]
 fn a_first_segment_emptied_by_the_cleaner_does_not_move_the_log_start_on_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), config()).unwrap();
+    let mut log = Log::open(dir.path(), compact_config()).unwrap();
     // The first segment holds key-1 only; later segments replace it.
     for i in 0..5i64 {
         log.append(put(1, Some(&format!("old{i}")), 1_000 + i), 0, 1_000 + i).unwrap();
@@ -288,7 +277,7 @@ fn a_first_segment_emptied_by_the_cleaner_does_not_move_the_log_start_on_reopen(
     let expected = key_values(&log);
     assert!(!expected.iter().any(|(_, v)| v.as_deref().is_some_and(|v| v.starts_with("old"))));
     drop(log);
-    let log = Log::open(dir.path(), config()).unwrap();
+    let log = Log::open(dir.path(), compact_config()).unwrap();
     assert_eq!(log.log_start_offset(), 0, "no record was deleted below the first kept one");
     assert_eq!(key_values(&log), expected);
     assert!(!log.read(0, 1 << 20, None).unwrap().records.is_empty(), "a read at the log start finds the data");

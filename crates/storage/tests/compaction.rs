@@ -7,22 +7,10 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use bytes::Bytes;
 use common::*;
 use proptest::prelude::*;
 use vltava_record::{BatchBuilder, Compression, Record};
 use vltava_storage::{Log, LogConfig};
-
-fn config() -> LogConfig {
-    LogConfig { compact: true, delete_retention_ms: 1_000, segment_bytes: 400, ..small_config() }
-}
-
-/// One keyed record (`None`: a tombstone) at time `ts`.
-fn put(key: u8, value: Option<&str>, ts: i64) -> Bytes {
-    let mut b = BatchBuilder::new(Compression::None);
-    b.append(ts, Some(format!("key-{key}").as_bytes()), value.map(str::as_bytes), &[]);
-    b.build()
-}
 
 fn everything(log: &Log) -> Vec<Record> {
     let mut out = Vec::new();
@@ -64,7 +52,7 @@ proptest! {
         max_keys in 1usize..10,
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = Log::open(dir.path(), config()).unwrap();
+        let mut log = Log::open(dir.path(), compact_config()).unwrap();
         let mut written: BTreeMap<i64, (u8, Option<String>)> = BTreeMap::new();
         let mut now = 10_000i64;
         let mut times: BTreeMap<i64, i64> = BTreeMap::new();
@@ -94,14 +82,14 @@ proptest! {
                         latest.insert(*k, (*offset, v.is_none()));
                     }
                     for (k, (offset, tombstone)) in latest {
-                        if tombstone && times[&offset] >= now - config().delete_retention_ms {
+                        if tombstone && times[&offset] >= now - compact_config().delete_retention_ms {
                             prop_assert!(present.contains(&offset), "key {}'s fresh tombstone at {} is gone", k, offset);
                         }
                     }
                 }
                 Op::Reopen => {
                     drop(log);
-                    log = Log::open(dir.path(), config()).unwrap();
+                    log = Log::open(dir.path(), compact_config()).unwrap();
                 }
             }
         }
@@ -139,7 +127,7 @@ proptest! {
         }
         // Reopening (indexes rebuilt from the cleaned files) reads the same.
         drop(log);
-        let log = Log::open(dir.path(), config()).unwrap();
+        let log = Log::open(dir.path(), compact_config()).unwrap();
         prop_assert_eq!(everything(&log), records);
     }
 }
@@ -147,7 +135,7 @@ proptest! {
 #[test]
 fn ten_thousand_updates_of_a_hundred_keys_shrink_to_about_a_hundred_records() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), LogConfig { segment_bytes: 64 * 1024, ..config() }).unwrap();
+    let mut log = Log::open(dir.path(), LogConfig { segment_bytes: 64 * 1024, ..compact_config() }).unwrap();
     for i in 0..10_000i64 {
         log.append(put((i % 100) as u8, Some(&format!("v{i}")), 1_000 + i), 0, 1_000 + i).unwrap();
     }
@@ -168,7 +156,7 @@ fn ten_thousand_updates_of_a_hundred_keys_shrink_to_about_a_hundred_records() {
 #[test]
 fn an_interrupted_swap_is_finished_and_an_unfinished_cleaning_dropped_on_open() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), config()).unwrap();
+    let mut log = Log::open(dir.path(), compact_config()).unwrap();
     for i in 0..40i64 {
         log.append(put((i % 4) as u8, Some(&format!("v{i}")), 1_000 + i), 0, 1_000 + i).unwrap();
     }
@@ -180,7 +168,7 @@ fn an_interrupted_swap_is_finished_and_an_unfinished_cleaning_dropped_on_open() 
     std::fs::copy(&log_file, dir.path().join(format!("{first:020}.log.swap"))).unwrap();
     // A crash while another cleaned file was being written: it is dropped.
     std::fs::write(dir.path().join(format!("{first:020}.log.cleaned")), b"half written").unwrap();
-    let log = Log::open(dir.path(), config()).unwrap();
+    let log = Log::open(dir.path(), compact_config()).unwrap();
     assert_eq!(everything(&log), before);
     assert!(!files_with_ext(dir.path(), "swap").iter().chain(&files_with_ext(dir.path(), "cleaned")).any(|_| true));
 }
@@ -188,7 +176,7 @@ fn an_interrupted_swap_is_finished_and_an_unfinished_cleaning_dropped_on_open() 
 #[test]
 fn a_log_without_compaction_is_left_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), LogConfig { compact: false, ..config() }).unwrap();
+    let mut log = Log::open(dir.path(), LogConfig { compact: false, ..compact_config() }).unwrap();
     for i in 0..40i64 {
         log.append(put(0, Some("same key"), 1_000 + i), 0, 1_000 + i).unwrap();
     }
@@ -200,7 +188,7 @@ fn a_log_without_compaction_is_left_alone() {
 fn an_aborted_transaction_never_hides_the_value_it_did_not_replace() {
     use vltava_record::{Marker, MarkerKind};
     let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(dir.path(), config()).unwrap();
+    let mut log = Log::open(dir.path(), compact_config()).unwrap();
     log.append(put(1, Some("committed"), 1_000), 0, 1_000).unwrap();
     let mut b = BatchBuilder::new(Compression::None).with_producer(9, 0, 0);
     b.set_transactional(true);

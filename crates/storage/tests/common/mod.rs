@@ -80,3 +80,15 @@ pub fn files_with_ext(dir: &Path, ext: &str) -> Vec<std::path::PathBuf> {
     v.sort();
     v
 }
+
+/// A compacted log's config for the cleaner tests: 400-byte segments, tombstones kept 1 s.
+pub fn compact_config() -> LogConfig {
+    LogConfig { compact: true, delete_retention_ms: 1_000, segment_bytes: 400, ..small_config() }
+}
+
+/// One record of key `key-{key}` at time `ts` (`None`: a tombstone).
+pub fn put(key: u8, value: Option<&str>, ts: i64) -> Bytes {
+    let mut b = BatchBuilder::new(Compression::None);
+    b.append(ts, Some(format!("key-{key}").as_bytes()), value.map(str::as_bytes), &[]);
+    b.build()
+}
