@@ -51,9 +51,9 @@ pub fn retention_pass(replicas: &ReplicaManager) {
 /// Compacts the hosted `cleanup.policy=compact` logs that need it (blocking), dirtiest first
 /// (Kafka's cleaner picks the log with the highest dirty ratio): those whose dirty ratio
 /// reached `min.cleanable.dirty.ratio` or whose oldest dirty record passed
-/// `max.compaction.lag.ms`. The cleaned segments are prepared under the log's read lock
-/// (appends and reads go on) and swapped in under its write lock. Each replica cleans its own
-/// log, as in Kafka.
+/// `max.compaction.lag.ms`. The pass is taken from the log under its read lock in a moment,
+/// run without any lock (appends and reads go on), and swapped in under the write lock (only
+/// renames). Each replica cleans its own log, as in Kafka.
 pub fn clean_pass(replicas: &ReplicaManager, max_keys: usize) {
     let now = now_ms();
     let mut due: Vec<(f64, Arc<Partition>)> = replicas
@@ -64,8 +64,11 @@ pub fn clean_pass(replicas: &ReplicaManager, max_keys: usize) {
         .collect();
     due.sort_by(|a, b| b.0.total_cmp(&a.0));
     for (_, part) in due {
-        let cleaned = part.with_log(|log| log.prepare_clean(now, max_keys)).and_then(|prepared| match prepared {
-            Some(p) => part.with_log_mut(|log| log.install_clean(p, now)),
+        let cleaned = part.with_log(|log| log.clean_job(now, max_keys)).and_then(|job| match job {
+            Some(job) => {
+                let prepared = job.prepare()?;
+                part.with_log_mut(|log| log.install_clean(prepared, now))
+            }
             None => Ok(CleanOutcome::default()),
         });
         match cleaned {

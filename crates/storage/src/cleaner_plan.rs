@@ -141,20 +141,20 @@ impl Log {
     }
 }
 
-/// Splits consecutive segments into groups to rewrite as one segment each (Kafka merges small
+/// Splits consecutive segments (base offset, size, next offset) into groups to rewrite as one segment each (Kafka merges small
 /// cleaned segments): a group's segments add up to at most `max_bytes` (their sizes before
 /// cleaning) and its offsets fit a segment's 32-bit relative offsets.
-pub(crate) fn group_segments(segments: &[&Segment], max_bytes: u64) -> Vec<Vec<i64>> {
+pub(crate) fn group_segments(segments: &[(i64, u64, i64)], max_bytes: u64) -> Vec<Vec<i64>> {
     let mut groups: Vec<Vec<i64>> = Vec::new();
     let (mut size, mut first) = (0u64, 0i64);
-    for s in segments {
-        let fits = !groups.is_empty() && size + s.size <= max_bytes && s.next_offset - first <= i64::from(i32::MAX);
+    for &(base, bytes, next_offset) in segments {
+        let fits = !groups.is_empty() && size + bytes <= max_bytes && next_offset - first <= i64::from(i32::MAX);
         if fits {
-            groups.last_mut().expect("non-empty").push(s.base_offset);
-            size += s.size;
+            groups.last_mut().expect("non-empty").push(base);
+            size += bytes;
         } else {
-            groups.push(vec![s.base_offset]);
-            (size, first) = (s.size, s.base_offset);
+            groups.push(vec![base]);
+            (size, first) = (bytes, base);
         }
     }
     groups

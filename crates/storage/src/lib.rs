@@ -12,7 +12,8 @@
 //! - [`cleaner`] — log compaction ([`Log::clean`]): the latest record of each key, at its
 //!   offset; tombstones until `delete.retention.ms`; small segments merged; crash-safe swap of
 //!   cleaned segments (`swap`). [`cleaner_plan`] chooses what a pass cleans and measures the
-//!   dirty ratio ([`DirtyStats`]); `cleaner_rewrite` decides each batch's fate.
+//!   dirty ratio ([`DirtyStats`]); [`cleaner_job`] does a pass's reading and writing without
+//!   the log's lock; `cleaner_rewrite` decides each batch's fate.
 //! - `segment`: one segment (`.log` file + indexes): append, batch lookup, range reads, truncation.
 //! - `index`: the sparse offset and time indexes (in-memory `Vec`, appended to files lazily).
 //! - `scan`: batch header parsing and the batch-by-batch (optionally CRC-verifying) scanner.
@@ -90,6 +91,7 @@
 
 pub mod checkpoint;
 pub mod cleaner;
+pub mod cleaner_job;
 pub mod cleaner_plan;
 mod cleaner_rewrite;
 pub mod config;
@@ -107,7 +109,8 @@ mod swap;
 pub mod txn_index;
 
 pub use checkpoint::HighWatermarkCheckpoint;
-pub use cleaner::{CleanOutcome, PreparedClean};
+pub use cleaner::CleanOutcome;
+pub use cleaner_job::{CleanJob, PreparedClean};
 pub use cleaner_plan::DirtyStats;
 pub use config::{CompressionType, LogConfig, TimestampType};
 pub use error::StorageError;

@@ -188,7 +188,11 @@ impl Log {
             if append_time.is_none() {
                 self.check_timestamps(&batch, now_ms)?;
             }
-            if self.config.compact && batch.records()?.iter().any(|r| r.key.is_none()) {
+            let mut keyless = false;
+            if self.config.compact {
+                batch.for_each_key(|_, key| keyless |= key.is_none()).map_err(|e| corrupt(i, e))?;
+            }
+            if keyless {
                 return Err(StorageError::InvalidRecord {
                     reason: format!("batch {i} has a record without a key: a compacted topic keeps records by key"),
                 });

@@ -1,0 +1,258 @@
+//! The reading and writing of a cleaning pass, done without the log's lock ([`CleanJob`]): the
+//! offset map of the dirty section, then each group of segments streamed through the
+//! [`Rewriter`] into its `.cleaned` file, indexed as it is written. The result,
+//! [`PreparedClean`], is swapped in by `Log::install_clean`.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+use vltava_record::header::HEADER_LEN;
+use vltava_record::{Compression, RecordBatch};
+
+use crate::StorageError;
+use crate::cleaner_plan::group_segments;
+use crate::cleaner_rewrite::{Decision, Rewriter};
+use crate::error::IoContext;
+use crate::scan::{BatchHeader, read_header};
+use crate::segment::Segment;
+use crate::swap;
+use crate::txn_index::AbortedTxn;
+
+/// A cleanable segment as a pass reads it: its own handle on the file (positional reads; only
+/// the cleaner replaces a segment below the active one).
+#[derive(Debug)]
+pub(crate) struct SegmentView {
+    pub(crate) base: i64,
+    pub(crate) size: u64,
+    pub(crate) next_offset: i64,
+    pub(crate) file: File,
+    pub(crate) path: PathBuf,
+}
+
+impl SegmentView {
+    /// Calls `f(position, header, batch)` for every batch, in order, one batch in memory at a
+    /// time.
+    fn for_each_batch(
+        &self,
+        mut f: impl FnMut(u64, BatchHeader, RecordBatch) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        let mut pos = 0;
+        while pos < self.size {
+            let header = read_header(&self.file, &self.path, pos, self.size)?;
+            let mut buf = BytesMut::zeroed(header.size as usize);
+            self.file.read_exact_at(&mut buf, pos).at(&self.path)?;
+            f(pos, header, RecordBatch::parse(buf.freeze())?)?;
+            pos += header.size;
+        }
+        Ok(())
+    }
+}
+
+/// A cleaning pass ready to run (`Log::clean_job`).
+#[derive(Debug)]
+pub struct CleanJob {
+    pub(crate) dir: PathBuf,
+    /// The cleanable segments, in order.
+    pub(crate) segments: Vec<SegmentView>,
+    /// Start of the dirty section among them.
+    pub(crate) first_dirty: i64,
+    /// The log's first dirty offset when the job was taken.
+    pub(crate) checkpointed_first_dirty: i64,
+    pub(crate) aborted: Vec<AbortedTxn>,
+    pub(crate) last_batch_of: HashMap<i64, i64>,
+    pub(crate) codec: Option<Compression>,
+    pub(crate) segment_bytes: u64,
+    pub(crate) index_interval: u64,
+    /// Tombstones and markers in batches older than this may go.
+    pub(crate) horizon: i64,
+    pub(crate) max_keys: usize,
+}
+
+/// A cleaned group of segments written beside the log, ready to swap in; its file is deleted
+/// if it is dropped uninstalled.
+#[derive(Debug)]
+pub(crate) struct CleanedGroup {
+    /// The base offset and size (when the job was taken) of each segment it replaces.
+    pub(crate) segments: Vec<(i64, u64)>,
+    /// The new segment over the `.cleaned` file, indexed in memory.
+    pub(crate) segment: Option<Segment>,
+    path: PathBuf,
+    pub(crate) removed: u64,
+    pub(crate) installed: bool,
+}
+
+impl Drop for CleanedGroup {
+    fn drop(&mut self) {
+        if !self.installed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The result of [`CleanJob::prepare`]: cleaned segments on disk, not yet in the log.
+#[derive(Debug)]
+pub struct PreparedClean {
+    pub(crate) groups: Vec<CleanedGroup>,
+    /// The first dirty offset the pass started from, and the one it leaves.
+    pub(crate) first_dirty: (i64, i64),
+    pub(crate) markers_removed: u64,
+    pub(crate) dirty_bytes: u64,
+}
+
+impl CleanJob {
+    /// Builds the offset map and writes the cleaned groups (see [`crate::cleaner`]); needs no
+    /// lock on the log.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors, or a batch that cannot be decoded.
+    pub fn prepare(self) -> Result<PreparedClean, StorageError> {
+        // 1. The offset map of the dirty section, over whole segments.
+        let mut latest: HashMap<Bytes, i64> = HashMap::new();
+        let mut range = self.segments.iter().take_while(|s| s.next_offset <= self.first_dirty).count();
+        let mut end = self.first_dirty;
+        let mut dirty_bytes = 0;
+        for s in &self.segments[range..] {
+            let mut keys: Vec<(Bytes, i64)> = Vec::new();
+            s.for_each_batch(|_, _, batch| {
+                if !batch.is_control() && !Rewriter::is_aborted(&self.aborted, &batch) {
+                    batch.for_each_key(|offset, key| {
+                        if let Some(key) = key {
+                            keys.push((Bytes::copy_from_slice(key), offset));
+                        }
+                    })?;
+                }
+                Ok(())
+            })?;
+            let new_keys = keys.iter().filter(|(k, _)| !latest.contains_key(k)).count();
+            if latest.len() + new_keys > self.max_keys && end > self.first_dirty {
+                break;
+            }
+            latest.extend(keys);
+            end = s.next_offset;
+            dirty_bytes += s.size;
+            range += 1;
+        }
+        // 2 and 3. The rewrite, group by group.
+        let mut rewriter =
+            Rewriter::new(latest, self.horizon, self.aborted.clone(), self.last_batch_of.clone(), self.codec);
+        let sizes: Vec<(i64, u64, i64)> =
+            self.segments[..range].iter().map(|s| (s.base, s.size, s.next_offset)).collect();
+        let mut groups = Vec::new();
+        for group in group_segments(&sizes, self.segment_bytes) {
+            let members: Vec<&SegmentView> = self.segments.iter().filter(|s| group.contains(&s.base)).collect();
+            if let Some(cleaned) = self.rewrite_group(&members, &mut rewriter)? {
+                groups.push(cleaned);
+            }
+        }
+        Ok(PreparedClean {
+            groups,
+            first_dirty: (self.checkpointed_first_dirty, end),
+            markers_removed: rewriter.markers_removed,
+            dirty_bytes,
+        })
+    }
+
+    /// Writes the group's cleaned segment to its `.cleaned` file, indexing it as it goes (so
+    /// that installing it is only renames); `None` for a lone segment with nothing to change.
+    fn rewrite_group(
+        &self,
+        group: &[&SegmentView],
+        rewriter: &mut Rewriter,
+    ) -> Result<Option<CleanedGroup>, StorageError> {
+        let first = group[0].base;
+        let path = swap::cleaned_path(&self.dir, first);
+        let interval = self.index_interval;
+        let create = || Output::create(&self.dir, first, &path);
+        let mut out = if group.len() > 1 { Some(create()?) } else { None };
+        // A lone segment is only written from its first change on: the batches kept before it.
+        let mut prefix: Vec<BatchHeader> = Vec::new();
+        let removed_before = rewriter.records_removed;
+        for segment in group {
+            segment.for_each_batch(|pos, header, batch| {
+                let decision = rewriter.decide(&batch)?;
+                if out.is_none() {
+                    if matches!(decision, Decision::Keep) {
+                        prefix.push(header);
+                        return Ok(());
+                    }
+                    let mut o = create()?;
+                    o.copy_prefix(segment, pos, &prefix, interval)?;
+                    out = Some(o);
+                }
+                let o = out.as_mut().expect("created above");
+                match decision {
+                    Decision::Keep => o.write(batch.as_bytes(), &header, interval),
+                    Decision::Replace(bytes) => {
+                        let header = BatchHeader::parse(&bytes[..HEADER_LEN])
+                            .map_err(|reason| StorageError::CorruptBatch { reason })?;
+                        o.write(&bytes, &header, interval)
+                    }
+                    Decision::Remove => Ok(()),
+                }
+            })?;
+        }
+        let Some(out) = out else { return Ok(None) };
+        Ok(Some(CleanedGroup {
+            segments: group.iter().map(|s| (s.base, s.size)).collect(),
+            segment: Some(out.finish(&path)?),
+            path,
+            removed: rewriter.records_removed - removed_before,
+            installed: false,
+        }))
+    }
+}
+
+/// A cleaned segment being written: its file, and the segment that will serve it.
+struct Output {
+    writer: BufWriter<File>,
+    segment: Segment,
+}
+
+impl Output {
+    fn create(dir: &Path, base: i64, path: &Path) -> Result<Output, StorageError> {
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path).at(path)?;
+        let writer = BufWriter::with_capacity(1 << 20, file.try_clone().at(path)?);
+        Ok(Output { writer, segment: Segment::for_cleaned_file(dir, base, file) })
+    }
+
+    /// Appends one batch.
+    fn write(&mut self, bytes: &[u8], header: &BatchHeader, interval: u64) -> Result<(), StorageError> {
+        self.writer.write_all(bytes).at(&self.segment.log_path)?;
+        self.segment.track_written(header, interval);
+        Ok(())
+    }
+
+    /// Copies the first `len` bytes of `from`, the batches `headers`.
+    fn copy_prefix(
+        &mut self,
+        from: &SegmentView,
+        len: u64,
+        headers: &[BatchHeader],
+        interval: u64,
+    ) -> Result<(), StorageError> {
+        let mut buf = vec![0u8; len.min(1 << 20) as usize];
+        let mut pos = 0;
+        while pos < len {
+            let n = (len - pos).min(buf.len() as u64) as usize;
+            from.file.read_exact_at(&mut buf[..n], pos).at(&from.path)?;
+            self.writer.write_all(&buf[..n]).at(&from.path)?;
+            pos += n as u64;
+        }
+        for header in headers {
+            self.segment.track_written(header, interval);
+        }
+        Ok(())
+    }
+
+    /// Flushes and fsyncs the file; the segment, ready to install.
+    fn finish(self, path: &Path) -> Result<Segment, StorageError> {
+        let file = self.writer.into_inner().map_err(|e| e.into_error()).at(path)?;
+        file.sync_all().at(path)?;
+        Ok(self.segment)
+    }
+}
