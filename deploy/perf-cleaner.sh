@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Measures what the log cleaner costs producers, against a release `vltava dev` on this machine:
 # `vltava perf produce` of keyed 100-byte records (acks=all, 1 partition, 10,000 keys) to a
-# `cleanup.policy=delete` topic (no cleaning), then to a compacted topic with small segments and
+# `cleanup.policy=delete` topic (no cleaning), to a compacted topic whose records are too young to
+# clean (the compacted append path alone), and to a compacted topic with small segments and
 # min.cleanable.dirty.ratio=0.1, so that the cleaner (checked every second) compacts it over and
 # over while the producer runs; twice each, alternating. The broker's cleaner metrics after the
 # compacted runs show how much it cleaned meanwhile. The figures in docs/benchmarks.md come from
@@ -25,13 +26,18 @@ for _ in $(seq 100); do grep -q "serving on" "$DATA/server.log" 2>/dev/null && b
 export VLTAVA_SERVER="$ADDR"
 cleaner() { curl -s "http://$METRICS/metrics" 2>/dev/null | grep -E '^vltava_broker_cleaner_(passes|bytes|records_removed)_total' || true; }
 for round in 1 2; do
-  for policy in delete compact; do
-    TOPIC="perf-cleaner-$policy-$round"
+  # delete: no cleaning; compact-idle: a compacted topic whose records are all too young to clean
+  # (min.compaction.lag.ms of a day): the compacted append path alone; compact: cleaned meanwhile.
+  for mode in delete compact-idle compact; do
+    TOPIC="perf-cleaner-$mode-$round"
+    policy=${mode%-idle}
+    lag=$([ "$mode" = compact-idle ] && echo 86400000 || echo 0)
     "$BIN" topic create "$TOPIC" --partitions 1 --config cleanup.policy=$policy \
-      --config segment.bytes=8388608 --config min.cleanable.dirty.ratio=0.1 >/dev/null
-    echo "== perf produce: $N keyed records of 100 bytes (10,000 keys), acks=all, cleanup.policy=$policy"
+      --config segment.bytes=8388608 --config min.cleanable.dirty.ratio=0.1 \
+      --config min.compaction.lag.ms=$lag >/dev/null
+    echo "== perf produce: $N keyed records of 100 bytes (10,000 keys), acks=all, $mode"
     "$BIN" perf produce --topic "$TOPIC" --num-records "$N" --record-size 100 --acks all \
       --key-space 10000 --json | tail -n 1
-    [ "$policy" = compact ] && cleaner
+    [ "$mode" = compact ] && cleaner
   done
 done

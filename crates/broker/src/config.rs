@@ -41,6 +41,10 @@ pub struct BrokerConfig {
     /// Most distinct keys one cleaning pass maps (bounds its memory, as
     /// `log.cleaner.dedupe.buffer.size` does); a pass stops at the segment that would exceed it.
     pub cleaner_max_keys: usize,
+    /// The most bytes a second a cleaning pass reads (`log.cleaner.io.max.bytes.per.second`),
+    /// so that compaction leaves the machine to producers and consumers; 0 (the default, as in
+    /// Kafka) sets no limit.
+    pub cleaner_io_max_bytes_per_sec: u64,
     /// How often `flush.ms` deadlines are checked.
     #[serde(with = "humantime_serde")]
     pub flush_check_interval: Duration,
@@ -212,6 +216,7 @@ impl Default for BrokerConfig {
             retention_check_interval: Duration::from_secs(300),
             cleaner_interval: Duration::from_secs(15),
             cleaner_max_keys: 1_000_000,
+            cleaner_io_max_bytes_per_sec: 0,
             flush_check_interval: Duration::from_secs(1),
             max_request_bytes: 100 * 1024 * 1024,
             fetch_max_bytes: 50 * 1024 * 1024,

@@ -54,7 +54,7 @@ pub fn retention_pass(replicas: &ReplicaManager) {
 /// `max.compaction.lag.ms`. The pass is taken from the log under its read lock in a moment,
 /// run without any lock (appends and reads go on), and swapped in under the write lock (only
 /// renames). Each replica cleans its own log, as in Kafka.
-pub fn clean_pass(replicas: &ReplicaManager, max_keys: usize) {
+pub fn clean_pass(replicas: &ReplicaManager, max_keys: usize, io_max_bytes_per_sec: u64) {
     let now = now_ms();
     let mut due: Vec<(f64, Arc<Partition>)> = replicas
         .all()
@@ -66,7 +66,7 @@ pub fn clean_pass(replicas: &ReplicaManager, max_keys: usize) {
     for (_, part) in due {
         let cleaned = part.with_log(|log| log.clean_job(now, max_keys)).and_then(|job| match job {
             Some(job) => {
-                let prepared = job.prepare()?;
+                let prepared = job.with_io_limit(io_max_bytes_per_sec).prepare()?;
                 part.with_log_mut(|log| log.install_clean(prepared, now))
             }
             None => Ok(CleanOutcome::default()),

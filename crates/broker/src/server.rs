@@ -115,8 +115,9 @@ pub async fn run(
     ));
     tasks.spawn(maintenance::every(broker.config.flush_check_interval, replicas.clone(), maintenance::flush_pass));
     let max_keys = broker.config.cleaner_max_keys;
+    let io_limit = broker.config.cleaner_io_max_bytes_per_sec;
     tasks.spawn(maintenance::every(broker.config.cleaner_interval, replicas.clone(), move |r| {
-        maintenance::clean_pass(r, max_keys)
+        maintenance::clean_pass(r, max_keys, io_limit)
     }));
     let expiration = broker.config.producer_id_expiration;
     tasks.spawn(maintenance::every(broker.config.producer_id_expiration_check_interval, replicas.clone(), move |r| {

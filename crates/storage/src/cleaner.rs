@@ -104,6 +104,7 @@ impl Log {
             index_interval: self.config.index_interval_bytes,
             horizon: now_ms.saturating_sub(self.config.delete_retention_ms),
             max_keys,
+            max_bytes_per_sec: None,
         }))
     }
 

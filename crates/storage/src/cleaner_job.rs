@@ -3,11 +3,13 @@
 //! [`Rewriter`] into its `.cleaned` file, indexed as it is written. The result,
 //! [`PreparedClean`], is swapped in by `Log::install_clean`.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use vltava_record::header::HEADER_LEN;
@@ -38,17 +40,44 @@ impl SegmentView {
     /// time.
     fn for_each_batch(
         &self,
+        throttle: &RefCell<Throttle>,
         mut f: impl FnMut(u64, BatchHeader, RecordBatch) -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
         let mut pos = 0;
         while pos < self.size {
             let header = read_header(&self.file, &self.path, pos, self.size)?;
+            throttle.borrow_mut().read(header.size);
             let mut buf = BytesMut::zeroed(header.size as usize);
             self.file.read_exact_at(&mut buf, pos).at(&self.path)?;
             f(pos, header, RecordBatch::parse(buf.freeze())?)?;
             pos += header.size;
         }
         Ok(())
+    }
+}
+
+/// Kafka's `log.cleaner.io.max.bytes.per.second`: a pass sleeps as needed to read at most
+/// `limit` bytes a second, leaving the machine to producers and consumers.
+#[derive(Debug)]
+pub(crate) struct Throttle {
+    limit: Option<u64>,
+    started: Instant,
+    bytes: u64,
+}
+
+impl Throttle {
+    fn new(limit: Option<u64>) -> Throttle {
+        Throttle { limit: limit.filter(|l| *l > 0), started: Instant::now(), bytes: 0 }
+    }
+
+    /// Counts `n` bytes read, sleeping first if the pass is ahead of its rate.
+    fn read(&mut self, n: u64) {
+        let Some(limit) = self.limit else { return };
+        let due = Duration::from_secs_f64(self.bytes as f64 / limit as f64);
+        if let Some(ahead) = due.checked_sub(self.started.elapsed()) {
+            std::thread::sleep(ahead);
+        }
+        self.bytes += n;
     }
 }
 
@@ -70,6 +99,8 @@ pub struct CleanJob {
     /// Tombstones and markers in batches older than this may go.
     pub(crate) horizon: i64,
     pub(crate) max_keys: usize,
+    /// At most this many bytes read a second (`None`: as fast as it can).
+    pub(crate) max_bytes_per_sec: Option<u64>,
 }
 
 /// A cleaned group of segments written beside the log, ready to swap in; its file is deleted
@@ -104,6 +135,13 @@ pub struct PreparedClean {
 }
 
 impl CleanJob {
+    /// Limits the pass to reading `bytes_per_sec` (0: no limit), as Kafka's
+    /// `log.cleaner.io.max.bytes.per.second` does.
+    pub fn with_io_limit(mut self, bytes_per_sec: u64) -> CleanJob {
+        self.max_bytes_per_sec = (bytes_per_sec > 0).then_some(bytes_per_sec);
+        self
+    }
+
     /// Builds the offset map and writes the cleaned groups (see [`crate::cleaner`]); needs no
     /// lock on the log.
     ///
@@ -111,6 +149,7 @@ impl CleanJob {
     ///
     /// I/O errors, or a batch that cannot be decoded.
     pub fn prepare(self) -> Result<PreparedClean, StorageError> {
+        let throttle = RefCell::new(Throttle::new(self.max_bytes_per_sec));
         // 1. The offset map of the dirty section, over whole segments.
         let mut latest: HashMap<Bytes, i64> = HashMap::new();
         let mut range = self.segments.iter().take_while(|s| s.next_offset <= self.first_dirty).count();
@@ -118,7 +157,7 @@ impl CleanJob {
         let mut dirty_bytes = 0;
         for s in &self.segments[range..] {
             let mut keys: Vec<(Bytes, i64)> = Vec::new();
-            s.for_each_batch(|_, _, batch| {
+            s.for_each_batch(&throttle, |_, _, batch| {
                 if !batch.is_control() && !Rewriter::is_aborted(&self.aborted, &batch) {
                     batch.for_each_key(|offset, key| {
                         if let Some(key) = key {
@@ -145,7 +184,7 @@ impl CleanJob {
         let mut groups = Vec::new();
         for group in group_segments(&sizes, self.segment_bytes) {
             let members: Vec<&SegmentView> = self.segments.iter().filter(|s| group.contains(&s.base)).collect();
-            if let Some(cleaned) = self.rewrite_group(&members, &mut rewriter)? {
+            if let Some(cleaned) = self.rewrite_group(&members, &mut rewriter, &throttle)? {
                 groups.push(cleaned);
             }
         }
@@ -163,6 +202,7 @@ impl CleanJob {
         &self,
         group: &[&SegmentView],
         rewriter: &mut Rewriter,
+        throttle: &RefCell<Throttle>,
     ) -> Result<Option<CleanedGroup>, StorageError> {
         let first = group[0].base;
         let path = swap::cleaned_path(&self.dir, first);
@@ -173,7 +213,7 @@ impl CleanJob {
         let mut prefix: Vec<BatchHeader> = Vec::new();
         let removed_before = rewriter.records_removed;
         for segment in group {
-            segment.for_each_batch(|pos, header, batch| {
+            segment.for_each_batch(throttle, |pos, header, batch| {
                 let decision = rewriter.decide(&batch)?;
                 if out.is_none() {
                     if matches!(decision, Decision::Keep) {
@@ -254,5 +294,24 @@ impl Output {
         let file = self.writer.into_inner().map_err(|e| e.into_error()).at(path)?;
         file.sync_all().at(path)?;
         Ok(self.segment)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_throttle_holds_a_pass_to_its_rate_and_no_limit_never_waits() {
+        let mut limited = Throttle::new(Some(1_000_000));
+        for _ in 0..3 {
+            limited.read(100_000);
+        }
+        // The third read was due at 0.2 s: it slept until then (a lower bound, never flaky).
+        assert!(limited.started.elapsed() >= Duration::from_millis(200));
+        let mut free = Throttle::new(Some(0));
+        assert_eq!(free.limit, None, "0 means no limit");
+        free.read(u64::MAX / 2);
+        free.read(1);
     }
 }
