@@ -47,6 +47,9 @@ pub fn for_topic(defaults: &LogConfig, configs: &BTreeMap<String, String>) -> Lo
     if let Some(v) = int("message.timestamp.before.max.ms") {
         c.message_timestamp_before_max_ms = v.max(0);
     }
+    if let Some(v) = int("message.timestamp.after.max.ms") {
+        c.message_timestamp_after_max_ms = v.max(0);
+    }
     if let Some(v) = int("delete.retention.ms") {
         c.delete_retention_ms = v.max(0);
     }
@@ -58,9 +61,6 @@ pub fn for_topic(defaults: &LogConfig, configs: &BTreeMap<String, String>) -> Lo
     }
     if let Some(v) = int("max.compaction.lag.ms") {
         c.max_compaction_lag_ms = v.max(1);
-    }
-    if let Some(v) = int("message.timestamp.after.max.ms") {
-        c.message_timestamp_after_max_ms = v.max(0);
     }
     c.compact = compacts(configs);
     if !deletes(configs) {

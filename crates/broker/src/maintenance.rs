@@ -59,8 +59,7 @@ pub fn clean_pass(replicas: &ReplicaManager, max_keys: usize, io_max_bytes_per_s
     let mut due: Vec<(f64, Arc<Partition>)> = replicas
         .all()
         .into_iter()
-        .filter(|p| p.with_log(|log| Ok(log.needs_cleaning(now))).unwrap_or(false))
-        .filter_map(|p| Some((p.dirty_stats(now)?.ratio(), p)))
+        .filter_map(|p| Some((p.with_log(|log| Ok(log.cleaning_due(now))).ok()??.ratio(), p)))
         .collect();
     due.sort_by(|a, b| b.0.total_cmp(&a.0));
     for (_, part) in due {

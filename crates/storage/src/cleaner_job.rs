@@ -148,7 +148,7 @@ impl CleanJob {
     /// # Errors
     ///
     /// I/O errors, or a batch that cannot be decoded.
-    pub fn prepare(self) -> Result<PreparedClean, StorageError> {
+    pub fn prepare(mut self) -> Result<PreparedClean, StorageError> {
         let throttle = RefCell::new(Throttle::new(self.max_bytes_per_sec));
         // 1. The offset map of the dirty section, over whole segments.
         let mut latest: HashMap<Bytes, i64> = HashMap::new();
@@ -177,14 +177,13 @@ impl CleanJob {
             range += 1;
         }
         // 2 and 3. The rewrite, group by group.
-        let mut rewriter =
-            Rewriter::new(latest, self.horizon, self.aborted.clone(), self.last_batch_of.clone(), self.codec);
+        let (aborted, last_batch_of) = (std::mem::take(&mut self.aborted), std::mem::take(&mut self.last_batch_of));
+        let mut rewriter = Rewriter::new(latest, self.horizon, aborted, last_batch_of, self.codec);
         let sizes: Vec<(i64, u64, i64)> =
             self.segments[..range].iter().map(|s| (s.base, s.size, s.next_offset)).collect();
         let mut groups = Vec::new();
         for group in group_segments(&sizes, self.segment_bytes) {
-            let members: Vec<&SegmentView> = self.segments.iter().filter(|s| group.contains(&s.base)).collect();
-            if let Some(cleaned) = self.rewrite_group(&members, &mut rewriter, &throttle)? {
+            if let Some(cleaned) = self.rewrite_group(&self.segments[group], &mut rewriter, &throttle)? {
                 groups.push(cleaned);
             }
         }
@@ -200,7 +199,7 @@ impl CleanJob {
     /// that installing it is only renames); `None` for a lone segment with nothing to change.
     fn rewrite_group(
         &self,
-        group: &[&SegmentView],
+        group: &[SegmentView],
         rewriter: &mut Rewriter,
         throttle: &RefCell<Throttle>,
     ) -> Result<Option<CleanedGroup>, StorageError> {

@@ -97,10 +97,15 @@ impl Log {
     /// and their ratio reached `min.cleanable.dirty.ratio` or its oldest dirty record passed
     /// `max.compaction.lag.ms`.
     pub fn needs_cleaning(&self, now_ms: i64) -> bool {
-        let Some(stats) = self.dirty_stats(now_ms) else { return false };
+        self.cleaning_due(now_ms).is_some()
+    }
+
+    /// How dirty the log is, when [`Log::needs_cleaning`] (one look at the segments for both).
+    pub fn cleaning_due(&self, now_ms: i64) -> Option<DirtyStats> {
+        let stats = self.dirty_stats(now_ms)?;
         let overdue =
             stats.oldest_dirty_ms.is_some_and(|t| now_ms.saturating_sub(t) > self.config.max_compaction_lag_ms);
-        stats.dirty_bytes > 0 && (stats.ratio() >= self.config.min_cleanable_dirty_ratio || overdue)
+        (stats.dirty_bytes > 0 && (stats.ratio() >= self.config.min_cleanable_dirty_ratio || overdue)).then_some(stats)
     }
 
     /// The cleanable segments (see the module documentation) and the first dirty offset within
@@ -141,19 +146,19 @@ impl Log {
     }
 }
 
-/// Splits consecutive segments (base offset, size, next offset) into groups to rewrite as one segment each (Kafka merges small
+/// Splits consecutive segments (base offset, size, next offset) into groups (index ranges) to rewrite as one segment each (Kafka merges small
 /// cleaned segments): a group's segments add up to at most `max_bytes` (their sizes before
 /// cleaning) and its offsets fit a segment's 32-bit relative offsets.
-pub(crate) fn group_segments(segments: &[(i64, u64, i64)], max_bytes: u64) -> Vec<Vec<i64>> {
-    let mut groups: Vec<Vec<i64>> = Vec::new();
+pub(crate) fn group_segments(segments: &[(i64, u64, i64)], max_bytes: u64) -> Vec<std::ops::Range<usize>> {
+    let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
     let (mut size, mut first) = (0u64, 0i64);
-    for &(base, bytes, next_offset) in segments {
+    for (i, &(base, bytes, next_offset)) in segments.iter().enumerate() {
         let fits = !groups.is_empty() && size + bytes <= max_bytes && next_offset - first <= i64::from(i32::MAX);
         if fits {
-            groups.last_mut().expect("non-empty").push(base);
+            groups.last_mut().expect("non-empty").end = i + 1;
             size += bytes;
         } else {
-            groups.push(vec![base]);
+            groups.push(i..i + 1);
             (size, first) = (bytes, base);
         }
     }
