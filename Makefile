@@ -8,18 +8,22 @@ CARGO ?= cargo
 LISTEN ?= 127.0.0.1:7070
 DATA_DIR ?= ./data/dev
 
-.PHONY: dev test test-python lint fmt deps build release bench perf perf-groups perf-transactions perf-cleaner clean-data docker cluster-up cluster-down
+.PHONY: dev test test-python lint fmt deps test-deps build release bench perf perf-groups perf-transactions perf-cleaner clean-data docker cluster-up cluster-down
 
 ## Install the system packages the build needs (libclang for RocksDB's bindgen).
 deps:
 	@./deploy/install-deps.sh
+
+## Install what the tests need beyond the build (kcat for the Kafka protocol tests).
+test-deps: deps
+	@./deploy/install-test-deps.sh
 
 ## Run `vltava dev` (release build) on $(LISTEN) with data in $(DATA_DIR).
 dev: deps
 	$(CARGO) run --release -p vltava-cli --bin vltava -- dev --listen $(LISTEN) --data-dir $(DATA_DIR)
 
 ## The full test suite: unit, storage, SDK, CLI and end-to-end tests against real processes.
-test: deps
+test: test-deps
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
 	$(MAKE) test-python

@@ -19,6 +19,12 @@ pub struct BrokerConfig {
     pub advertised_address: Option<String>,
     /// Rack, for rack-aware replica placement.
     pub rack: Option<String>,
+    /// Address of the Kafka protocol listener (Kafka's `listeners`), so that Kafka clients
+    /// connect unchanged; `off` runs none. Its frames are bounded by `max_request_bytes`.
+    pub kafka_listen: String,
+    /// Address Kafka clients are told to connect to (`advertised.listeners`); defaults to
+    /// `kafka_listen` (with `127.0.0.1` for an unspecified host).
+    pub kafka_advertised_address: Option<String>,
     /// Directory of the partition logs (`logs/`).
     pub data_dir: PathBuf,
     /// Create unknown topics on first produce or metadata request (`auto.create.topics.enable`).
@@ -207,6 +213,8 @@ impl Default for BrokerConfig {
             listen: "127.0.0.1:7070".into(),
             advertised_address: None,
             rack: None,
+            kafka_listen: "0.0.0.0:9092".into(),
+            kafka_advertised_address: None,
             data_dir: PathBuf::from("./data/broker"),
             auto_create_topics_enable: false,
             num_partitions: 1,
@@ -287,6 +295,23 @@ impl BrokerConfig {
     /// port 0 advertises the real port, and an unspecified host advertises `127.0.0.1`).
     pub fn advertised(&self, bound: std::net::SocketAddr) -> String {
         if let Some(a) = &self.advertised_address {
+            return a.clone();
+        }
+        if bound.ip().is_unspecified() { format!("127.0.0.1:{}", bound.port()) } else { bound.to_string() }
+    }
+
+    /// The address the Kafka protocol listener binds, or `None` when `kafka_listen` is `off`.
+    pub fn kafka_listen_address(&self) -> Option<&str> {
+        match self.kafka_listen.trim() {
+            "" | "off" => None,
+            a => Some(a),
+        }
+    }
+
+    /// The address advertised to Kafka clients, given the address the Kafka listener is bound to
+    /// (as [`BrokerConfig::advertised`] does for gRPC).
+    pub fn kafka_advertised(&self, bound: std::net::SocketAddr) -> String {
+        if let Some(a) = &self.kafka_advertised_address {
             return a.clone();
         }
         if bound.ip().is_unspecified() { format!("127.0.0.1:{}", bound.port()) } else { bound.to_string() }

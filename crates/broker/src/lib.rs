@@ -54,4 +54,4 @@ pub mod transactions;
 pub use broker::Broker;
 pub use config::BrokerConfig;
 pub use error::BrokerError;
-pub use server::run;
+pub use server::{FrontDoor, run, run_with};

@@ -1,5 +1,6 @@
 //! ListOffsets: earliest, latest (the high watermark, or the last stable offset for
-//! READ_COMMITTED) or the first offset at or after a time.
+//! READ_COMMITTED), the first offset at or after a time, or the record with the largest
+//! timestamp (Kafka's `MAX_TIMESTAMP`, KIP-734).
 
 use vltava_common::{ErrorCode, WireError};
 use vltava_proto::v1::{ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse};
@@ -8,6 +9,12 @@ use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::partition::Isolation;
 use crate::subscribe::{EARLIEST, LATEST};
+
+/// Kafka's ListOffsets timestamp for the record with the largest timestamp (KIP-734).
+pub const MAX_TIMESTAMP: i64 = -3;
+/// Kafka's ListOffsets timestamp for the earliest offset on local disk (KIP-405): with no
+/// tiered storage, the log start offset.
+pub const EARLIEST_LOCAL: i64 = -4;
 
 /// Answers each requested partition.
 pub async fn handle(broker: &Broker, req: ListOffsetsRequest) -> Result<ListOffsetsResponse, BrokerError> {
@@ -47,7 +54,7 @@ async fn lookup(
 ) -> Result<(i64, i64), BrokerError> {
     let part = broker.replicas.leader_partition(topic, partition)?;
     match timestamp {
-        EARLIEST => Ok((part.log_start_offset(), -1)),
+        EARLIEST | EARLIEST_LOCAL => Ok((part.log_start_offset(), -1)),
         LATEST if isolation == Isolation::ReadCommitted => Ok((part.last_stable_offset(), -1)),
         LATEST => Ok((part.high_watermark(), -1)),
         ts if ts >= 0 => {
@@ -56,8 +63,15 @@ async fn lookup(
                 .map_err(|e| BrokerError::Internal(e.to_string()))??;
             Ok(found.unwrap_or((-1, -1)))
         }
+        MAX_TIMESTAMP => {
+            let found = tokio::task::spawn_blocking(move || part.offset_of_max_timestamp_blocking(isolation))
+                .await
+                .map_err(|e| BrokerError::Internal(e.to_string()))??;
+            Ok(found.unwrap_or((-1, -1)))
+        }
         other => Err(BrokerError::InvalidRequest(format!(
-            "timestamp {other} is not -2 (earliest), -1 (latest) or a time in milliseconds"
+            "timestamp {other} is not -2 (earliest), -1 (latest), -3 (max timestamp), -4 (earliest local) \
+             or a time in milliseconds"
         ))),
     }
 }

@@ -519,6 +519,18 @@ impl Partition {
         Ok(log.offset_for_timestamp(timestamp_ms)?.filter(|(offset, _)| *offset < limit))
     }
 
+    /// ListOffsets `MAX_TIMESTAMP`: `(offset, timestamp)` of the visible record with the largest
+    /// timestamp (below the high watermark, or the last stable offset for READ_COMMITTED).
+    pub fn offset_of_max_timestamp_blocking(&self, isolation: Isolation) -> Result<Option<(i64, i64)>, BrokerError> {
+        let limit = match isolation {
+            Isolation::ReadUncommitted => self.high_watermark(),
+            Isolation::ReadCommitted => self.last_stable_offset(),
+        };
+        let guard = self.log.read();
+        let log = guard.as_ref().ok_or_else(|| self.closed())?;
+        Ok(log.offset_of_max_timestamp(limit)?)
+    }
+
     /// The high watermark: consumers see offsets below it.
     pub fn high_watermark(&self) -> i64 {
         *self.high_watermark.borrow()

@@ -20,6 +20,22 @@ pub const ACKS_ALL: i32 = -1;
 
 /// Appends the request's batches to the partition this broker leads.
 pub async fn handle(broker: &Broker, req: ProduceRequest) -> Result<ProduceResponse, BrokerError> {
+    append(broker, req).await?.acknowledged().await
+}
+
+/// A produce request whose batches are in the leader's log, not yet acknowledged.
+///
+/// The Kafka listener appends one connection's requests in order and waits for their
+/// replication side by side ([`append`], then [`Appended::acknowledged`]), so pipelined
+/// `acks=all` requests do not wait for each other's replication.
+pub struct Appended {
+    part: std::sync::Arc<crate::partition::Partition>,
+    info: vltava_storage::AppendInfo,
+    wait: Option<(Duration, i32, usize)>,
+}
+
+/// The first phase of [`handle`]: checks the request and appends its batches to the log.
+pub async fn append(broker: &Broker, req: ProduceRequest) -> Result<Appended, BrokerError> {
     if !matches!(req.acks, -1..=1) {
         return Err(BrokerError::InvalidAcks(req.acks));
     }
@@ -48,35 +64,46 @@ pub async fn handle(broker: &Broker, req: ProduceRequest) -> Result<ProduceRespo
         .await
         .map_err(|e| BrokerError::Internal(e.to_string()))??;
     crate::metrics::get().bytes_in.add(size, &[]);
-    if all {
+    let wait = all.then(|| {
         let timeout = match req.timeout_ms {
             t if t > 0 => Duration::from_millis(t as u64),
             _ => broker.config.produce_timeout,
         };
-        let wait_span = tracing::info_span!(
-            target: SPAN_TARGET,
-            "replication.wait",
-            messaging.destination.name = part.topic(),
-            messaging.destination.partition.id = part.index(),
-            offset = info.last_offset,
-            isr = state.isr.len(),
-        );
-        wait_for_replication(&part, info.last_offset + 1, state.leader_epoch, timeout).instrument(wait_span).await?;
+        (timeout, state.leader_epoch, state.isr.len())
+    });
+    Ok(Appended { part, info, wait })
+}
+
+impl Appended {
+    /// The second phase of [`handle`]: with `acks=all`, waits until the ISR has the batches.
+    pub async fn acknowledged(self) -> Result<ProduceResponse, BrokerError> {
+        let Appended { part, info, wait } = self;
+        if let Some((timeout, leader_epoch, isr)) = wait {
+            let wait_span = tracing::info_span!(
+                target: SPAN_TARGET,
+                "replication.wait",
+                messaging.destination.name = part.topic(),
+                messaging.destination.partition.id = part.index(),
+                offset = info.last_offset,
+                isr,
+            );
+            wait_for_replication(&part, info.last_offset + 1, leader_epoch, timeout).instrument(wait_span).await?;
+        }
+        if info.duplicates > 0 {
+            crate::metrics::get().duplicate_batches.add(info.duplicates as u64, &[]);
+            tracing::debug!(
+                topic = part.topic(),
+                partition = part.index(),
+                duplicates = info.duplicates,
+                "retried batches answered with their original offsets"
+            );
+        }
+        Ok(ProduceResponse {
+            base_offset: info.first_offset,
+            last_offset: info.last_offset,
+            log_start_offset: part.log_start_offset(),
+            log_append_time_ms: info.log_append_time,
+            batch_base_offsets: info.batch_base_offsets,
+        })
     }
-    if info.duplicates > 0 {
-        crate::metrics::get().duplicate_batches.add(info.duplicates as u64, &[]);
-        tracing::debug!(
-            topic = part.topic(),
-            partition = part.index(),
-            duplicates = info.duplicates,
-            "retried batches answered with their original offsets"
-        );
-    }
-    Ok(ProduceResponse {
-        base_offset: info.first_offset,
-        last_offset: info.last_offset,
-        log_start_offset: part.log_start_offset(),
-        log_append_time_ms: info.log_append_time,
-        batch_base_offsets: info.batch_base_offsets,
-    })
 }

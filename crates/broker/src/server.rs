@@ -33,6 +33,20 @@ use crate::{admin, fetch, groups, list_offsets, maintenance, produce, subscribe,
 /// How long a starting broker keeps trying to register.
 const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// A second front door served beside the gRPC API by the same broker: the Kafka protocol
+/// listener. The broker registers its address and starts it with the running [`Broker`]; it stops
+/// once the gRPC server has stopped (after the controlled shutdown moved this broker's
+/// leaderships, so its clients were told where to go), before the logs close.
+pub struct FrontDoor {
+    /// The address registered for Kafka clients (`BrokerRegistration::kafka_address`).
+    pub kafka_address: String,
+    /// Serves until the receiver turns `true`.
+    pub serve: Box<dyn FnOnce(Arc<Broker>, tokio::sync::watch::Receiver<bool>) -> ServeFuture + Send>,
+}
+
+/// What [`FrontDoor::serve`] returns.
+pub type ServeFuture = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// Runs a broker on `listener` until `shutdown` resolves, then closes every log cleanly.
 pub async fn run(
     config: BrokerConfig,
@@ -40,12 +54,26 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BrokerError> {
+    run_with(config, metadata, listener, None, shutdown).await
+}
+
+/// [`run`] with a second front door (the Kafka protocol listener) beside the gRPC API.
+pub async fn run_with(
+    config: BrokerConfig,
+    metadata: Arc<dyn MetadataService>,
+    listener: TcpListener,
+    front_door: Option<FrontDoor>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), BrokerError> {
     config.validate().map_err(BrokerError::Startup)?;
     let startup = |what: &str, e: &dyn std::fmt::Display| BrokerError::Startup(format!("{what}: {e}"));
     std::fs::create_dir_all(config.logs_dir()).map_err(|e| startup(&config.logs_dir().display().to_string(), &e))?;
     let replicas = Arc::new(ReplicaManager::new(&config)?);
     let addr = listener.local_addr().map_err(|e| startup("listener", &e))?;
-    let registration = BrokerRegistration::new(config.broker_id, config.advertised(addr), config.rack.clone());
+    let mut registration = BrokerRegistration::new(config.broker_id, config.advertised(addr), config.rack.clone());
+    if let Some(door) = &front_door {
+        registration.kafka_address = door.kafka_address.clone();
+    }
     let (membership, registered) = Membership::register(metadata.clone(), registration, REGISTRATION_TIMEOUT).await?;
     // Heartbeat from now on, so the session never lapses while the metadata catches up.
     let heartbeats = tokio::spawn(membership.clone().heartbeat_loop(config.heartbeat_interval));
@@ -124,6 +152,8 @@ pub async fn run(
         maintenance::expire_producers(r, expiration)
     }));
 
+    let (door_stop, door_stopped) = tokio::sync::watch::channel(false);
+    let door = front_door.map(|d| tokio::spawn((d.serve)(broker.clone(), door_stopped)));
     tracing::info!(%addr, broker_id = broker.config.broker_id, partitions = replicas.all().len(), "broker serving");
     let controlled_shutdown_timeout = broker.config.controlled_shutdown_timeout;
     let limit = broker.config.max_request_bytes.max(broker.config.fetch_max_bytes) + 64 * 1024;
@@ -156,6 +186,10 @@ pub async fn run(
         .serve_with_incoming_shutdown(vltava_common::grpc::incoming(listener), signal)
         .await;
 
+    door_stop.send_replace(true);
+    if let Some(door) = door {
+        let _ = door.await;
+    }
     heartbeats.abort();
     tasks.shutdown().await;
     fetchers.shutdown();

@@ -50,7 +50,8 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         .context("connecting to the controllers")?;
     let detail = format!("broker {}, controllers {}", config.broker_id, controllers.join(","));
     let listener = crate::commands::bind_and_announce("broker", &config.listen, &detail).await?;
-    let result = vltava_broker::run(config, metadata, listener, async {
+    let kafka = crate::commands::bind_kafka("broker", &config).await?;
+    let result = vltava_broker::run_with(config, metadata, listener, kafka, async {
         crate::commands::interrupted().await;
         tracing::info!("shutting down");
     })

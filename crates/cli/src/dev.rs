@@ -5,8 +5,10 @@
 //! (id 1, logs under `DATA_DIR/broker/logs`, group offsets under `DATA_DIR/broker/groups`),
 //! serving the client API on `--listen`, and a gateway in front of it on `--gateway-listen`
 //! (`GatewayService` for thin clients in any language, health and reflection; `off` leaves it
-//! out). Configuration: `--config FILE` (TOML, same shape as `deploy/config/dev.toml`) plus
-//! `VLTAVA_*` environment overrides; `--listen`, `--gateway-listen` and `--data-dir` win over both.
+//! out), and the Kafka protocol listener on `--kafka-listen` (so that Kafka clients work with
+//! `bootstrap.servers=127.0.0.1:9092`; `off` leaves it out). Configuration: `--config FILE`
+//! (TOML, same shape as `deploy/config/dev.toml`) plus `VLTAVA_*` environment overrides;
+//! `--listen`, `--gateway-listen`, `--kafka-listen` and `--data-dir` win over both.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +32,9 @@ pub struct DevArgs {
     /// Address to serve the gateway on (`GatewayService`, health, reflection), or `off`.
     #[arg(long, default_value = "127.0.0.1:7071")]
     pub gateway_listen: String,
+    /// Address of the Kafka protocol listener (`bootstrap.servers` of Kafka clients), or `off`.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub kafka_listen: String,
     /// Directory for all data (metadata, logs, group offsets).
     #[arg(long, default_value = "./data/dev")]
     pub data_dir: PathBuf,
@@ -61,6 +66,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let _telemetry = init_telemetry("vltava-dev", config.log_format, &config.telemetry)?;
     let metrics = Metrics::start("vltava-dev", &config.metrics).await?;
     config.broker.listen = args.listen.clone();
+    config.broker.kafka_listen = args.kafka_listen.clone();
     config.broker.data_dir = args.data_dir.join("broker");
     config.broker.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
@@ -102,7 +108,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         interrupt.send_replace(true);
     });
-    let result = vltava_broker::run(config.broker, metadata, listener, stopped()).await;
+    let kafka = crate::commands::bind_kafka("dev", &config.broker).await?;
+    let result = vltava_broker::run_with(config.broker, metadata, listener, kafka, stopped()).await;
     stop_tx.send_replace(true); // the broker may also have stopped on an error
     let gateway_result = match gateway {
         Some(task) => task.await.context("the gateway task").and_then(|r| r.context("the gateway")),

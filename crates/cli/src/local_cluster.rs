@@ -8,7 +8,9 @@
 //! every process that is still running. It never restarts a process: tests kill them on purpose.
 //!
 //! Ports: the gateway listens on `--base-port`, controllers on the next `--controllers` ports,
-//! brokers on the ports after those. `--base-port 0` picks free ports instead. Each process
+//! brokers on the ports after those; each broker's Kafka protocol listener on `--kafka-base-port`
+//! and the ports after it (9092, 9093... by default). `--base-port 0` picks free ports instead,
+//! for both. Each process
 //! serves Prometheus metrics (`GET /metrics`) on its port plus [`METRICS_PORT_OFFSET`] (free
 //! ports with `--base-port 0`), listed in cluster.json as `metrics_address`.
 
@@ -37,6 +39,10 @@ pub struct LocalClusterArgs {
     /// First port: the gateway's; controllers and brokers use the following ones. 0 picks free ports.
     #[arg(long, default_value_t = 7070)]
     pub base_port: u16,
+    /// Kafka protocol port of broker 1; broker N listens on this port plus N - 1. Free ports
+    /// when 0 or when `--base-port` is 0.
+    #[arg(long, default_value_t = 9092)]
+    pub kafka_base_port: u16,
     /// Replication factor of topics created without one (default: min(3, brokers)).
     #[arg(long)]
     pub replication_factor: Option<i32>,
@@ -59,6 +65,9 @@ pub struct ProcessInfo {
     pub address: String,
     /// Address of its Prometheus endpoint (`http://ADDRESS/metrics`).
     pub metrics_address: String,
+    /// A broker's Kafka protocol listener (absent for the other roles).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub kafka_address: String,
     /// OS process id.
     pub pid: u32,
     /// Its data directory (and where its config and log live).
@@ -80,6 +89,9 @@ pub struct ClusterFile {
     pub controllers: String,
     /// Broker addresses, comma-separated.
     pub brokers: String,
+    /// The brokers' Kafka protocol listeners, comma-separated: Kafka clients'
+    /// `bootstrap.servers`.
+    pub kafka_bootstrap: String,
     /// Every process.
     pub processes: Vec<ProcessInfo>,
 }
@@ -125,6 +137,7 @@ fn spawn(
         id,
         address: address.into(),
         metrics_address: metrics_address.into(),
+        kafka_address: String::new(),
         pid: child.id(),
         dir: dir.to_path_buf(),
         log,
@@ -165,9 +178,12 @@ pub async fn run(args: LocalClusterArgs) -> anyhow::Result<()> {
         controllers.push((u64::from(i), format!("127.0.0.1:{}", port(args.base_port, i)?), metrics_addr(i)?));
     }
     let mut brokers = Vec::new();
+    let mut kafka = Vec::new();
     for i in 1..=args.brokers {
         let offset = args.controllers + i;
         brokers.push((u64::from(i), format!("127.0.0.1:{}", port(args.base_port, offset)?), metrics_addr(offset)?));
+        let kafka_base = if args.base_port == 0 { 0 } else { args.kafka_base_port };
+        kafka.push(format!("127.0.0.1:{}", port(kafka_base, i - 1)?));
     }
     let voters = controllers.iter().map(|(id, a, _)| format!("{id}@{a}")).collect::<Vec<_>>().join(",");
     let controller_list = controllers.iter().map(|(_, a, _)| a.clone()).collect::<Vec<_>>().join(",");
@@ -191,14 +207,16 @@ pub async fn run(args: LocalClusterArgs) -> anyhow::Result<()> {
             children.push(child);
             infos.push(info);
         }
-        for (id, address, metrics) in &brokers {
+        for ((id, address, metrics), kafka_address) in brokers.iter().zip(&kafka) {
             let dir = data_dir.join(format!("broker-{id}"));
             let config = format!(
                 "[broker]\nbroker_id = {id}\ncluster_id = \"{cluster_id}\"\nlisten = \"{address}\"\n\
+                 kafka_listen = \"{kafka_address}\"\n\
                  data_dir = \"{}\"\ncontrollers = \"{controller_list}\"\ndefault_replication_factor = {rf}\n",
                 dir.join("data").display(),
             );
-            let (child, info) = spawn(&exe, "broker", (*id, address, metrics), &dir, &config)?;
+            let (child, mut info) = spawn(&exe, "broker", (*id, address, metrics), &dir, &config)?;
+            info.kafka_address = kafka_address.clone();
             children.push(child);
             infos.push(info);
         }
@@ -218,6 +236,7 @@ pub async fn run(args: LocalClusterArgs) -> anyhow::Result<()> {
             client_address: gateway_addr.clone(),
             controllers: controller_list.clone(),
             brokers: broker_list.clone(),
+            kafka_bootstrap: kafka.join(","),
             processes: infos.clone(),
         };
         let json = serde_json::to_string_pretty(&file)?;
@@ -229,6 +248,7 @@ pub async fn run(args: LocalClusterArgs) -> anyhow::Result<()> {
             args.brokers,
             path.display()
         );
+        eprintln!("vltava local-cluster: kafka bootstrap.servers={}", kafka.join(","));
         println!("{gateway_addr}");
         crate::commands::interrupted().await;
         anyhow::Ok(())

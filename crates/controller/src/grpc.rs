@@ -152,6 +152,7 @@ impl ControllerService for ControllerGrpc {
         let local = async move {
             let mut reg = BrokerRegistration::new(r.broker_id, r.address, Some(r.rack).filter(|s| !s.is_empty()));
             reg.incarnation = r.incarnation_id;
+            reg.kafka_address = r.kafka_address;
             let done = c.register_broker(reg).await?;
             Ok(RegisterBrokerResponse {
                 broker_epoch: done.epoch,

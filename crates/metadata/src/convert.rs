@@ -16,6 +16,7 @@ pub fn broker_to_proto(b: &BrokerRegistration) -> pb::BrokerState {
         epoch: b.epoch,
         fenced: b.fenced,
         incarnation_id: b.incarnation.clone(),
+        kafka_address: b.kafka_address.clone(),
     }
 }
 
@@ -25,6 +26,7 @@ pub fn broker_from_proto(b: pb::BrokerState) -> BrokerRegistration {
         id: b.id,
         address: b.address,
         rack: Some(b.rack).filter(|r| !r.is_empty()),
+        kafka_address: b.kafka_address,
         incarnation: b.incarnation_id,
         epoch: b.epoch,
         fenced: b.fenced,

@@ -17,6 +17,9 @@ pub struct BrokerRegistration {
     pub address: String,
     /// Rack, for rack-aware placement.
     pub rack: Option<String>,
+    /// Address of its Kafka protocol listener, `host:port`; empty when it runs none.
+    #[serde(default)]
+    pub kafka_address: String,
     /// Unique per process start: tells a restarted broker from a live duplicate.
     #[serde(default)]
     pub incarnation: String,
@@ -32,7 +35,15 @@ pub struct BrokerRegistration {
 impl BrokerRegistration {
     /// A registration request for broker `id` at `address` (epoch and fencing are the controller's).
     pub fn new(id: BrokerId, address: impl Into<String>, rack: Option<String>) -> Self {
-        Self { id, address: address.into(), rack, incarnation: String::new(), epoch: 0, fenced: false }
+        Self {
+            id,
+            address: address.into(),
+            rack,
+            kafka_address: String::new(),
+            incarnation: String::new(),
+            epoch: 0,
+            fenced: false,
+        }
     }
 }
 

@@ -244,6 +244,7 @@ impl MetadataService for RemoteMetadata {
             address: registration.address,
             rack: registration.rack.unwrap_or_default(),
             incarnation_id: registration.incarnation,
+            kafka_address: registration.kafka_address,
         };
         let r = self
             .call(|mut c| {

@@ -99,6 +99,7 @@ mod epoch_cache;
 pub mod error;
 mod index;
 pub mod log;
+mod max_timestamp;
 pub mod partition_metadata;
 pub mod producer_state;
 mod recovery;

@@ -253,6 +253,27 @@ fn given_timestamps_when_looking_up_by_time_should_find_first_record_at_or_after
 }
 
 #[test]
+fn the_max_timestamp_lookup_finds_the_first_record_with_the_largest_timestamp_below_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.offset_of_max_timestamp(i64::MAX).unwrap(), None, "an empty log has none");
+    log.append(batch_with_timestamps(&[100, 500, 110]), 0, 0).unwrap(); // 0..=2
+    for i in 0..30 {
+        log.append(batch_with_timestamps(&[300 + i]), 0, 0).unwrap(); // 3..=32, over several segments
+    }
+    log.append(batch_with_timestamps(&[90, 500, 700]), 0, 0).unwrap(); // 33..=35
+    log.append(batch_with_timestamps(&[700]), 0, 0).unwrap(); // 36
+    assert!(log.segment_count() > 2, "the records span segments");
+    assert_eq!(log.offset_of_max_timestamp(i64::MAX).unwrap(), Some((35, 700)), "the first of the ties");
+    assert_eq!(log.offset_of_max_timestamp(33).unwrap(), Some((1, 500)), "only below the limit");
+    assert_eq!(log.offset_of_max_timestamp(2).unwrap(), Some((1, 500)), "a batch below the limit counts whole");
+    assert_eq!(log.offset_of_max_timestamp(0).unwrap(), None);
+    log.close().unwrap();
+    let log = Log::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.offset_of_max_timestamp(i64::MAX).unwrap(), Some((35, 700)), "after a reopen");
+}
+
+#[test]
 fn given_a_closed_log_when_reopened_should_serve_indexed_reads_and_continue_appending() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), small_config()).unwrap();

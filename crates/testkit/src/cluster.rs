@@ -23,6 +23,9 @@ pub struct ClusterProcess {
     /// Address of its Prometheus endpoint (`GET /metrics`); empty when it has none.
     #[serde(default)]
     pub metrics_address: String,
+    /// A broker's Kafka protocol listener; empty for the other roles.
+    #[serde(default)]
+    pub kafka_address: String,
     /// Process id as started by local-cluster.
     pub pid: u32,
     /// Its log file.
@@ -36,6 +39,8 @@ struct ClusterFile {
     cluster_id: String,
     client_address: String,
     controllers: String,
+    #[serde(default)]
+    kafka_bootstrap: String,
     processes: Vec<ClusterProcess>,
 }
 
@@ -167,6 +172,11 @@ impl LocalCluster {
     /// Where clients connect (the gateway).
     pub fn client_address(&self) -> &str {
         &self.file.client_address
+    }
+
+    /// The brokers' Kafka protocol listeners, comma-separated (Kafka clients' `bootstrap.servers`).
+    pub fn kafka_bootstrap(&self) -> &str {
+        &self.file.kafka_bootstrap
     }
 
     /// Controller addresses, comma-separated.

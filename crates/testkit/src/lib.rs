@@ -57,6 +57,8 @@ pub struct ServerProcess {
     addr: SocketAddr,
     /// The embedded gateway of a `dev` process (`--gateway-listen`), when it runs one.
     gateway_addr: Option<SocketAddr>,
+    /// The Kafka protocol listener of a `dev` process (`--kafka-listen`), when it runs one.
+    kafka_addr: Option<SocketAddr>,
     output: Arc<Mutex<Vec<String>>>,
 }
 
@@ -92,6 +94,7 @@ impl ServerProcess {
             child: None,
             addr: "127.0.0.1:0".parse().expect("literal address"),
             gateway_addr: None,
+            kafka_addr: None,
             output: Arc::default(),
         };
         s.spawn()?;
@@ -112,6 +115,12 @@ impl ServerProcess {
     /// arguments give `--gateway-listen`); `None` for a gateway process or `--gateway-listen off`.
     pub fn gateway(&self) -> Option<String> {
         self.gateway_addr.map(|a| a.to_string())
+    }
+
+    /// `host:port` of the Kafka protocol listener a `dev` process runs (on a free port unless
+    /// the extra arguments give `--kafka-listen`); `None` for a gateway or `--kafka-listen off`.
+    pub fn kafka(&self) -> Option<String> {
+        self.kafka_addr.map(|a| a.to_string())
     }
 
     /// The data directory.
@@ -170,6 +179,11 @@ impl ServerProcess {
                 Some(i) if self.extra_args.get(i + 1).is_some_and(|v| v != "off") => announcements = 2,
                 Some(_) => {}
             }
+            // The Kafka listener too, on a free port (the same one again after a restart).
+            if !self.extra_args.iter().any(|a| a == "--kafka-listen") {
+                let kafka = self.kafka_addr.map_or("127.0.0.1:0".to_string(), |a| a.to_string());
+                cmd.arg("--kafka-listen").arg(kafka);
+            }
         }
         cmd.args(&self.extra_args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         cmd.envs(self.envs.iter().map(|(k, v)| (k, v)));
@@ -178,12 +192,16 @@ impl ServerProcess {
             cmd.spawn().map_err(|source| TestkitError::Spawn { bin: self.bin.display().to_string(), source })?;
         let stderr = child.stderr.take().expect("stderr is piped");
         let (tx, rx) = mpsc::channel();
+        let (kafka_tx, kafka_rx) = mpsc::channel();
         let output = self.output.clone();
         // Drain stderr for the process's whole life so it never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(addr) = line.split("serving on ").nth(1).and_then(|r| r.split_whitespace().next()) {
                     let _ = tx.send(addr.to_string());
+                }
+                if let Some(addr) = line.split("kafka protocol on ").nth(1).and_then(|r| r.split_whitespace().next()) {
+                    let _ = kafka_tx.send(addr.to_string());
                 }
                 if let Ok(mut o) = output.lock() {
                     o.push(line);
@@ -217,6 +235,11 @@ impl ServerProcess {
         }
         self.addr = addrs[0];
         self.gateway_addr = addrs.get(1).copied();
+        // Announced before the broker serves: it is printed by now when there is one.
+        let kafka_off = self.extra_args.windows(2).any(|w| w[0] == "--kafka-listen" && w[1] == "off");
+        if self.subcommand == "dev" && !kafka_off {
+            self.kafka_addr = kafka_rx.recv_timeout(Duration::from_secs(5)).ok().and_then(|a| a.parse().ok());
+        }
         self.child = Some(child);
         Ok(())
     }

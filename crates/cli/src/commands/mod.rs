@@ -57,6 +57,25 @@ pub async fn bind_and_announce(role: &str, listen: &str, detail: &str) -> anyhow
     Ok(listener)
 }
 
+/// Binds the Kafka protocol listener of `config` (`kafka_listen`, `None` when `off`) and
+/// announces it on stderr as `vltava ROLE: kafka protocol on ADDR (advertised ADDR)`.
+pub async fn bind_kafka(
+    role: &str,
+    config: &vltava_broker::BrokerConfig,
+) -> anyhow::Result<Option<vltava_broker::FrontDoor>> {
+    use anyhow::Context;
+    let listener = vltava_kafka::KafkaListener::bind(config)
+        .await
+        .with_context(|| format!("cannot listen for Kafka clients on {} (kafka_listen)", config.kafka_listen))?;
+    Ok(listener.map(|l| {
+        match l.local_addr() {
+            Ok(bound) => eprintln!("vltava {role}: kafka protocol on {bound} (advertised {})", l.advertised()),
+            Err(_) => eprintln!("vltava {role}: kafka protocol advertised as {}", l.advertised()),
+        }
+        l.front_door()
+    }))
+}
+
 /// A future that resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM; pending forever if the
 /// handlers cannot be installed.
 pub async fn interrupted() {
