@@ -1,14 +1,41 @@
 #!/usr/bin/env bash
-# Installs the system packages the test suite needs beyond the build's, if they are missing:
-# kcat (Debian's librdkafka command-line client, for the Kafka protocol tests).
+# Installs what the test suite needs beyond the build, if it is missing:
+# - kcat (Debian's librdkafka command-line client) for the Kafka protocol tests;
+# - a Python venv with Kafka's own clients (confluent-kafka, kafka-python; pinned in
+#   crates/cli/tests/kafka_clients/requirements.txt) in $VLTAVA_KAFKA_VENV
+#   (default ~/.cache/vltava-kafka-venv), which crates/cli/tests/kafka_python.rs runs.
 set -euo pipefail
-if command -v kcat >/dev/null 2>&1; then
-  exit 0
-fi
-echo "installing kcat (the Kafka protocol tests use it)..." >&2
+cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq kcat >/dev/null
-command -v kcat >/dev/null 2>&1 || { echo "kcat is still missing after installing it" >&2; exit 1; }
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then $SUDO apt-get update -qq; apt_updated=1; fi
+  $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+if ! command -v kcat >/dev/null 2>&1; then
+  echo "installing kcat (the Kafka protocol tests use it)..." >&2
+  apt_install kcat
+  command -v kcat >/dev/null 2>&1 || { echo "kcat is still missing after installing it" >&2; exit 1; }
+fi
+
+venv="${VLTAVA_KAFKA_VENV:-$HOME/.cache/vltava-kafka-venv}"
+requirements="crates/cli/tests/kafka_clients/requirements.txt"
+python="${PYTHON:-python3}"
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' 2>/dev/null; then
+  echo "creating the Python venv $venv" >&2
+  rm -rf "$venv"
+  if ! "$python" -m venv "$venv" 2>/dev/null; then
+    # Debian's python3 keeps venv (ensurepip) in a separate package.
+    rm -rf "$venv"
+    apt_install python3-venv
+    "$python" -m venv "$venv"
+  fi
+fi
+stamp="$venv/.vltava-requirements.txt"
+if ! cmp -s "$requirements" "$stamp"; then
+  echo "installing $requirements into $venv" >&2
+  PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 "$venv/bin/python" -m pip install --quiet -r "$requirements"
+  cp "$requirements" "$stamp"
+fi

@@ -152,6 +152,16 @@ pub struct GroupCoordinatorConfig {
     /// How long a write to `__consumer_offsets` waits for replication (`offsets.commit.timeout.ms`).
     #[serde(with = "humantime_serde")]
     pub write_timeout: Duration,
+    /// How long a classic group (Kafka clients' JoinGroup protocol) that was empty waits for more
+    /// members before its first rebalance completes (`group.initial.rebalance.delay.ms`).
+    #[serde(with = "humantime_serde")]
+    pub initial_rebalance_delay: Duration,
+    /// Shortest session timeout a classic group member may ask for (`group.min.session.timeout.ms`).
+    #[serde(with = "humantime_serde")]
+    pub min_session_timeout: Duration,
+    /// Longest session timeout a classic group member may ask for (`group.max.session.timeout.ms`).
+    #[serde(with = "humantime_serde")]
+    pub max_session_timeout: Duration,
 }
 
 impl Default for GroupCoordinatorConfig {
@@ -162,6 +172,9 @@ impl Default for GroupCoordinatorConfig {
             session_timeout: Duration::from_secs(45),
             heartbeat_interval: Duration::from_secs(5),
             write_timeout: Duration::from_secs(5),
+            initial_rebalance_delay: Duration::from_secs(3),
+            min_session_timeout: Duration::from_secs(6),
+            max_session_timeout: Duration::from_secs(30 * 60),
         }
     }
 }

@@ -72,6 +72,47 @@ pub fn for_topic(defaults: &LogConfig, configs: &BTreeMap<String, String>) -> Lo
     c
 }
 
+/// The value of every per-topic key a topic without overrides has (the broker's log defaults,
+/// by Kafka's names), as Kafka's DescribeConfigs lists them. `flush.*` unset is Kafka's
+/// `Long.MAX_VALUE` ("never").
+pub fn defaults_by_name(defaults: &LogConfig, min_insync_replicas: i32) -> BTreeMap<&'static str, String> {
+    let never = i64::MAX.to_string();
+    let compression = match defaults.compression_type {
+        CompressionType::Producer => "producer",
+        CompressionType::Uncompressed => "uncompressed",
+        CompressionType::Gzip => "gzip",
+        CompressionType::Snappy => "snappy",
+        CompressionType::Lz4 => "lz4",
+        CompressionType::Zstd => "zstd",
+    };
+    let timestamp_type = match defaults.message_timestamp_type {
+        TimestampType::CreateTime => "CreateTime",
+        TimestampType::LogAppendTime => "LogAppendTime",
+    };
+    BTreeMap::from([
+        ("cleanup.policy", if defaults.compact { "compact" } else { "delete" }.to_string()),
+        ("retention.ms", defaults.retention_ms.to_string()),
+        ("retention.bytes", defaults.retention_bytes.to_string()),
+        ("segment.bytes", defaults.segment_bytes.to_string()),
+        ("segment.ms", defaults.segment_ms.to_string()),
+        ("segment.index.bytes", defaults.segment_index_bytes.to_string()),
+        ("index.interval.bytes", defaults.index_interval_bytes.to_string()),
+        ("max.message.bytes", defaults.max_message_bytes.to_string()),
+        ("min.insync.replicas", min_insync_replicas.to_string()),
+        ("flush.messages", defaults.flush_messages.map_or(never.clone(), |v| v.to_string())),
+        ("flush.ms", defaults.flush_ms.map_or(never, |v| v.to_string())),
+        ("message.timestamp.type", timestamp_type.to_string()),
+        ("message.timestamp.before.max.ms", defaults.message_timestamp_before_max_ms.to_string()),
+        ("message.timestamp.after.max.ms", defaults.message_timestamp_after_max_ms.to_string()),
+        ("delete.retention.ms", defaults.delete_retention_ms.to_string()),
+        ("min.cleanable.dirty.ratio", defaults.min_cleanable_dirty_ratio.to_string()),
+        ("min.compaction.lag.ms", defaults.min_compaction_lag_ms.to_string()),
+        ("max.compaction.lag.ms", defaults.max_compaction_lag_ms.to_string()),
+        ("unclean.leader.election.enable", "false".to_string()),
+        ("compression.type", compression.to_string()),
+    ])
+}
+
 /// Whether the topic's `cleanup.policy` includes `compact`.
 fn compacts(configs: &BTreeMap<String, String>) -> bool {
     configs.get("cleanup.policy").is_some_and(|p| p.split(',').any(|x| x.trim() == "compact"))
@@ -90,6 +131,23 @@ pub fn min_insync_replicas(default: i32, configs: &BTreeMap<String, String>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_topic_key_has_a_default_that_reads_back_as_the_default() {
+        let defaults = LogConfig::default();
+        let named = defaults_by_name(&defaults, 2);
+        let known: Vec<&str> = vltava_metadata::topic_config::known_keys().collect();
+        assert_eq!(named.keys().copied().collect::<Vec<_>>(), {
+            let mut k = known.clone();
+            k.sort();
+            k
+        });
+        let as_configs: BTreeMap<String, String> =
+            named.iter().filter(|(k, _)| !k.starts_with("flush.")).map(|(k, v)| (k.to_string(), v.clone())).collect();
+        assert!(vltava_metadata::topic_config::validate(&as_configs).is_ok());
+        assert_eq!(for_topic(&defaults, &as_configs), defaults, "the listed defaults are the defaults");
+        assert_eq!(min_insync_replicas(1, &as_configs), 2);
+    }
 
     #[test]
     fn topic_configs_override_defaults() {

@@ -130,6 +130,7 @@ pub async fn run_with(
     ));
     tasks.spawn(sweep_transactions(txn_coordinator.clone()));
     tasks.spawn(expire_group_members(group_coordinator.clone(), replicas.clone()));
+    tasks.spawn(tick_classic_groups(group_coordinator.clone()));
     tasks.spawn(crate::replication::isr::run(broker.clone(), broker_epoch, fetchers.clone()));
     tasks.spawn(maintenance::every(
         broker.config.replication.high_watermark_checkpoint_interval,
@@ -248,6 +249,16 @@ async fn expire_group_members(groups: Arc<GroupCoordinator>, replicas: Arc<Repli
             groups.refresh_log_ends(&replicas).await;
             last_log_ends = std::time::Instant::now();
         }
+    }
+}
+
+/// Drives the classic groups' timeouts (join phases, sessions) every `classic_groups::TICK`.
+async fn tick_classic_groups(groups: Arc<GroupCoordinator>) {
+    let mut tick = tokio::time::interval(crate::groups::classic_groups::TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        groups.classic.tick(std::time::Instant::now());
     }
 }
 

@@ -126,6 +126,7 @@ pub fn is_retriable(code: ErrorCode) -> bool {
             | ErrorCode::NotCoordinator
             | ErrorCode::StaleMemberEpoch
             | ErrorCode::ConcurrentTransactions
+            | ErrorCode::RebalanceInProgress
     )
 }
 
@@ -162,7 +163,12 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | ErrorCode::FencedInstanceId
         | ErrorCode::FencedMemberEpoch
         | ErrorCode::UnreleasedInstanceId
-        | ErrorCode::StaleMemberEpoch => Code::FailedPrecondition,
+        | ErrorCode::StaleMemberEpoch
+        | ErrorCode::InconsistentGroupProtocol
+        | ErrorCode::MemberIdRequired
+        | ErrorCode::GroupSubscribedToTopic => Code::FailedPrecondition,
+        ErrorCode::InvalidSessionTimeout => Code::InvalidArgument,
+        ErrorCode::RebalanceInProgress => Code::Aborted,
         ErrorCode::OutOfOrderSequenceNumber
         | ErrorCode::DuplicateSequenceNumber
         | ErrorCode::InvalidProducerEpoch

@@ -43,7 +43,10 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, mut
             w = &mut writer => break w.unwrap_or(Ok(())),
         };
         let request = match frame.and_then(|f| f.map(frame::parse).transpose()) {
-            Ok(Some(r)) => r,
+            Ok(Some(mut r)) => {
+                r.client_host = format!("/{}", peer.ip());
+                r
+            }
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),
         };

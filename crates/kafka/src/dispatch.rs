@@ -65,6 +65,104 @@ async fn route(broker: &Arc<Broker>, req: Request, span: Span) -> Result<Reply, 
             let response = api::offset_for_leader_epoch::handle(broker, req.decode()?);
             req.respond(&response, v).map(Reply::Now)
         }
+        ApiKey::CreateTopics => {
+            let response = api::create_topics::handle(broker, req.decode()?, v).await;
+            req.respond(&response, v).map(Reply::Now)
+        }
+        ApiKey::DeleteTopics => {
+            let response = api::delete_topics::handle(broker, req.decode()?, v).await;
+            req.respond(&response, v).map(Reply::Now)
+        }
+        ApiKey::CreatePartitions => {
+            let response = api::create_partitions::handle(broker, req.decode()?).await;
+            req.respond(&response, v).map(Reply::Now)
+        }
+        ApiKey::DescribeConfigs => {
+            let response = api::describe_configs::handle(broker, req.decode()?);
+            req.respond(&response, v).map(Reply::Now)
+        }
+        ApiKey::AlterConfigs => {
+            let response = api::alter_configs::handle(broker, req.decode()?).await;
+            req.respond(&response, v).map(Reply::Now)
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            let response = api::incremental_alter_configs::handle(broker, req.decode()?).await;
+            req.respond(&response, v).map(Reply::Now)
+        }
+        ApiKey::DescribeCluster => {
+            let response = api::describe_cluster::handle(broker, req.decode()?);
+            req.respond(&response, v).map(Reply::Now)
+        }
+        ApiKey::FindCoordinator => {
+            let response = api::find_coordinator::handle(broker, req.decode()?, v).await;
+            req.respond(&response, v).map(Reply::Now)
+        }
+        ApiKey::JoinGroup => {
+            let (client_id, host) = (req.client_id.clone(), req.client_host.clone());
+            let join = api::join_group::handle(broker.clone(), req.decode()?, v, client_id, host);
+            Ok(later(req, span, join))
+        }
+        ApiKey::SyncGroup => {
+            let sync = api::sync_group::handle(broker.clone(), req.decode()?);
+            Ok(later(req, span, sync))
+        }
+        ApiKey::Heartbeat => {
+            let response = api::heartbeat::handle(broker, req.decode()?).await;
+            req.respond(&response, v).map(Reply::Now)
+        }
+        ApiKey::LeaveGroup => {
+            let response = api::leave_group::handle(broker, req.decode()?, v).await;
+            req.respond(&response, v).map(Reply::Now)
+        }
+        ApiKey::OffsetCommit => {
+            let response = api::offset_commit::handle(broker, req.decode()?).await;
+            req.respond(&response, v).map(Reply::Now)
+        }
+        ApiKey::OffsetFetch => {
+            let response = api::offset_fetch::handle(broker, req.decode()?, v).await;
+            req.respond(&response, v).map(Reply::Now)
+        }
+        ApiKey::ListGroups => {
+            let response = api::list_groups::handle(broker, req.decode()?).await;
+            req.respond(&response, v).map(Reply::Now)
+        }
+        ApiKey::DescribeGroups => {
+            let response = api::describe_groups::handle(broker, req.decode()?).await;
+            req.respond(&response, v).map(Reply::Now)
+        }
+        ApiKey::DeleteGroups => {
+            let response = api::delete_groups::handle(broker, req.decode()?).await;
+            req.respond(&response, v).map(Reply::Now)
+        }
+        ApiKey::OffsetDelete => {
+            let response = api::offset_delete::handle(broker, req.decode()?).await;
+            req.respond(&response, v).map(Reply::Now)
+        }
+        ApiKey::ConsumerGroupHeartbeat => {
+            let (client_id, host) = (req.client_id.clone(), req.client_host.clone());
+            let response = api::consumer_group_heartbeat::handle(broker, req.decode()?, client_id, host).await;
+            req.respond(&response, v).map(Reply::Now)
+        }
+        ApiKey::InitProducerId => {
+            let response = api::init_producer_id::handle(broker, req.decode()?).await;
+            req.respond(&response, v).map(Reply::Now)
+        }
+        ApiKey::AddPartitionsToTxn => {
+            let response = api::add_partitions_to_txn::handle(broker, req.decode()?).await;
+            req.respond(&response, v).map(Reply::Now)
+        }
+        ApiKey::AddOffsetsToTxn => {
+            let response = api::add_offsets_to_txn::handle(broker, req.decode()?).await;
+            req.respond(&response, v).map(Reply::Now)
+        }
+        ApiKey::EndTxn => {
+            let response = api::end_txn::handle(broker, req.decode()?).await;
+            req.respond(&response, v).map(Reply::Now)
+        }
+        ApiKey::TxnOffsetCommit => {
+            let response = api::txn_offset_commit::handle(broker, req.decode()?).await;
+            req.respond(&response, v).map(Reply::Now)
+        }
         _ => Err(KafkaError::UnsupportedApi(req.api.api as i16)),
     }
 }

@@ -23,6 +23,8 @@ pub struct Request {
     pub correlation_id: i32,
     /// The client's `client.id`, empty when it sent none.
     pub client_id: String,
+    /// The client's address as Kafka shows it (`/127.0.0.1`); set by the connection.
+    pub client_host: String,
     /// The request body (after the header).
     pub body: Bytes,
 }
@@ -71,6 +73,7 @@ pub fn parse(mut frame: Bytes) -> Result<Request, KafkaError> {
         version,
         correlation_id: header.correlation_id,
         client_id: header.client_id.map(|c| c.to_string()).unwrap_or_default(),
+        client_host: String::new(),
         body: frame,
     })
 }

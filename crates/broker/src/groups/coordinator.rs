@@ -19,6 +19,7 @@ use parking_lot::Mutex;
 use vltava_common::{ErrorCode, WireError};
 use vltava_metadata::ClusterImage;
 
+use super::classic_groups::ClassicGroups;
 use super::consumer_group::{ConsumerGroup, GroupState, MemberState};
 use super::heartbeat::{self, HeartbeatDecision, HeartbeatRequest, Record};
 use super::partition_offsets;
@@ -73,11 +74,14 @@ pub struct GroupCoordinator {
     /// Log end offsets of committed partitions this broker does not host, for the lag gauge
     /// (refreshed by [`GroupCoordinator::refresh_log_ends`]).
     remote_log_ends: Mutex<HashMap<(String, i32), i64>>,
+    /// The classic (JoinGroup protocol) groups of the shards this broker leads.
+    pub classic: ClassicGroups,
 }
 
 impl GroupCoordinator {
     /// A coordinator with no shard yet; call [`GroupCoordinator::sync`] after every image.
     pub fn new(broker_id: i32, config: GroupCoordinatorConfig) -> Arc<Self> {
+        let classic = ClassicGroups::new(&config);
         Arc::new(Self {
             broker_id,
             shards: Shards::new(OFFSETS_TOPIC, broker_id, config.write_timeout),
@@ -86,6 +90,7 @@ impl GroupCoordinator {
             revoking: Mutex::new(HashMap::new()),
             rebalancing: Mutex::new(HashMap::new()),
             remote_log_ends: Mutex::new(HashMap::new()),
+            classic,
         })
     }
 
@@ -98,6 +103,19 @@ impl GroupCoordinator {
     /// in the background) and closes the shards of partitions it no longer leads.
     pub fn sync(&self, replicas: &ReplicaManager) {
         self.shards.sync(replicas);
+        self.classic.retain_partitions(|p| self.shards.by_partition(p).is_some());
+    }
+
+    /// Checks this broker coordinates `group` (its shard is loaded) and returns its partition
+    /// and whether its KIP-848 form has members (then classic members may not join).
+    ///
+    /// # Errors
+    ///
+    /// `NOT_COORDINATOR`, `COORDINATOR_LOAD_IN_PROGRESS`, `COORDINATOR_NOT_AVAILABLE`.
+    pub async fn coordinate(&self, image: &ClusterImage, group: &str) -> Result<(i32, bool), BrokerError> {
+        let shard = self.shard(image, group).await?;
+        let consumer_members = shard.read(|s| s.groups.get(group).is_some_and(|g| !g.members.is_empty())).await?;
+        Ok((shard.partition(), consumer_members))
     }
 
     /// Waits until every shard opened so far has loaded (or closed), up to `timeout`; returns
@@ -136,6 +154,12 @@ impl GroupCoordinator {
         req: HeartbeatRequest,
     ) -> Result<HeartbeatDecision, BrokerError> {
         let shard = self.shard(image, group).await?;
+        if self.classic.has_members(group) {
+            return Err(BrokerError::Refused(WireError::new(
+                ErrorCode::InconsistentGroupProtocol,
+                format!("group {group} has members of the classic protocol (JoinGroup): use another group id"),
+            )));
+        }
         let topics: BTreeMap<String, i32> =
             image.topics.values().map(|t| (t.name.clone(), t.partitions.len() as i32)).collect();
         let decision = shard
@@ -287,6 +311,61 @@ impl GroupCoordinator {
             .await
     }
 
+    /// Deletes `group`'s committed offsets of `partitions` (Kafka's OffsetDelete); one result per
+    /// partition, in order. Partitions of topics the group's members subscribe to
+    /// (`subscribed` adds the classic members' subscriptions) keep theirs
+    /// (`GROUP_SUBSCRIBED_TO_TOPIC`); a partition without an offset is fine.
+    ///
+    /// # Errors
+    ///
+    /// `GROUP_ID_NOT_FOUND` when the group has no offsets; a coordinator or write failure.
+    pub async fn delete_offsets(
+        &self,
+        image: &ClusterImage,
+        group: &str,
+        partitions: Vec<(String, i32)>,
+        subscribed: &[String],
+    ) -> Result<Vec<CommitResult>, BrokerError> {
+        let shard = self.shard(image, group).await?;
+        shard
+            .write(|state| {
+                let Some(offsets) = state.offsets.get(group) else {
+                    return Err(BrokerError::Refused(WireError::new(
+                        ErrorCode::GroupIdNotFound,
+                        format!("group {group} has no committed offsets"),
+                    )));
+                };
+                let g = state.group(group);
+                let in_use = |t: &str| {
+                    subscribed.iter().any(|s| s == t)
+                        || g.members.values().any(|m| m.meta.subscribed_topics.iter().any(|s| s == t))
+                };
+                let mut records = Vec::new();
+                let results = partitions
+                    .iter()
+                    .map(|(topic, partition)| {
+                        if in_use(topic) {
+                            return Err(WireError::new(
+                                ErrorCode::GroupSubscribedToTopic,
+                                format!("group {group}'s members subscribe to {topic}"),
+                            ));
+                        }
+                        if offsets.contains_key(&(topic.clone(), *partition)) {
+                            let key = GroupKey::Offset {
+                                group: group.to_string(),
+                                topic: topic.clone(),
+                                partition: *partition,
+                            };
+                            records.push((key, None));
+                        }
+                        Ok(())
+                    })
+                    .collect();
+                Ok((encode(&records), results))
+            })
+            .await
+    }
+
     /// Deletes `group` (its committed offsets and state) if it has no members.
     ///
     /// # Errors
@@ -298,7 +377,7 @@ impl GroupCoordinator {
         shard
             .write(|state| {
                 let g = state.groups.get(group);
-                if g.is_some_and(|g| !g.members.is_empty()) {
+                if g.is_some_and(|g| !g.members.is_empty()) || self.classic.has_members(group) {
                     return Err(BrokerError::Refused(WireError::new(
                         ErrorCode::NonEmptyGroup,
                         format!("group {group} has members: they must leave (or time out) first"),
@@ -365,6 +444,7 @@ impl GroupCoordinator {
                 .await;
             groups.extend(listed.unwrap_or_default());
         }
+        groups.extend(self.classic.ids());
         groups.sort();
         groups.dedup();
         groups
