@@ -8,7 +8,7 @@ CARGO ?= cargo
 LISTEN ?= 127.0.0.1:7070
 DATA_DIR ?= ./data/dev
 
-.PHONY: dev test test-python lint fmt deps test-deps build release bench perf perf-groups perf-transactions perf-cleaner clean-data docker cluster-up cluster-down
+.PHONY: dev test test-python lint fmt deps test-deps build release bench perf perf-groups perf-transactions perf-cleaner perf-kafka clean-data docker cluster-up cluster-down
 
 ## Install the system packages the build needs (libclang for RocksDB's bindgen).
 deps:
@@ -67,6 +67,10 @@ perf-transactions: release
 ## What the log cleaner costs producers: keyed produce to a delete vs a compacted topic (release dev).
 perf-cleaner: release
 	./deploy/perf-cleaner.sh
+
+## Kafka clients (kcat, librdkafka) beside `vltava perf` over gRPC, same run (docs/benchmarks.md).
+perf-kafka: release test-deps
+	./deploy/perf-kafka.sh
 
 clean-data:
 	rm -rf ./data

@@ -136,6 +136,19 @@ if [[ "$got" != "$expected" ]]; then
 fi
 echo "consumed all $records records from $topic ($(since "$produced_at") s for produce + consume)" >&2
 
+# Kafka clients reach every broker's Kafka listener at its advertised address.
+if command -v kcat >/dev/null; then
+    kafka="${VLTAVA_NET:-10.70.70}.21:9092"
+    log "kcat -b $kafka -L, then -C $topic from the beginning"
+    meta="$(kcat -b "$kafka" -L -t "$topic")" || fail "kcat cannot read the metadata from $kafka"
+    echo "$meta"
+    [[ $(grep -c 'broker [123] at' <<<"$meta") -eq 3 ]] || fail "kcat does not see the 3 brokers' Kafka listeners"
+    got="$(kcat -b "$kafka" -C -t "$topic" -o beginning -e -q -f '%k\t%s\n' | sort)" || true
+    [[ "$got" == "$expected" ]] || fail "kcat read $(grep -c . <<<"$got" || true) of $records records from $topic"
+else
+    echo "kcat is not installed: the Kafka listeners are not checked" >&2
+fi
+
 # --- broker failure ------------------------------------------------------------------------------
 desc="$(vltava topic describe "$topic")"
 victim="$(partitions_table "$desc" | awk '$1 == 0 { print $2 }')"

@@ -170,3 +170,73 @@ async fn records_cross_between_grpc_and_kcat_with_the_same_key_value_headers_and
     assert_eq!(header_text(r), "via=kafka");
     assert_eq!(r.timestamp, kcat_timestamp);
 }
+
+/// `vltava group describe GROUP --json` against `server`.
+fn describe_group(server: &str, group: &str) -> serde_json::Value {
+    let out = Command::new(vltava()).args(["group", "describe", group, "--json", "--server", server]).output().unwrap();
+    assert!(out.status.success(), "group describe: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kcat_consumes_as_a_group_whose_members_and_commits_the_grpc_api_describes() {
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start_dev_with_env(
+        &vltava(),
+        data.path(),
+        &[
+            ("VLTAVA_BROKER__GROUPS__INITIAL_REBALANCE_DELAY", "100ms"),
+            ("VLTAVA_BROKER__GROUPS__MIN_SESSION_TIMEOUT", "1s"),
+        ],
+    )
+    .unwrap();
+    let kafka = server.kafka().unwrap();
+    let admin = Admin::connect(&server.server()).await.unwrap();
+    admin.create_topic(NewTopic::new("grouped", 2)).await.unwrap();
+    let input: String = (0..50).map(|i| format!("k{i}:v{i}\n")).collect();
+    kcat(&["-b", &kafka, "-P", "-t", "grouped", "-K:"], &input);
+
+    // A member that stays: the gRPC API describes the classic group, its member and assignment.
+    let mut member = Command::new("kcat")
+        .args(["-b", &kafka, "-G", "watchers", "grouped", "-q", "-X", "auto.offset.reset=earliest", "-f", "%s\n"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let described = loop {
+        let out = Command::new(vltava())
+            .args(["group", "describe", "watchers", "--json", "--server", &server.server()])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            if d["state"] == "Stable" && d["members"][0]["partitions"].as_array().is_some_and(|p| p.len() == 2) {
+                break d;
+            }
+        }
+        assert!(Instant::now() < deadline, "the kcat member never showed as stable with both partitions");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = member.kill();
+    let _ = member.wait();
+    assert_eq!(described["members"].as_array().unwrap().len(), 1, "{described}");
+    assert_eq!(described["members"][0]["partitions"], serde_json::json!(["grouped-0", "grouped-1"]));
+
+    // Balanced consumption to the end, committing; the same group then has nothing left to read.
+    let first = kcat(
+        &["-b", &kafka, "-G", "readers", "grouped", "-e", "-q", "-X", "auto.offset.reset=earliest", "-f", "%s\n"],
+        "",
+    );
+    let values: BTreeMap<&str, ()> = first.lines().map(|l| (l, ())).collect();
+    assert_eq!((first.lines().count(), values.len()), (50, 50), "{first}");
+    let described = describe_group(&server.server(), "readers");
+    let committed: i64 =
+        described["partitions"].as_array().unwrap().iter().map(|p| p["committed_offset"].as_i64().unwrap_or(0)).sum();
+    assert_eq!(committed, 50, "kcat committed what it read: {described}");
+    let again = kcat(
+        &["-b", &kafka, "-G", "readers", "grouped", "-e", "-q", "-X", "auto.offset.reset=earliest", "-f", "%s\n"],
+        "",
+    );
+    assert_eq!(again, "", "the group resumes at its commits");
+}

@@ -336,3 +336,63 @@ async fn kafka_python_creates_a_topic_produces_with_acks_all_and_consumes_in_a_g
         consumed["records"].as_array().unwrap().iter().map(|r| r[4].as_str().unwrap()).collect();
     assert_eq!(values.len(), 120);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_partition_leader_under_an_idempotent_confluent_kafka_producer_loses_and_duplicates_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let mut cluster =
+        vltava_testkit::cluster::LocalCluster::start(&vltava(), data.path(), &["--brokers", "3"]).unwrap();
+    let admin = Admin::connect(cluster.client_address()).await.unwrap();
+    admin
+        .create_topic(NewTopic::new("durable", 1).replication_factor(3).config("min.insync.replicas", "2"))
+        .await
+        .unwrap();
+    let kafka = cluster.kafka_bootstrap().to_string();
+    assert_eq!(kafka.split(',').count(), 3, "one Kafka listener per broker: {kafka}");
+
+    let producer = Client::start(&[
+        "produce",
+        "--bootstrap",
+        &kafka,
+        "--topic",
+        "durable",
+        "--count",
+        "3000",
+        "--keys",
+        "50",
+        "--pace-ms",
+        "2",
+    ]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let leader = admin.describe_topic("durable").await.unwrap().partitions[0].leader;
+    cluster.kill9("broker", leader as u64);
+    let produced = producer.result();
+    assert_eq!(produced["failed"], serde_json::json!([]), "librdkafka retried through the failover: {produced}");
+    let acknowledged: BTreeSet<String> =
+        produced["delivered"].as_array().unwrap().iter().map(|d| d[1].as_str().unwrap().to_string()).collect();
+    assert_eq!(acknowledged.len(), 3000);
+    let new_leader = admin.describe_topic("durable").await.unwrap().partitions[0].leader;
+    assert_ne!(new_leader, leader, "another replica leads");
+
+    // Everything acknowledged is there, once (idempotence absorbed the retries).
+    let read = run(&[
+        "consume",
+        "--bootstrap",
+        &kafka,
+        "--topic",
+        "durable",
+        "--isolation",
+        "read_uncommitted",
+        "--expect",
+        "3000",
+        "--idle",
+        "10",
+        "--timeout",
+        "90",
+    ]);
+    let values: Vec<String> = records(&read).iter().map(|r| r[4].as_str().unwrap().to_string()).collect();
+    let unique: BTreeSet<String> = values.iter().cloned().collect();
+    assert_eq!(values.len(), unique.len(), "no record is stored twice");
+    let lost: Vec<&String> = acknowledged.difference(&unique).collect();
+    assert!(lost.is_empty(), "acknowledged records lost: {lost:?}");
+}

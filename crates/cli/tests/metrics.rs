@@ -192,6 +192,13 @@ async fn every_process_serves_the_named_metrics_and_replication_trouble_shows() 
     consumer.commit_offsets(HashMap::from([(tp.clone(), COMMITTED)])).await.unwrap();
     let high_watermark = admin.list_offsets(&tp, OffsetSpec::Latest).await.unwrap();
     assert_eq!(high_watermark, RECORDS);
+    // A Kafka client too: kcat lists the metadata and reads the topic over the Kafka listeners.
+    let kcat = std::process::Command::new("kcat")
+        .args(["-b", cluster.kafka_bootstrap(), "-C", "-t", TOPIC, "-o", "beginning", "-e", "-q"])
+        .output()
+        .expect("kcat is installed (deploy/install-test-deps.sh)");
+    assert!(kcat.status.success(), "{}", String::from_utf8_lossy(&kcat.stderr));
+    assert_eq!(String::from_utf8_lossy(&kcat.stdout).lines().count() as i64, RECORDS);
 
     // Brokers: requests, bytes, partitions, sizes and the group's lag (followers catch up and
     // gauges are read at scrape time, hence the bounded wait).
@@ -207,6 +214,9 @@ async fn every_process_serves_the_named_metrics_and_replication_trouble_shows() 
         (s.len() == 3 && sizes_known && lag > 0.0).then_some(s)
     })
     .await;
+    let kafka_metadata = total(&brokers, "vltava_broker_kafka_requests_total", &[("api", "Metadata")]);
+    let kafka_fetches = total(&brokers, "vltava_broker_kafka_request_duration_seconds_count", &[("api", "Fetch")]);
+    assert!(kafka_metadata >= 1.0 && kafka_fetches >= 1.0, "Kafka requests are counted by API");
     let ok_produces = total(&brokers, "vltava_broker_requests_total", &[("method", "Produce"), ("code", "NONE")]);
     assert!(ok_produces >= RECORDS as f64, "{ok_produces} successful produce requests counted, sent {RECORDS}");
     let timed = total(&brokers, "vltava_broker_request_duration_seconds_count", &[("method", "Produce")]);

@@ -322,6 +322,32 @@ async fn tracing_one_produce_is_one_trace_across_processes_and_the_consumer_link
     })
     .await;
     assert_ne!(processed.trace_id, t, "processing is a trace of its own");
+
+    // A Kafka client's produce (kcat) whose record carries a `traceparent` header: the leader's
+    // `kafka.Produce` span continues that trace, and the append is its child.
+    let (kafka_trace, kafka_parent) = ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331");
+    let mut kcat = std::process::Command::new("kcat")
+        .args(["-b", cluster.kafka_bootstrap(), "-P", "-t", "traced", "-X", "acks=all"])
+        .arg("-H")
+        .arg(format!("traceparent=00-{kafka_trace}-{kafka_parent}-01"))
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("kcat is installed (deploy/install-test-deps.sh)");
+    {
+        use std::io::Write;
+        kcat.stdin.take().unwrap().write_all(b"from-kafka\n").unwrap();
+    }
+    assert!(kcat.wait().unwrap().success());
+    let kafka = find(&receiver, kafka_trace, "the leader's kafka.Produce span in the Kafka client's trace", |s| {
+        s.service == "vltava-broker" && s.trace_id == kafka_trace && s.name == "kafka.Produce"
+    })
+    .await;
+    assert_eq!(kafka.parent_span_id, kafka_parent, "{}", receiver.summary(kafka_trace));
+    assert_eq!(kafka.attributes.get("rpc.system").map(String::as_str), Some("kafka"));
+    find(&receiver, kafka_trace, "the append under the kafka.Produce span", |s| {
+        s.trace_id == kafka_trace && s.name == "log.append" && s.parent_span_id == kafka.span_id
+    })
+    .await;
     drop(cluster);
     drop(telemetry);
 }

@@ -1,6 +1,10 @@
 //! GroupService.DescribeGroups: a group's state, members and, per partition, committed offset,
 //! log end offset and lag, answered by the group's coordinator.
 //!
+//! A classic group (Kafka clients' JoinGroup protocol) is described from the classic
+//! coordinator: its state and generation, and the members' subscriptions and assignments read
+//! from the consumer protocol's bytes.
+//!
 //! Log end offsets come from `partition_offsets` (local, or asked of the leaders); a leader
 //! that cannot be reached leaves its partitions' log end offset and lag at -1.
 
@@ -12,7 +16,9 @@ use vltava_proto::v1::{
     DescribeGroupsRequest, DescribeGroupsResponse, GroupDescription, MemberDescription, PartitionLag, Subscription,
 };
 
+use super::classic_groups::ClassicSummary;
 use super::consumer_group::{ConsumerGroup, GroupState};
+use super::consumer_protocol::{assigned_partitions, subscribed_topics};
 use super::heartbeat_rpc::to_wire;
 use super::partition_offsets::{self, LATEST};
 use super::shard_state::GroupOffsets;
@@ -45,13 +51,19 @@ pub async fn handle(broker: &Broker, req: DescribeGroupsRequest) -> Result<Descr
 async fn describe(broker: &Broker, group: &str) -> Result<GroupDescription, BrokerError> {
     validate_group_id(group)?;
     let image = broker.replicas.image();
-    let Some((g, offsets)) = broker.groups.describe(&image, group).await? else {
+    let found = broker.groups.describe(&image, group).await?;
+    let classic = broker.groups.classic.describe(group);
+    if found.is_none() && classic.is_none() {
         return Err(BrokerError::Refused(WireError::new(
             ErrorCode::GroupIdNotFound,
             format!("group {group} has neither members nor committed offsets"),
         )));
+    }
+    let (g, offsets) = found.unwrap_or_else(|| (ConsumerGroup::new(group), GroupOffsets::default()));
+    let owners = match &classic {
+        Some(c) => classic_owners(c),
+        None => owners(&g),
     };
-    let owners = owners(&g);
     let mut keys: BTreeSet<(String, i32)> = offsets.keys().cloned().collect();
     keys.extend(owners.keys().cloned());
     let ends = partition_offsets::offsets_at(broker.config.broker_id, &broker.replicas, &image, &keys, LATEST).await;
@@ -59,11 +71,11 @@ async fn describe(broker: &Broker, group: &str) -> Result<GroupDescription, Brok
         group_id: group.to_string(),
         error_code: ErrorCode::None as i32,
         error_message: String::new(),
-        state: state_name(g.state()).to_string(),
-        group_epoch: g.epoch,
-        assignment_epoch: g.target_epoch,
+        state: classic.as_ref().map_or(state_name(g.state()), |c| c.state.name()).to_string(),
+        group_epoch: classic.as_ref().map_or(g.epoch, |c| c.generation),
+        assignment_epoch: classic.as_ref().map_or(g.target_epoch, |c| c.generation),
         coordinator_id: broker.config.broker_id,
-        members: members(&g),
+        members: classic.as_ref().map_or_else(|| members(&g), classic_members),
         partitions: partitions(keys, &offsets, &owners, &ends),
     })
 }
@@ -97,6 +109,42 @@ fn members(g: &ConsumerGroup) -> Vec<MemberDescription> {
             server_assignor: m.meta.server_assignor.clone().unwrap_or_default(),
         })
         .collect()
+}
+
+/// A classic group's members, their subscriptions and assignments read from the consumer
+/// protocol's bytes (the generation stands for the member epoch).
+fn classic_members(c: &ClassicSummary) -> Vec<MemberDescription> {
+    c.members
+        .iter()
+        .map(|m| {
+            let assigned = to_wire(assigned_partitions(&m.assignment));
+            MemberDescription {
+                member_id: m.id.clone(),
+                instance_id: m.instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                rack: None,
+                member_epoch: c.generation,
+                subscription: Some(Subscription { topics: subscribed_topics(&m.metadata), pattern: String::new() }),
+                assignment: Some(assigned.clone()),
+                target: Some(assigned),
+                server_assignor: c.protocol.clone(),
+            }
+        })
+        .collect()
+}
+
+/// The owner of every partition a classic group's assignment gives a member.
+fn classic_owners(c: &ClassicSummary) -> BTreeMap<(String, i32), String> {
+    let mut owners = BTreeMap::new();
+    for m in &c.members {
+        for (topic, ps) in assigned_partitions(&m.assignment) {
+            for p in ps {
+                owners.insert((topic.clone(), p), m.id.clone());
+            }
+        }
+    }
+    owners
 }
 
 /// The owner of every partition a member owns (or is still revoking).

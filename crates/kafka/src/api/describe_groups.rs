@@ -13,8 +13,8 @@ use kafka_protocol::protocol::Encodable;
 use vltava_broker::Broker;
 use vltava_common::WireError;
 
-use super::list_groups::consumer_state;
 use super::{code, str_bytes, topic_name};
+use vltava_broker::groups::describe::state_name as consumer_state;
 
 /// Describes each requested group.
 pub async fn handle(broker: &Broker, req: DescribeGroupsRequest) -> DescribeGroupsResponse {

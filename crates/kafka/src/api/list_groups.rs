@@ -4,19 +4,9 @@
 use kafka_protocol::messages::list_groups_response::{ListGroupsResponse, ListedGroup};
 use kafka_protocol::messages::{GroupId, ListGroupsRequest};
 use vltava_broker::Broker;
-use vltava_broker::groups::consumer_group::GroupState;
+use vltava_broker::groups::describe::state_name as consumer_state;
 
 use super::str_bytes;
-
-/// The Kafka name of a KIP-848 group's state.
-pub fn consumer_state(state: GroupState) -> &'static str {
-    match state {
-        GroupState::Empty => "Empty",
-        GroupState::Assigning => "Assigning",
-        GroupState::Reconciling => "Reconciling",
-        GroupState::Stable => "Stable",
-    }
-}
 
 /// Lists the groups.
 pub async fn handle(broker: &Broker, req: ListGroupsRequest) -> ListGroupsResponse {
