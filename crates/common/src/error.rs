@@ -127,6 +127,7 @@ pub fn is_retriable(code: ErrorCode) -> bool {
             | ErrorCode::StaleMemberEpoch
             | ErrorCode::ConcurrentTransactions
             | ErrorCode::RebalanceInProgress
+            | ErrorCode::UnstableOffsetCommit
     )
 }
 
@@ -167,8 +168,9 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | ErrorCode::InconsistentGroupProtocol
         | ErrorCode::MemberIdRequired
         | ErrorCode::GroupSubscribedToTopic => Code::FailedPrecondition,
-        ErrorCode::InvalidSessionTimeout => Code::InvalidArgument,
+        ErrorCode::InvalidSessionTimeout | ErrorCode::OffsetMetadataTooLarge => Code::InvalidArgument,
         ErrorCode::RebalanceInProgress => Code::Aborted,
+        ErrorCode::UnstableOffsetCommit => Code::Unavailable,
         ErrorCode::OutOfOrderSequenceNumber
         | ErrorCode::DuplicateSequenceNumber
         | ErrorCode::InvalidProducerEpoch

@@ -81,6 +81,10 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, mut
 async fn write_responses(writer: OwnedWriteHalf, mut owed: mpsc::Receiver<Owed>) -> Result<(), KafkaError> {
     let mut out = BufWriter::with_capacity(64 * 1024, writer);
     while let Some(next) = owed.recv().await {
+        // Answers already written must not wait behind one still being worked out.
+        if matches!(next, Owed::Pending(_)) {
+            out.flush().await?;
+        }
         let bytes = match next {
             Owed::Ready(b) => b,
             Owed::Pending(task) => match task.await {

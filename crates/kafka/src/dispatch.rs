@@ -99,12 +99,13 @@ async fn route(broker: &Arc<Broker>, req: Request, span: Span) -> Result<Reply, 
         }
         ApiKey::JoinGroup => {
             let (client_id, host) = (req.client_id.clone(), req.client_host.clone());
-            let join = api::join_group::handle(broker.clone(), req.decode()?, v, client_id, host);
-            Ok(later(req, span, join))
+            let joining = api::join_group::start(broker, req.decode()?, v, client_id, host).await;
+            Ok(later(req, span, async move { api::join_group::answer(joining.outcome().await) }))
         }
         ApiKey::SyncGroup => {
-            let sync = api::sync_group::handle(broker.clone(), req.decode()?);
-            Ok(later(req, span, sync))
+            let sync = req.decode()?;
+            let syncing = api::sync_group::start(broker, &sync).await;
+            Ok(later(req, span, api::sync_group::answer(broker.clone(), sync, syncing)))
         }
         ApiKey::Heartbeat => {
             let response = api::heartbeat::handle(broker, req.decode()?).await;

@@ -167,7 +167,8 @@ pub struct ClassicGroup {
     pub leader: String,
     /// Members by id.
     pub members: BTreeMap<String, ClassicMember>,
-    /// Member ids handed out by `MEMBER_ID_REQUIRED` and not used yet, with when.
+    /// Member ids handed out by `MEMBER_ID_REQUIRED` and not used yet: until when they are
+    /// kept (their session timeout). A join phase waits for them too, as Kafka's does.
     pending: BTreeMap<String, Instant>,
     /// A first rebalance completes no sooner than this (`group.initial.rebalance.delay.ms`).
     not_before: Option<Instant>,
@@ -227,10 +228,22 @@ impl ClassicGroup {
             let e = refused(ErrorCode::InconsistentGroupProtocol, "no assignor in common with the group's members");
             return JoinStep::Now(Err((e, req.member_id)));
         }
-        let member_id = if req.member_id.is_empty() {
+        // Static membership (KIP-345): an instance id names one member; a new incarnation
+        // (joining without a member id) takes the old one's place, fencing it.
+        let known_instance = req.instance_id.as_deref().and_then(|i| self.static_member(i)).map(str::to_string);
+        if let Some(old) = &known_instance
+            && !req.member_id.is_empty()
+            && req.member_id != *old
+        {
+            let e = refused(ErrorCode::FencedInstanceId, format!("instance {:?} is member {old} now", req.instance_id));
+            return JoinStep::Now(Err((e, req.member_id)));
+        }
+        let member_id = if let (Some(old), true) = (&known_instance, req.member_id.is_empty()) {
+            self.replace_static(old, new_id(), now)
+        } else if req.member_id.is_empty() {
             let id = new_id();
-            if req.require_known_member_id {
-                self.pending.insert(id.clone(), now);
+            if req.require_known_member_id && req.instance_id.is_none() {
+                self.pending.insert(id.clone(), now + req.session_timeout);
                 let e = refused(ErrorCode::MemberIdRequired, "join again with the member id given");
                 return JoinStep::Now(Err((e, id)));
             }
@@ -304,15 +317,63 @@ impl ClassicGroup {
         JoinStep::Wait(rx)
     }
 
-    /// Handles a SyncGroup: the leader's carries every member's assignment.
+    /// A static member's new incarnation takes `old`'s place under `new_id`: same protocols and
+    /// assignment; the old incarnation's waiting requests are answered `FENCED_INSTANCE_ID`.
+    fn replace_static(&mut self, old: &str, new_id: String, now: Instant) -> String {
+        let mut m = self.members.remove(old).expect("a static member of this group");
+        let fenced = || refused(ErrorCode::FencedInstanceId, "a newer incarnation of this instance joined");
+        if let Some(w) = m.join_waiter.take() {
+            let _ = w.send(Err(fenced()));
+        }
+        if let Some(w) = m.sync_waiter.take() {
+            let _ = w.send(Err(fenced()));
+        }
+        m.id = new_id.clone();
+        m.last_seen = now;
+        if self.leader == old {
+            self.leader = new_id.clone();
+        }
+        self.members.insert(new_id.clone(), m);
+        new_id
+    }
+
+    /// Checks `member_id` is the member of `instance_id`, when a static member sends one.
+    pub fn check_instance(&self, member_id: &str, instance_id: Option<&str>) -> Result<(), WireError> {
+        match instance_id.and_then(|i| self.static_member(i)) {
+            Some(id) if id != member_id => Err(refused(
+                ErrorCode::FencedInstanceId,
+                format!("instance {instance_id:?} is member {id}, not {member_id}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the group holds nothing: no member and no member id handed out.
+    pub fn is_idle(&self) -> bool {
+        self.members.is_empty() && self.pending.is_empty()
+    }
+
+    /// When the current join phase ends whoever has joined, if one is under way.
+    pub fn join_deadline(&self) -> Option<Instant> {
+        self.deadline.filter(|_| self.state == ClassicState::PreparingRebalance)
+    }
+
+    /// Handles a SyncGroup: the leader's carries every member's assignment. A protocol type or
+    /// name given (version 5) must be the group's.
     pub fn sync(
         &mut self,
         member_id: &str,
         generation: i32,
+        protocol: (Option<&str>, Option<&str>),
         assignments: Vec<(String, Bytes)>,
         now: Instant,
     ) -> SyncStep {
         if let Err(e) = self.check_member(member_id, generation) {
+            return SyncStep::Now(Err(e));
+        }
+        let (protocol_type, protocol_name) = protocol;
+        if protocol_type.is_some_and(|t| t != self.protocol_type) || protocol_name.is_some_and(|n| n != self.protocol) {
+            let e = refused(ErrorCode::InconsistentGroupProtocol, "the protocol is not the group's");
             return SyncStep::Now(Err(e));
         }
         match self.state {
@@ -346,20 +407,33 @@ impl ClassicGroup {
 
     /// Handles a Heartbeat.
     pub fn heartbeat(&mut self, member_id: &str, generation: i32, now: Instant) -> Result<(), WireError> {
-        if self.members.contains_key(member_id) && self.state == ClassicState::PreparingRebalance {
-            self.members.get_mut(member_id).expect("checked").last_seen = now;
-            return Err(refused(ErrorCode::RebalanceInProgress, "the group is rebalancing: join again"));
-        }
         self.check_member(member_id, generation)?;
         self.members.get_mut(member_id).expect("checked above").last_seen = now;
+        if self.state == ClassicState::PreparingRebalance {
+            return Err(refused(ErrorCode::RebalanceInProgress, "the group is rebalancing: join again"));
+        }
         Ok(())
     }
 
-    /// Checks a member may commit at `generation` (OffsetCommit from a classic member).
-    pub fn check_commit(&self, member_id: &str, generation: i32) -> Result<(), WireError> {
+    /// Checks a member may commit at `generation` and counts the commit as a heartbeat. As in
+    /// Kafka, a commit of the current generation is taken while the group prepares a rebalance
+    /// (members commit what they processed before they rejoin), not while it completes one
+    /// (before SyncGroup, the new generation owns nothing yet); a transactional commit is checked
+    /// by member and generation only.
+    pub fn check_commit(
+        &mut self,
+        member_id: &str,
+        generation: i32,
+        transactional: bool,
+        now: Instant,
+    ) -> Result<(), WireError> {
         self.check_member(member_id, generation)?;
-        if self.state == ClassicState::PreparingRebalance {
-            return Err(refused(ErrorCode::RebalanceInProgress, "the group is rebalancing: join again, then commit"));
+        self.members.get_mut(member_id).expect("checked above").last_seen = now;
+        if !transactional && self.state == ClassicState::CompletingRebalance {
+            return Err(refused(
+                ErrorCode::RebalanceInProgress,
+                "the group is completing a rebalance: commit after SyncGroup",
+            ));
         }
         Ok(())
     }
@@ -379,6 +453,10 @@ impl ClassicGroup {
 
     /// Removes a member that leaves (LeaveGroup); a rebalance follows if others remain.
     pub fn leave(&mut self, member_id: &str, now: Instant) -> Result<(), WireError> {
+        if self.pending.remove(member_id).is_some() {
+            self.maybe_complete_join(now);
+            return Ok(());
+        }
         if !self.members.contains_key(member_id) {
             return Err(refused(ErrorCode::UnknownMemberId, format!("member {member_id} is not in group {}", self.id)));
         }
@@ -405,7 +483,7 @@ impl ClassicGroup {
             tracing::info!(group = %self.id, member = %id, "classic group member's session expired");
             self.remove(&id, now);
         }
-        self.pending.retain(|_, since| now.duration_since(*since) < Duration::from_secs(300));
+        self.pending.retain(|_, until| now < *until);
         self.maybe_complete_join(now);
     }
 
@@ -489,7 +567,7 @@ impl ClassicGroup {
         if self.state != ClassicState::PreparingRebalance {
             return;
         }
-        let all_joined = self.members.values().all(|m| m.join_waiter.is_some());
+        let all_joined = self.members.values().all(|m| m.join_waiter.is_some()) && self.pending.is_empty();
         let delayed = self.not_before.is_some_and(|t| now < t);
         let timed_out = self.deadline.is_some_and(|t| now >= t);
         if !(timed_out || (all_joined && !delayed)) {

@@ -88,7 +88,7 @@ impl ClassicGroups {
     /// Forgets `group` if it has no members (a deleted group).
     pub fn forget_if_empty(&self, group: &str) {
         let mut groups = self.groups.lock();
-        if groups.get(group).is_some_and(|g| g.members.is_empty()) {
+        if groups.get(group).is_some_and(ClassicGroup::is_idle) {
             groups.remove(group);
         }
     }
@@ -105,7 +105,7 @@ impl ClassicGroups {
         for g in groups.values_mut() {
             g.tick(now);
         }
-        groups.retain(|_, g| g.state != ClassicState::Empty || !g.members.is_empty());
+        groups.retain(|_, g| g.state != ClassicState::Empty || !g.is_idle());
     }
 
     /// Ids of the classic groups with members.

@@ -2,18 +2,23 @@
 //! to Kafka clients by the Kafka listener, on the group's coordinator (`NOT_COORDINATOR`
 //! elsewhere). Offsets are committed through the same coordinator as every other commit,
 //! after [`check_commit`] validated the member's generation.
+//!
+//! JoinGroup and SyncGroup change the group at once ([`join`], [`sync`]) and answer later
+//! ([`Joining::outcome`], [`Syncing::outcome`]), so a connection can apply its requests in
+//! order and still wait for the rebalance beside its next requests.
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use tokio::sync::oneshot;
 use vltava_common::names::validate_group_id;
 use vltava_common::{ErrorCode, WireError};
 
 use super::classic::{JoinOutcome, JoinRequest, JoinStep, SyncStep};
 use crate::broker::Broker;
 
-/// How much longer than the member's rebalance timeout a join may wait for its answer.
-const JOIN_GRACE: Duration = Duration::from_secs(5);
+/// How much longer than the join phase (or a session) a request may wait for its answer.
+const GRACE: Duration = Duration::from_secs(5);
 
 /// Checks the group may take classic members here; returns its `__consumer_offsets` partition.
 async fn coordinate(broker: &Broker, group: &str) -> Result<i32, WireError> {
@@ -29,67 +34,142 @@ async fn coordinate(broker: &Broker, group: &str) -> Result<i32, WireError> {
     Ok(partition)
 }
 
-/// JoinGroup: answers once the group's join phase completes. An error comes with the member id
-/// to report (`MEMBER_ID_REQUIRED` carries the one to join with).
-pub async fn join(broker: &Broker, group: &str, req: JoinRequest) -> Result<JoinOutcome, (WireError, String)> {
-    let member_id = req.member_id.clone();
-    let partition = coordinate(broker, group).await.map_err(|e| (e, member_id.clone()))?;
-    let wait = req.rebalance_timeout + JOIN_GRACE;
-    let client_id = req.client_id.clone();
-    let limits = broker.groups.classic.limits;
-    let step = broker.groups.classic.with(group, partition, |g| {
-        g.join(req, Instant::now(), limits, || format!("{client_id}-{}", uuid::Uuid::new_v4()))
-    });
-    match step {
-        JoinStep::Now(r) => r,
-        JoinStep::Wait(rx) => match tokio::time::timeout(wait, rx).await {
-            Ok(Ok(outcome)) => outcome.map_err(|e| (e, member_id)),
-            Ok(Err(_)) => Err((not_coordinator(group), member_id)),
-            Err(_) => Err((
-                WireError::new(ErrorCode::RebalanceInProgress, "the rebalance did not complete in time"),
-                member_id,
-            )),
-        },
+/// A JoinGroup applied to its group, waiting for the join phase to complete. An error comes
+/// with the member id to report (`MEMBER_ID_REQUIRED` carries the one to join with).
+pub enum Joining {
+    /// Answered already.
+    Done(Result<JoinOutcome, (WireError, String)>),
+    /// Waiting for the rebalance.
+    Waiting {
+        /// The answer.
+        rx: oneshot::Receiver<Result<JoinOutcome, WireError>>,
+        /// The longest wait (the group's join phase, plus grace).
+        wait: Duration,
+        /// The member id to report on a timeout.
+        member_id: String,
+        /// The group.
+        group: String,
+    },
+}
+
+impl Joining {
+    /// The JoinGroup's answer.
+    pub async fn outcome(self) -> Result<JoinOutcome, (WireError, String)> {
+        match self {
+            Joining::Done(r) => r,
+            Joining::Waiting { rx, wait, member_id, group } => match tokio::time::timeout(wait, rx).await {
+                Ok(Ok(outcome)) => outcome.map_err(|e| (e, member_id)),
+                Ok(Err(_)) => Err((not_coordinator(&group), member_id)),
+                Err(_) => Err((rebalancing("the rebalance did not complete in time"), member_id)),
+            },
+        }
     }
 }
 
-/// SyncGroup: the member's assignment, once the leader sent the generation's assignments.
+/// JoinGroup: applies the join to the group now.
+pub async fn join(broker: &Broker, group: &str, req: JoinRequest) -> Joining {
+    let member_id = req.member_id.clone();
+    let partition = match coordinate(broker, group).await {
+        Ok(p) => p,
+        Err(e) => return Joining::Done(Err((e, member_id))),
+    };
+    let own = req.rebalance_timeout;
+    let client_id = req.client_id.clone();
+    let limits = broker.groups.classic.limits;
+    let now = Instant::now();
+    let (step, deadline) = broker.groups.classic.with(group, partition, |g| {
+        let step = g.join(req, now, limits, || format!("{client_id}-{}", uuid::Uuid::new_v4()));
+        (step, g.join_deadline())
+    });
+    match step {
+        JoinStep::Now(r) => Joining::Done(r),
+        JoinStep::Wait(rx) => {
+            let phase = deadline.map_or(own, |d| d.saturating_duration_since(now)).max(own);
+            Joining::Waiting { rx, wait: phase + GRACE, member_id, group: group.to_string() }
+        }
+    }
+}
+
+/// A SyncGroup applied to its group, waiting for the leader's assignment.
+pub enum Syncing {
+    /// Answered already.
+    Done(Result<Bytes, WireError>),
+    /// Waiting for the leader.
+    Waiting {
+        /// The answer.
+        rx: oneshot::Receiver<Result<Bytes, WireError>>,
+        /// The longest wait (the member's session, plus grace).
+        wait: Duration,
+        /// The group.
+        group: String,
+    },
+}
+
+impl Syncing {
+    /// The member's assignment.
+    pub async fn outcome(self) -> Result<Bytes, WireError> {
+        match self {
+            Syncing::Done(r) => r,
+            Syncing::Waiting { rx, wait, group } => match tokio::time::timeout(wait, rx).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(_)) => Err(not_coordinator(&group)),
+                Err(_) => Err(rebalancing("the leader sent no assignment in time")),
+            },
+        }
+    }
+}
+
+/// The identity of a classic member in a request: its id, its `group.instance.id` and the
+/// generation it believes in.
+#[derive(Debug, Clone, Copy)]
+pub struct MemberRef<'a> {
+    /// Member id.
+    pub id: &'a str,
+    /// `group.instance.id`, for static members.
+    pub instance: Option<&'a str>,
+    /// Generation.
+    pub generation: i32,
+}
+
+/// SyncGroup: applies the sync now (the leader's hands out the assignments).
 pub async fn sync(
     broker: &Broker,
     group: &str,
-    member_id: &str,
-    generation: i32,
+    member: MemberRef<'_>,
+    protocol: (Option<&str>, Option<&str>),
     assignments: Vec<(String, Bytes)>,
-) -> Result<Bytes, WireError> {
-    coordinate(broker, group).await?;
-    let step = broker
-        .groups
-        .classic
-        .existing(group, |g| g.sync(member_id, generation, assignments, Instant::now()))
-        .ok_or_else(|| unknown_member(group, member_id))?;
+) -> Syncing {
+    if let Err(e) = coordinate(broker, group).await {
+        return Syncing::Done(Err(e));
+    }
+    let step = broker.groups.classic.existing(group, |g| {
+        let session = g.members.get(member.id).map(|m| m.session_timeout);
+        let step = match g.check_instance(member.id, member.instance) {
+            Ok(()) => g.sync(member.id, member.generation, protocol, assignments, Instant::now()),
+            Err(e) => SyncStep::Now(Err(e)),
+        };
+        (step, session)
+    });
     match step {
-        SyncStep::Now(r) => r,
-        SyncStep::Wait(rx) => {
-            let session =
-                broker.groups.classic.existing(group, |g| g.members.get(member_id).map(|m| m.session_timeout));
-            let wait = session.flatten().unwrap_or(Duration::from_secs(30)) + JOIN_GRACE;
-            match tokio::time::timeout(wait, rx).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(_)) => Err(not_coordinator(group)),
-                Err(_) => Err(WireError::new(ErrorCode::RebalanceInProgress, "the leader sent no assignment in time")),
-            }
+        None => Syncing::Done(Err(unknown_member(group, member.id))),
+        Some((SyncStep::Now(r), _)) => Syncing::Done(r),
+        Some((SyncStep::Wait(rx), session)) => {
+            Syncing::Waiting { rx, wait: session.unwrap_or(Duration::from_secs(30)) + GRACE, group: group.to_string() }
         }
     }
 }
 
 /// Heartbeat of a classic member.
-pub async fn heartbeat(broker: &Broker, group: &str, member_id: &str, generation: i32) -> Result<(), WireError> {
+pub async fn heartbeat(broker: &Broker, group: &str, member: MemberRef<'_>) -> Result<(), WireError> {
     coordinate(broker, group).await?;
     broker
         .groups
         .classic
-        .existing(group, |g| g.heartbeat(member_id, generation, Instant::now()))
-        .unwrap_or_else(|| Err(unknown_member(group, member_id)))
+        .existing(group, |g| {
+            g.check_instance(member.id, member.instance)?;
+            g.heartbeat(member.id, member.generation, Instant::now())
+        })
+        .unwrap_or_else(|| Err(unknown_member(group, member.id)))
 }
 
 /// LeaveGroup: each member (by id, or by `group.instance.id` when the id is empty) leaves.
@@ -106,7 +186,10 @@ pub async fn leave(
             let outcome = broker.groups.classic.existing(group, |g| {
                 let id = match (&instance, id.is_empty()) {
                     (Some(instance), true) => g.static_member(instance).unwrap_or_default().to_string(),
-                    _ => id.clone(),
+                    _ => {
+                        g.check_instance(&id, instance.as_deref())?;
+                        id.clone()
+                    }
                 };
                 g.leave(&id, now).map(|()| id)
             });
@@ -119,11 +202,13 @@ pub async fn leave(
         .collect())
 }
 
-/// Checks a commit of a classic member (`generation` -1 and no member id: a consumer outside
+/// Checks a commit of a classic member (generation -1 and no member id: a consumer outside
 /// the group's membership, allowed while the group has no classic members, as in Kafka).
-pub fn check_commit(broker: &Broker, group: &str, member_id: &str, generation: i32) -> Result<(), WireError> {
+/// `transactional` commits (TxnOffsetCommit) are checked by member and generation only.
+pub fn check_commit(broker: &Broker, group: &str, member: MemberRef<'_>, transactional: bool) -> Result<(), WireError> {
+    let outside = member.id.is_empty() && member.generation < 0;
     let checked = broker.groups.classic.existing(group, |g| {
-        if member_id.is_empty() && generation < 0 {
+        if outside {
             return match g.members.is_empty() {
                 true => Ok(()),
                 false => Err(WireError::new(
@@ -132,17 +217,22 @@ pub fn check_commit(broker: &Broker, group: &str, member_id: &str, generation: i
                 )),
             };
         }
-        g.check_commit(member_id, generation)
+        g.check_instance(member.id, member.instance)?;
+        g.check_commit(member.id, member.generation, transactional, Instant::now())
     });
     match checked {
         Some(r) => r,
-        None if member_id.is_empty() && generation < 0 => Ok(()),
-        None => Err(unknown_member(group, member_id)),
+        None if outside => Ok(()),
+        None => Err(unknown_member(group, member.id)),
     }
 }
 
 fn unknown_member(group: &str, member_id: &str) -> WireError {
     WireError::new(ErrorCode::UnknownMemberId, format!("member {member_id} is not in group {group}"))
+}
+
+fn rebalancing(why: &str) -> WireError {
+    WireError::new(ErrorCode::RebalanceInProgress, why)
 }
 
 fn not_coordinator(group: &str) -> WireError {

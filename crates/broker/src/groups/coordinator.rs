@@ -31,6 +31,10 @@ use crate::coordinator::shards::Shards;
 use crate::error::BrokerError;
 use crate::replica_manager::ReplicaManager;
 
+/// The most metadata an offset commit may carry (Kafka's `offset.metadata.max.bytes`): commits
+/// live in the coordinator's memory and in `__consumer_offsets`.
+pub const OFFSET_METADATA_MAX_BYTES: usize = 4096;
+
 /// Kafka's name of the internal topic of committed offsets and group state.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
@@ -307,6 +311,35 @@ impl GroupCoordinator {
                         })
                         .collect(),
                 }
+            })
+            .await
+    }
+
+    /// The partitions of `group` whose offsets a still-open transaction committed (Kafka's
+    /// OffsetFetch with `require_stable` answers them `UNSTABLE_OFFSET_COMMIT`, so that an
+    /// exactly-once consumer does not start from an offset about to move).
+    ///
+    /// # Errors
+    ///
+    /// A coordinator failure.
+    pub async fn pending_offsets(
+        &self,
+        image: &ClusterImage,
+        group: &str,
+    ) -> Result<std::collections::BTreeSet<(String, i32)>, BrokerError> {
+        let shard = self.shard(image, group).await?;
+        shard
+            .read(|s| {
+                s.pending
+                    .values()
+                    .flatten()
+                    .filter_map(|(k, _)| match k {
+                        GroupKey::Offset { group: g, topic, partition } if g == group => {
+                            Some((topic.clone(), *partition))
+                        }
+                        _ => None,
+                    })
+                    .collect()
             })
             .await
     }
@@ -621,6 +654,15 @@ fn offset_records(
                 return Err(WireError::new(
                     ErrorCode::InvalidRequest,
                     format!("offset {} is negative", o.value.offset),
+                ));
+            }
+            if o.value.metadata.len() > OFFSET_METADATA_MAX_BYTES {
+                return Err(WireError::new(
+                    ErrorCode::OffsetMetadataTooLarge,
+                    format!(
+                        "{} bytes of metadata: at most {OFFSET_METADATA_MAX_BYTES} (offset.metadata.max.bytes)",
+                        o.value.metadata.len()
+                    ),
                 ));
             }
             if check_member {

@@ -45,7 +45,11 @@ pub async fn handle(broker: &Broker, req: DescribeGroupsRequest) -> DescribeGrou
             continue;
         }
         let image = broker.replicas.image();
-        groups.push(match broker.groups.describe(&image, &id).await.map_err(WireError::from) {
+        let found = match vltava_common::names::validate_group_id(&id) {
+            Ok(()) => broker.groups.describe(&image, &id).await.map_err(WireError::from),
+            Err(e) => Err(e),
+        };
+        groups.push(match found {
             Ok(Some((g, _))) => {
                 let assignor = g.members.values().find_map(|m| m.meta.server_assignor.clone()).unwrap_or_default();
                 let members = g
@@ -79,7 +83,8 @@ pub async fn handle(broker: &Broker, req: DescribeGroupsRequest) -> DescribeGrou
                     .with_members(members)
             }
             Ok(None) => described.with_group_state(str_bytes("Dead")),
-            Err(e) => described.with_error_code(code(&e)).with_error_message(Some(str_bytes(e.message))),
+            // (error_message exists from version 6 only; versions up to 5 are served.)
+            Err(e) => described.with_error_code(code(&e)),
         });
     }
     DescribeGroupsResponse::default().with_groups(groups)

@@ -5,7 +5,8 @@
 //! Fetch sessions (KIP-227) are optional for a broker: every request is answered in full and
 //! with session id 0, which tells the client that no session was created, so it keeps sending
 //! full requests. A request naming a session this broker never created gets
-//! `FETCH_SESSION_ID_NOT_FOUND`. From version 13 topics are named by id.
+//! `FETCH_SESSION_ID_NOT_FOUND`. From version 13 topics are named by id. A partition whose
+//! `current_leader_epoch` is not the leader's is answered with Kafka's fencing error unread.
 
 use std::sync::Arc;
 
@@ -26,9 +27,22 @@ const READ_COMMITTED: i8 = 1;
 struct Topic {
     name: TopicName,
     id: Uuid,
-    /// Whether the topic exists (an id may name none).
-    known: bool,
-    partitions: Vec<i32>,
+    /// Each partition, with the error that keeps it from being read (an unknown topic id, a
+    /// leader epoch other than the leader's).
+    partitions: Vec<(i32, Option<i16>)>,
+}
+
+/// The error of a fetch naming `epoch` as the leader's (-1: not checked), when it is not:
+/// `FENCED_LEADER_EPOCH` for an older one, `UNKNOWN_LEADER_EPOCH` for a newer one, as Kafka
+/// answers, so that the client refreshes its metadata and validates its position.
+pub fn epoch_error(broker: &Broker, topic: &str, partition: i32, epoch: i32) -> Option<i16> {
+    if epoch < 0 {
+        return None;
+    }
+    let checked = broker.replicas.partition(topic, partition).and_then(|p| p.check_leader_epoch(epoch).map(|_| ()));
+    let code = code(&WireError::from(checked.err()?));
+    let fencing = [ErrorCode::FencedLeaderEpoch as i16, ErrorCode::UnknownLeaderEpoch as i16];
+    fencing.contains(&code).then_some(code)
 }
 
 /// Reads the requested partitions; the future long-polls as the request allows.
@@ -47,21 +61,24 @@ pub async fn handle(broker: Arc<Broker>, req: FetchRequest, version: i16) -> Fet
                 true => image.topics.values().find(|m| topic_uuid(&m.id) == t.topic_id).map(|m| topic_name(&m.name)),
                 false => Some(t.topic.clone()),
             };
-            let known = name.is_some();
-            if let Some(name) = &name {
-                partitions.extend(t.partitions.iter().map(|p| pb::FetchPartition {
-                    topic: name.to_string(),
-                    partition: p.partition,
-                    fetch_offset: p.fetch_offset,
-                    partition_max_bytes: p.partition_max_bytes,
-                }));
-            }
-            Topic {
-                name: name.unwrap_or_else(|| t.topic.clone()),
-                id: t.topic_id,
-                known,
-                partitions: t.partitions.iter().map(|p| p.partition).collect(),
-            }
+            let checked = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let Some(name) = &name else { return (p.partition, Some(UNKNOWN_TOPIC_ID)) };
+                    let refused = epoch_error(&broker, name, p.partition, p.current_leader_epoch);
+                    if refused.is_none() {
+                        partitions.push(pb::FetchPartition {
+                            topic: name.to_string(),
+                            partition: p.partition,
+                            fetch_offset: p.fetch_offset,
+                            partition_max_bytes: p.partition_max_bytes,
+                        });
+                    }
+                    (p.partition, refused)
+                })
+                .collect();
+            Topic { name: name.unwrap_or_else(|| t.topic.clone()), id: t.topic_id, partitions: checked }
         })
         .collect();
     let isolation = match req.isolation_level {
@@ -84,7 +101,10 @@ pub async fn handle(broker: Arc<Broker>, req: FetchRequest, version: i16) -> Fet
     let committed = req.isolation_level == READ_COMMITTED;
     let mut read = match read {
         Ok(r) => r.into_iter().map(Ok).collect::<Vec<_>>().into_iter(),
-        Err(e) => vec![Err(e); topics.iter().filter(|t| t.known).map(|t| t.partitions.len()).sum()].into_iter(),
+        Err(e) => {
+            let n = topics.iter().flat_map(|t| &t.partitions).filter(|(_, refused)| refused.is_none()).count();
+            vec![Err(e); n].into_iter()
+        }
     };
     let responses = topics
         .into_iter()
@@ -92,9 +112,9 @@ pub async fn handle(broker: Arc<Broker>, req: FetchRequest, version: i16) -> Fet
             let partitions = t
                 .partitions
                 .iter()
-                .map(|&p| match t.known {
-                    true => partition(p, read.next(), committed),
-                    false => PartitionData::default().with_partition_index(p).with_error_code(UNKNOWN_TOPIC_ID),
+                .map(|&(p, refused)| match refused {
+                    None => partition(p, read.next(), committed),
+                    Some(error) => PartitionData::default().with_partition_index(p).with_error_code(error),
                 })
                 .collect();
             FetchableTopicResponse::default().with_topic(t.name).with_topic_id(t.id).with_partitions(partitions)

@@ -3,13 +3,15 @@
 
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 use vltava_broker::Broker;
-use vltava_broker::groups::classic_rpc;
+use vltava_broker::groups::classic_rpc::{self, MemberRef};
 
 use super::code;
 
 /// Records `req`'s heartbeat.
 pub async fn handle(broker: &Broker, req: HeartbeatRequest) -> HeartbeatResponse {
-    match classic_rpc::heartbeat(broker, &req.group_id, &req.member_id, req.generation_id).await {
+    let member =
+        MemberRef { id: &req.member_id, instance: req.group_instance_id.as_deref(), generation: req.generation_id };
+    match classic_rpc::heartbeat(broker, &req.group_id, member).await {
         Ok(()) => HeartbeatResponse::default(),
         Err(e) => HeartbeatResponse::default().with_error_code(code(&e)),
     }

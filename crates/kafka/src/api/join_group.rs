@@ -1,26 +1,27 @@
 //! JoinGroup: a classic group member joins (client-side assignors) through the broker's
-//! classic group coordinator; the answer comes when the group's join phase completes (run
-//! beside the connection's next requests, as fetches are).
+//! classic group coordinator. The join is applied in request order ([`start`]); the answer
+//! comes when the group's join phase completes ([`answer`], beside the connection's next
+//! requests, as fetches are).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::messages::JoinGroupRequest;
 use kafka_protocol::messages::join_group_response::{JoinGroupResponse, JoinGroupResponseMember};
 use vltava_broker::Broker;
-use vltava_broker::groups::classic::JoinRequest;
-use vltava_broker::groups::classic_rpc;
+use vltava_broker::groups::classic::{JoinOutcome, JoinRequest};
+use vltava_broker::groups::classic_rpc::{self, Joining};
+use vltava_common::WireError;
 
 use super::{code, str_bytes};
 
-/// Joins `req`'s member to its group. `client_id` and `client_host` describe the connection.
-pub async fn handle(
-    broker: Arc<Broker>,
+/// Applies `req`'s join to its group. `client_id` and `client_host` describe the connection.
+pub async fn start(
+    broker: &Broker,
     req: JoinGroupRequest,
     version: i16,
     client_id: String,
     client_host: String,
-) -> JoinGroupResponse {
+) -> Joining {
     let rebalance_ms = if version >= 1 { req.rebalance_timeout_ms } else { req.session_timeout_ms };
     let join = JoinRequest {
         member_id: req.member_id.to_string(),
@@ -33,7 +34,12 @@ pub async fn handle(
         rebalance_timeout: Duration::from_millis(rebalance_ms.max(0) as u64),
         require_known_member_id: version >= 4,
     };
-    match classic_rpc::join(&broker, &req.group_id, join).await {
+    classic_rpc::join(broker, &req.group_id, join).await
+}
+
+/// The JoinGroup response for the join's outcome.
+pub fn answer(outcome: Result<JoinOutcome, (WireError, String)>) -> JoinGroupResponse {
+    match outcome {
         Ok(o) => {
             let members = o
                 .members

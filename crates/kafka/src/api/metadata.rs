@@ -12,11 +12,16 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use vltava_broker::Broker;
 use vltava_broker::auto_create;
+use vltava_broker::groups::coordinator::OFFSETS_TOPIC;
+use vltava_broker::transactions::coordinator::TRANSACTION_STATE_TOPIC;
 use vltava_common::{ErrorCode, WireError};
 use vltava_metadata::{ClusterImage, TopicMetadata};
 
 use super::codes::UNKNOWN_TOPIC_ID;
 use super::{code, host_port, str_bytes, topic_name, topic_uuid};
+
+/// The internal topics Kafka clients hide (`exclude.internal.topics`).
+const INTERNAL_TOPICS: &[&str] = &[OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC];
 
 /// Answers a Metadata request.
 pub async fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> MetadataResponse {
@@ -94,7 +99,7 @@ fn topic(image: &ClusterImage, t: &TopicMetadata) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(&t.name)))
         .with_topic_id(topic_uuid(&t.id))
-        .with_is_internal(t.name.starts_with("__"))
+        .with_is_internal(INTERNAL_TOPICS.contains(&t.name.as_str()))
         .with_partitions(partitions)
 }
 

@@ -8,7 +8,7 @@ use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponse, OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use vltava_broker::Broker;
-use vltava_broker::groups::classic_rpc;
+use vltava_broker::groups::classic_rpc::{self, MemberRef};
 use vltava_broker::groups::coordinator::OffsetToCommit;
 use vltava_broker::groups::records::OffsetValue;
 use vltava_common::WireError;
@@ -71,7 +71,9 @@ async fn commit(
         // A classic group's member (or a commit from outside any membership) is checked by its
         // generation; otherwise the id and epoch are a KIP-848 member's.
         if member.is_empty() || broker.groups.classic.has_members(group) {
-            classic_rpc::check_commit(broker, group, member, generation).map(|()| ("", -1))
+            let instance = req.group_instance_id.as_deref();
+            let who = MemberRef { id: member, instance, generation };
+            classic_rpc::check_commit(broker, group, who, false).map(|()| ("", -1))
         } else {
             Ok((member, generation))
         }

@@ -7,7 +7,7 @@ use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponse, TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
 use vltava_broker::Broker;
-use vltava_broker::groups::classic_rpc;
+use vltava_broker::groups::classic_rpc::{self, MemberRef};
 use vltava_common::WireError;
 use vltava_proto::v1 as pb;
 
@@ -31,7 +31,11 @@ pub async fn handle(broker: &Broker, req: TxnOffsetCommitRequest) -> TxnOffsetCo
     let group = req.group_id.to_string();
     let classic = req.member_id.is_empty() || broker.groups.classic.has_members(&group);
     let checked = match classic && !req.member_id.is_empty() {
-        true => classic_rpc::check_commit(broker, &group, &req.member_id, req.generation_id),
+        true => {
+            let instance = req.group_instance_id.as_deref();
+            let who = MemberRef { id: &req.member_id, instance, generation: req.generation_id };
+            classic_rpc::check_commit(broker, &group, who, true)
+        }
         false => Ok(()),
     };
     let (member_id, member_epoch) =
