@@ -31,7 +31,7 @@ measure() {
   c0=$(cpu); t0=$(date +%s.%N)
   "$@" >/dev/null
   t1=$(date +%s.%N); c1=$(cpu)
-  awk -v a="$t0" -v b="$t1" -v c="$c0" -v d="$c1" 'BEGIN { printf "%.2f %.2f", b - a, d - c }'
+  awk -v a="$t0" -v b="$t1" -v c="$c0" -v d="$c1" 'BEGIN { printf "%.2f %.2f\n", b - a, d - c }'
 }
 report() { # NAME SECONDS CPU
   awk -v name="$1" -v s="$2" -v c="$3" -v n="$N" \
