@@ -6,14 +6,13 @@
 //! kcat comes from Debian's `kcat` package (`deploy/install-deps.sh` installs it).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use vltava_client::{Acks, ProducerRecord};
 use vltava_client::{Admin, Consumer, ConsumerConfig, ConsumerRecord, NewTopic, OffsetReset, Producer, ProducerConfig};
-use vltava_testkit::ServerProcess;
+use vltava_testkit::{ServerProcess, run_bounded};
 
 fn vltava() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_vltava"))
@@ -22,23 +21,8 @@ fn vltava() -> PathBuf {
 /// Runs kcat with `args`, feeding `input`, and returns its stdout; fails the test when it exits
 /// with an error or runs longer than 60 s.
 fn kcat(args: &[&str], input: &str) -> String {
-    let mut child = Command::new("kcat")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kcat is not installed: run deploy/install-deps.sh (Debian package kcat)");
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("kcat {args:?} did not finish within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = run_bounded(Command::new("kcat").args(args), input.as_bytes(), Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e} (kcat comes from deploy/install-test-deps.sh)"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "kcat {args:?} failed: {stderr}");
     String::from_utf8(out.stdout).unwrap()

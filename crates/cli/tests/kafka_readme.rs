@@ -4,10 +4,10 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use vltava_client::{Admin, NewTopic};
-use vltava_testkit::ServerProcess;
+use vltava_testkit::{ServerProcess, run_bounded};
 
 fn vltava() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_vltava"))
@@ -32,21 +32,8 @@ fn snippets() -> Vec<(String, String)> {
 /// Runs `program` with `code` as its script; returns stdout, failing the test on an error or
 /// after 120 s.
 fn run(program: &std::path::Path, flag: &str, code: &str) -> String {
-    let mut child = Command::new(program)
-        .args([flag, code])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the snippet ran longer than 120 s:\n{code}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = run_bounded(Command::new(program).args([flag, code]), b"", Duration::from_secs(120))
+        .unwrap_or_else(|e| panic!("{e}:\n{code}"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the snippet failed:\n{code}\n{stderr}");
     String::from_utf8(out.stdout).unwrap()

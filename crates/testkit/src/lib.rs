@@ -36,6 +36,14 @@ pub enum TestkitError {
         /// Cause.
         source: std::io::Error,
     },
+    /// A command run with [`run_bounded`] did not finish in time (it was killed).
+    #[error("{what} did not finish within {limit:?}")]
+    TimedOut {
+        /// The command.
+        what: String,
+        /// How long it had.
+        limit: Duration,
+    },
     /// The process exited or stayed silent before announcing its address.
     #[error("server did not start within {timeout:?}; its output:\n{output}")]
     NotStarted {
@@ -267,6 +275,49 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// Runs `cmd` to its end with `input` on its stdin, collecting its stdout and stderr (read as it
+/// runs, so a chatty command never blocks on a full pipe); kills it after `limit`.
+pub fn run_bounded(cmd: &mut Command, input: &[u8], limit: Duration) -> Result<std::process::Output, TestkitError> {
+    use std::io::{Read, Write};
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| TestkitError::Spawn { bin: what.clone(), source })?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout is piped")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr is piped")));
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(TestkitError::TimedOut { what, limit });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = writer.join();
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    Ok(std::process::Output { status, stdout, stderr })
 }
 
 /// Polls `check` every 100 ms until it returns `Some`, for at most `limit`; panics naming `what`
