@@ -48,55 +48,24 @@ async fn route(broker: &Arc<Broker>, req: Request, span: Span) -> Result<Reply, 
     let v = req.version;
     match req.api.api {
         ApiKey::ApiVersions => api::api_versions::handle(&req).map(Reply::Now),
-        ApiKey::Metadata => {
-            let response = api::metadata::handle(broker, req.decode()?, v).await;
-            req.respond(&response, v).map(Reply::Now)
-        }
+        ApiKey::Metadata => now(&req, api::metadata::handle(broker, req.decode()?, v).await),
         ApiKey::Produce => api::produce::handle(broker, &req, span).await,
         ApiKey::Fetch => {
             let fetch = api::fetch::handle(broker.clone(), req.decode()?, v);
             Ok(later(req, span, fetch))
         }
-        ApiKey::ListOffsets => {
-            let response = api::list_offsets::handle(broker, req.decode()?, v).await;
-            req.respond(&response, v).map(Reply::Now)
-        }
-        ApiKey::OffsetForLeaderEpoch => {
-            let response = api::offset_for_leader_epoch::handle(broker, req.decode()?);
-            req.respond(&response, v).map(Reply::Now)
-        }
-        ApiKey::CreateTopics => {
-            let response = api::create_topics::handle(broker, req.decode()?, v).await;
-            req.respond(&response, v).map(Reply::Now)
-        }
-        ApiKey::DeleteTopics => {
-            let response = api::delete_topics::handle(broker, req.decode()?, v).await;
-            req.respond(&response, v).map(Reply::Now)
-        }
-        ApiKey::CreatePartitions => {
-            let response = api::create_partitions::handle(broker, req.decode()?).await;
-            req.respond(&response, v).map(Reply::Now)
-        }
-        ApiKey::DescribeConfigs => {
-            let response = api::describe_configs::handle(broker, req.decode()?);
-            req.respond(&response, v).map(Reply::Now)
-        }
-        ApiKey::AlterConfigs => {
-            let response = api::alter_configs::handle(broker, req.decode()?).await;
-            req.respond(&response, v).map(Reply::Now)
-        }
+        ApiKey::ListOffsets => now(&req, api::list_offsets::handle(broker, req.decode()?, v).await),
+        ApiKey::OffsetForLeaderEpoch => now(&req, api::offset_for_leader_epoch::handle(broker, req.decode()?)),
+        ApiKey::CreateTopics => now(&req, api::create_topics::handle(broker, req.decode()?, v).await),
+        ApiKey::DeleteTopics => now(&req, api::delete_topics::handle(broker, req.decode()?, v).await),
+        ApiKey::CreatePartitions => now(&req, api::create_partitions::handle(broker, req.decode()?).await),
+        ApiKey::DescribeConfigs => now(&req, api::describe_configs::handle(broker, req.decode()?)),
+        ApiKey::AlterConfigs => now(&req, api::alter_configs::handle(broker, req.decode()?).await),
         ApiKey::IncrementalAlterConfigs => {
-            let response = api::incremental_alter_configs::handle(broker, req.decode()?).await;
-            req.respond(&response, v).map(Reply::Now)
+            now(&req, api::incremental_alter_configs::handle(broker, req.decode()?).await)
         }
-        ApiKey::DescribeCluster => {
-            let response = api::describe_cluster::handle(broker, req.decode()?);
-            req.respond(&response, v).map(Reply::Now)
-        }
-        ApiKey::FindCoordinator => {
-            let response = api::find_coordinator::handle(broker, req.decode()?, v).await;
-            req.respond(&response, v).map(Reply::Now)
-        }
+        ApiKey::DescribeCluster => now(&req, api::describe_cluster::handle(broker, req.decode()?)),
+        ApiKey::FindCoordinator => now(&req, api::find_coordinator::handle(broker, req.decode()?, v).await),
         ApiKey::JoinGroup => {
             let (client_id, host) = (req.client_id.clone(), req.client_host.clone());
             let joining = api::join_group::start(broker, req.decode()?, v, client_id, host).await;
@@ -107,65 +76,31 @@ async fn route(broker: &Arc<Broker>, req: Request, span: Span) -> Result<Reply, 
             let syncing = api::sync_group::start(broker, &sync).await;
             Ok(later(req, span, api::sync_group::answer(broker.clone(), sync, syncing)))
         }
-        ApiKey::Heartbeat => {
-            let response = api::heartbeat::handle(broker, req.decode()?).await;
-            req.respond(&response, v).map(Reply::Now)
-        }
-        ApiKey::LeaveGroup => {
-            let response = api::leave_group::handle(broker, req.decode()?, v).await;
-            req.respond(&response, v).map(Reply::Now)
-        }
-        ApiKey::OffsetCommit => {
-            let response = api::offset_commit::handle(broker, req.decode()?).await;
-            req.respond(&response, v).map(Reply::Now)
-        }
-        ApiKey::OffsetFetch => {
-            let response = api::offset_fetch::handle(broker, req.decode()?, v).await;
-            req.respond(&response, v).map(Reply::Now)
-        }
-        ApiKey::ListGroups => {
-            let response = api::list_groups::handle(broker, req.decode()?).await;
-            req.respond(&response, v).map(Reply::Now)
-        }
-        ApiKey::DescribeGroups => {
-            let response = api::describe_groups::handle(broker, req.decode()?).await;
-            req.respond(&response, v).map(Reply::Now)
-        }
-        ApiKey::DeleteGroups => {
-            let response = api::delete_groups::handle(broker, req.decode()?).await;
-            req.respond(&response, v).map(Reply::Now)
-        }
-        ApiKey::OffsetDelete => {
-            let response = api::offset_delete::handle(broker, req.decode()?).await;
-            req.respond(&response, v).map(Reply::Now)
-        }
+        ApiKey::Heartbeat => now(&req, api::heartbeat::handle(broker, req.decode()?).await),
+        ApiKey::LeaveGroup => now(&req, api::leave_group::handle(broker, req.decode()?, v).await),
+        ApiKey::OffsetCommit => now(&req, api::offset_commit::handle(broker, req.decode()?).await),
+        ApiKey::OffsetFetch => now(&req, api::offset_fetch::handle(broker, req.decode()?, v).await),
+        ApiKey::ListGroups => now(&req, api::list_groups::handle(broker, req.decode()?).await),
+        ApiKey::DescribeGroups => now(&req, api::describe_groups::handle(broker, req.decode()?).await),
+        ApiKey::DeleteGroups => now(&req, api::delete_groups::handle(broker, req.decode()?).await),
+        ApiKey::OffsetDelete => now(&req, api::offset_delete::handle(broker, req.decode()?).await),
         ApiKey::ConsumerGroupHeartbeat => {
             let (client_id, host) = (req.client_id.clone(), req.client_host.clone());
             let response = api::consumer_group_heartbeat::handle(broker, req.decode()?, client_id, host).await;
             req.respond(&response, v).map(Reply::Now)
         }
-        ApiKey::InitProducerId => {
-            let response = api::init_producer_id::handle(broker, req.decode()?).await;
-            req.respond(&response, v).map(Reply::Now)
-        }
-        ApiKey::AddPartitionsToTxn => {
-            let response = api::add_partitions_to_txn::handle(broker, req.decode()?).await;
-            req.respond(&response, v).map(Reply::Now)
-        }
-        ApiKey::AddOffsetsToTxn => {
-            let response = api::add_offsets_to_txn::handle(broker, req.decode()?).await;
-            req.respond(&response, v).map(Reply::Now)
-        }
-        ApiKey::EndTxn => {
-            let response = api::end_txn::handle(broker, req.decode()?).await;
-            req.respond(&response, v).map(Reply::Now)
-        }
-        ApiKey::TxnOffsetCommit => {
-            let response = api::txn_offset_commit::handle(broker, req.decode()?).await;
-            req.respond(&response, v).map(Reply::Now)
-        }
+        ApiKey::InitProducerId => now(&req, api::init_producer_id::handle(broker, req.decode()?).await),
+        ApiKey::AddPartitionsToTxn => now(&req, api::add_partitions_to_txn::handle(broker, req.decode()?).await),
+        ApiKey::AddOffsetsToTxn => now(&req, api::add_offsets_to_txn::handle(broker, req.decode()?).await),
+        ApiKey::EndTxn => now(&req, api::end_txn::handle(broker, req.decode()?).await),
+        ApiKey::TxnOffsetCommit => now(&req, api::txn_offset_commit::handle(broker, req.decode()?).await),
         _ => Err(KafkaError::UnsupportedApi(req.api.api as i16)),
     }
+}
+
+/// The answer to `req`, ready now.
+fn now<T: Encodable>(req: &Request, response: T) -> Result<Reply, KafkaError> {
+    req.respond(&response, req.version).map(Reply::Now)
 }
 
 /// A [`Reply::Later`] answering `req` with what `work` returns, inside `span`.

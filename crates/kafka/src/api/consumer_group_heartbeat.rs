@@ -9,7 +9,7 @@ use vltava_broker::Broker;
 use vltava_common::WireError;
 use vltava_proto::v1 as pb;
 
-use super::{code, str_bytes, topic_uuid};
+use super::{code, str_bytes, topic_by_id, topic_uuid};
 
 /// Decides the heartbeat on the group's coordinator.
 pub async fn handle(
@@ -19,7 +19,7 @@ pub async fn handle(
     client_host: String,
 ) -> ConsumerGroupHeartbeatResponse {
     let image = broker.metadata.image();
-    let name_of = |id: &uuid::Uuid| image.topics.values().find(|t| topic_uuid(&t.id) == *id).map(|t| t.name.clone());
+    let name_of = |id: &uuid::Uuid| topic_by_id(&image, id).map(|t| t.name.clone());
     let subscription = match (&req.subscribed_topic_names, &req.subscribed_topic_regex) {
         (None, None) => None,
         (names, regex) => Some(pb::Subscription {

@@ -9,7 +9,7 @@ use vltava_common::{ErrorCode, WireError};
 use vltava_proto::v1 as pb;
 
 use super::codes::UNKNOWN_TOPIC_ID;
-use super::{code, str_bytes, topic_name, topic_uuid};
+use super::{code, str_bytes, topic_by_id, topic_name, topic_uuid};
 
 /// Deletes each requested topic; one result per topic, in request order.
 pub async fn handle(broker: &Broker, req: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
@@ -22,7 +22,7 @@ pub async fn handle(broker: &Broker, req: DeleteTopicsRequest, version: i16) -> 
         let image = broker.metadata.image();
         let found = match &name {
             Some(n) => image.topic(n).cloned(),
-            None => image.topics.values().find(|t| topic_uuid(&t.id) == id).cloned(),
+            None => topic_by_id(&image, &id).cloned(),
         };
         let result = DeletableTopicResult::default().with_name(name.as_deref().map(topic_name)).with_topic_id(id);
         let Some(topic) = found else {

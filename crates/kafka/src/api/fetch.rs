@@ -18,7 +18,7 @@ use vltava_common::{ErrorCode, WireError};
 use vltava_proto::v1 as pb;
 
 use super::codes::{FETCH_SESSION_ID_NOT_FOUND, UNKNOWN_TOPIC_ID};
-use super::{code, topic_name, topic_uuid};
+use super::{code, topic_by_id, topic_name};
 
 /// Kafka's READ_COMMITTED isolation level.
 const READ_COMMITTED: i8 = 1;
@@ -58,7 +58,7 @@ pub async fn handle(broker: Arc<Broker>, req: FetchRequest, version: i16) -> Fet
         .iter()
         .map(|t| {
             let name = match by_id {
-                true => image.topics.values().find(|m| topic_uuid(&m.id) == t.topic_id).map(|m| topic_name(&m.name)),
+                true => topic_by_id(&image, &t.topic_id).map(|m| topic_name(&m.name)),
                 false => Some(t.topic.clone()),
             };
             let checked = t

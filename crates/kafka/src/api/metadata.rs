@@ -18,7 +18,7 @@ use vltava_common::{ErrorCode, WireError};
 use vltava_metadata::{ClusterImage, TopicMetadata};
 
 use super::codes::UNKNOWN_TOPIC_ID;
-use super::{code, host_port, str_bytes, topic_name, topic_uuid};
+use super::{code, host_port, str_bytes, topic_by_id, topic_name, topic_uuid};
 
 /// The internal topics Kafka clients hide (`exclude.internal.topics`).
 const INTERNAL_TOPICS: &[&str] = &[OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC];
@@ -46,7 +46,7 @@ pub async fn handle(broker: &Broker, req: MetadataRequest, version: i16) -> Meta
             .map(|t| {
                 let found = match &t.name {
                     Some(name) => image.topic(name),
-                    None => image.topics.values().find(|m| topic_uuid(&m.id) == t.topic_id),
+                    None => topic_by_id(&image, &t.topic_id),
                 };
                 match found {
                     Some(m) => topic(&image, m),

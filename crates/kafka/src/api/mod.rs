@@ -67,6 +67,14 @@ pub fn topic_uuid(id: &str) -> Uuid {
     Uuid::parse_str(id).unwrap_or(Uuid::nil())
 }
 
+/// The topic Kafka names by `id` in `image` (Vltava keeps topics by name).
+pub fn topic_by_id<'a>(
+    image: &'a vltava_metadata::ClusterImage,
+    id: &Uuid,
+) -> Option<&'a std::sync::Arc<vltava_metadata::TopicMetadata>> {
+    image.topics.values().find(|t| topic_uuid(&t.id) == *id)
+}
+
 /// `host:port` split for Kafka's broker lists; `None` when the port is missing or not a number.
 pub fn host_port(address: &str) -> Option<(String, i32)> {
     let (host, port) = address.rsplit_once(':')?;
