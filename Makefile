@@ -8,7 +8,7 @@ CARGO ?= cargo
 LISTEN ?= 127.0.0.1:7070
 DATA_DIR ?= ./data/dev
 
-.PHONY: dev test test-python lint fmt deps test-deps build release bench perf perf-groups perf-transactions perf-cleaner perf-kafka clean-data docker cluster-up cluster-down
+.PHONY: dev test test-python fuzz-smoke chaos-smoke chaos lint fmt deps test-deps build release bench perf perf-groups perf-transactions perf-cleaner perf-kafka clean-data docker cluster-up cluster-down
 
 ## Install the system packages the build needs (libclang for RocksDB's bindgen).
 deps:
@@ -27,6 +27,22 @@ test: test-deps
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
 	$(MAKE) test-python
+	$(MAKE) fuzz-smoke
+	$(MAKE) chaos-smoke
+
+## Every fuzz target (fuzz/) over its corpus plus a fixed number of new inputs (docs/reliability.md).
+fuzz-smoke:
+	./deploy/fuzz.sh smoke 50000
+
+## Short vltava-chaos runs (every kind of fault) that must find nothing, and a run on a build that
+## breaks acks=all on purpose that must report lost writes. Needs root (network namespaces).
+chaos-smoke:
+	./deploy/chaos-smoke.sh
+
+## The figure docs/reliability.md quotes: 100 chaos runs of a minute on the release build.
+chaos: release
+	$(CARGO) build --release -p vltava-chaos
+	$(CARGO_TARGET_DIR)/release/vltava-chaos --runs 100 --duration 60s --out chaos-runs
 
 ## The Python example (examples/python) against a `vltava local-cluster` of the debug binary the
 ## cargo tests built: a venv in ~/.cache/vltava-py-venv, grpcio stubs generated from proto/.
@@ -37,10 +53,12 @@ test-python:
 lint: deps
 	python3 deploy/check-import-cycles.py
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml
 
 build: deps
 	$(CARGO) build --workspace

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond the build, if it is missing:
 # - kcat (Debian's librdkafka command-line client) for the Kafka protocol tests;
+# - iproute2 (ip netns, veth) and nftables for the chaos smoke (deploy/chaos-smoke.sh);
 # - a Python venv with Kafka's own clients (confluent-kafka, kafka-python; pinned in
 #   crates/cli/tests/kafka_clients/requirements.txt) in $VLTAVA_KAFKA_VENV
 #   (default ~/.cache/vltava-kafka-venv), which crates/cli/tests/kafka_python.rs runs.
@@ -19,6 +20,13 @@ if ! command -v kcat >/dev/null 2>&1; then
   apt_install kcat
   command -v kcat >/dev/null 2>&1 || { echo "kcat is still missing after installing it" >&2; exit 1; }
 fi
+
+for tool in ip:iproute2 nft:nftables; do
+  if ! command -v "${tool%%:*}" >/dev/null 2>&1; then
+    echo "installing ${tool#*:} (the chaos smoke's network faults use it)..." >&2
+    apt_install "${tool#*:}"
+  fi
+done
 
 venv="${VLTAVA_KAFKA_VENV:-$HOME/.cache/vltava-kafka-venv}"
 requirements="crates/cli/tests/kafka_clients/requirements.txt"

@@ -78,6 +78,9 @@ impl Appended {
     /// The second phase of [`handle`]: with `acks=all`, waits until the ISR has the batches.
     pub async fn acknowledged(self) -> Result<ProduceResponse, BrokerError> {
         let Appended { part, info, wait } = self;
+        // A test build that breaks acks=all on purpose (the chaos harness's proof that its
+        // checker sees lost writes): answers before the followers have the records.
+        let wait = if cfg!(feature = "unsafe-early-ack") { None } else { wait };
         if let Some((timeout, leader_epoch, isr)) = wait {
             let wait_span = tracing::info_span!(
                 target: SPAN_TARGET,

@@ -154,12 +154,13 @@ impl RecordBatch {
 
     /// `base_offset + last_offset_delta`.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset() + i64::from(self.last_offset_delta())
+        // Saturating: a corrupt header must not overflow (no valid batch gets near i64::MAX).
+        self.base_offset().saturating_add(i64::from(self.last_offset_delta()))
     }
 
     /// `last_offset + 1`.
     pub fn next_offset(&self) -> i64 {
-        self.last_offset() + 1
+        self.last_offset().saturating_add(1)
     }
 
     /// Total encoded size in bytes (header included).
@@ -227,6 +228,13 @@ impl RecordBatch {
                 self.last_offset_delta()
             )));
         }
+        if self.base_offset() < 0 || self.base_offset().checked_add(i64::from(self.last_offset_delta()) + 1).is_none() {
+            return Err(RecordError::Malformed(format!(
+                "base offset {} and last offset delta {} are outside the offset range",
+                self.base_offset(),
+                self.last_offset_delta()
+            )));
+        }
         self.compression()?;
         Ok(())
     }
@@ -279,7 +287,7 @@ impl RecordBatch {
                 .checked_sub(consumed)
                 .ok_or_else(|| RecordError::Malformed(format!("record length {length} shorter than its key")))?;
             reader.bytes(rest)?;
-            f(self.base_offset() + i64::from(offset_delta), key);
+            f(self.base_offset().saturating_add(i64::from(offset_delta)), key);
         }
         if reader.remaining() != 0 {
             return Err(RecordError::Malformed(format!("{} trailing bytes after the records", reader.remaining())));
@@ -326,7 +334,13 @@ impl RecordBatch {
         } else {
             self.base_timestamp().wrapping_add(timestamp_delta)
         };
-        Ok(Record { offset: self.base_offset() + i64::from(offset_delta), timestamp, key, value, headers })
+        Ok(Record {
+            offset: self.base_offset().saturating_add(i64::from(offset_delta)),
+            timestamp,
+            key,
+            value,
+            headers,
+        })
     }
 }
 

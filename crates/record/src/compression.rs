@@ -111,22 +111,37 @@ pub(crate) fn compress(codec: Compression, data: &[u8]) -> Result<Vec<u8>, Recor
     }
 }
 
-/// Decompresses `data` that was compressed with `codec`.
+/// The most a batch's records section may inflate to. Kafka itself sets no bound, so a few
+/// hundred bytes claiming gigabytes (a decompression bomb, found by the `record_batch` fuzz
+/// target with snappy) made the reader allocate them. 128 MiB is far above any batch a producer
+/// sends: `max.message.bytes` bounds the compressed batch to 1 MiB by default.
+pub const MAX_DECOMPRESSED_BYTES: usize = 128 * 1024 * 1024;
+
+fn too_large(codec: Compression) -> RecordError {
+    codec_err(codec, format!("the records inflate beyond {MAX_DECOMPRESSED_BYTES} bytes"))
+}
+
+/// Reads `reader` to its end, failing once more than [`MAX_DECOMPRESSED_BYTES`] come out.
+fn read_bounded(codec: Compression, reader: impl Read, out: &mut Vec<u8>) -> Result<(), RecordError> {
+    let limit = MAX_DECOMPRESSED_BYTES as u64 + 1;
+    reader.take(limit).read_to_end(out).map_err(|e| codec_err(codec, e))?;
+    if out.len() > MAX_DECOMPRESSED_BYTES {
+        return Err(too_large(codec));
+    }
+    Ok(())
+}
+
+/// Decompresses `data` that was compressed with `codec`, up to [`MAX_DECOMPRESSED_BYTES`].
 pub(crate) fn decompress(codec: Compression, data: &[u8]) -> Result<Vec<u8>, RecordError> {
-    let mut out = Vec::with_capacity(data.len().saturating_mul(2));
+    let mut out = Vec::with_capacity(data.len().saturating_mul(2).min(MAX_DECOMPRESSED_BYTES));
     match codec {
         Compression::None => out.extend_from_slice(data),
-        Compression::Gzip => {
-            flate2::read::GzDecoder::new(data).read_to_end(&mut out).map_err(|e| codec_err(codec, e))?;
-        }
+        Compression::Gzip => read_bounded(codec, flate2::read::GzDecoder::new(data), &mut out)?,
         Compression::Snappy => return xerial_decompress(data),
-        Compression::Lz4 => {
-            lz4_flex::frame::FrameDecoder::new(data).read_to_end(&mut out).map_err(|e| codec_err(codec, e))?;
-        }
+        Compression::Lz4 => read_bounded(codec, lz4_flex::frame::FrameDecoder::new(data), &mut out)?,
         Compression::Zstd => {
-            zstd::stream::read::Decoder::new(data)
-                .and_then(|mut d| d.read_to_end(&mut out))
-                .map_err(|e| codec_err(codec, e))?;
+            let decoder = zstd::stream::read::Decoder::new(data).map_err(|e| codec_err(codec, e))?;
+            read_bounded(codec, decoder, &mut out)?;
         }
     }
     Ok(out)
@@ -158,9 +173,13 @@ fn xerial_decompress(data: &[u8]) -> Result<Vec<u8>, RecordError> {
     let mut decoder = snap::raw::Decoder::new();
     if data.len() < XERIAL_HEADER_LEN || &data[..8] != XERIAL_MAGIC {
         // Not xerial framed: accept a plain raw snappy block.
+        let n = snap::raw::decompress_len(data).map_err(|e| codec_err(Compression::Snappy, e))?;
+        if n > MAX_DECOMPRESSED_BYTES {
+            return Err(too_large(Compression::Snappy));
+        }
         return decoder.decompress_vec(data).map_err(|e| codec_err(Compression::Snappy, e));
     }
-    let mut out = Vec::with_capacity(data.len() * 2);
+    let mut out = Vec::with_capacity(data.len().saturating_mul(2).min(MAX_DECOMPRESSED_BYTES));
     let mut pos = XERIAL_HEADER_LEN;
     while pos < data.len() {
         let Some(len_bytes) = data.get(pos..pos + 4) else {
@@ -174,6 +193,9 @@ fn xerial_decompress(data: &[u8]) -> Result<Vec<u8>, RecordError> {
             .ok_or_else(|| codec_err(Compression::Snappy, format!("bad xerial block length {len}")))?;
         let start = out.len();
         let n = snap::raw::decompress_len(block).map_err(|e| codec_err(Compression::Snappy, e))?;
+        if start + n > MAX_DECOMPRESSED_BYTES {
+            return Err(too_large(Compression::Snappy));
+        }
         out.resize(start + n, 0);
         decoder.decompress(block, &mut out[start..]).map_err(|e| codec_err(Compression::Snappy, e))?;
         pos += block.len();
@@ -187,6 +209,31 @@ mod tests {
 
     const ALL: [Compression; 5] =
         [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
+
+    /// Found by the `record_batch` fuzz target: 161 bytes whose snappy block claimed gigabytes.
+    #[test]
+    fn decompression_bombs_are_refused_before_they_allocate() {
+        // A raw snappy block whose header claims 1 GiB.
+        let claim = [0x80, 0x80, 0x80, 0x80, 0x04];
+        assert!(decompress(Compression::Snappy, &claim).unwrap_err().to_string().contains("inflate beyond"));
+        // The same inside xerial framing.
+        let mut framed = XERIAL_MAGIC.to_vec();
+        framed.extend_from_slice(&1i32.to_be_bytes());
+        framed.extend_from_slice(&1i32.to_be_bytes());
+        framed.extend_from_slice(&(claim.len() as i32).to_be_bytes());
+        framed.extend_from_slice(&claim);
+        assert!(decompress(Compression::Snappy, &framed).unwrap_err().to_string().contains("inflate beyond"));
+        // zstd: 129 MiB of zeros compress to a few kilobytes.
+        let zeros = vec![0u8; MAX_DECOMPRESSED_BYTES + (1 << 20)];
+        let bomb = zstd::bulk::compress(&zeros, 3).unwrap();
+        assert!(bomb.len() < 64 * 1024);
+        assert!(decompress(Compression::Zstd, &bomb).unwrap_err().to_string().contains("inflate beyond"));
+        // Any streaming codec: the reader is cut right after the limit.
+        let mut out = Vec::new();
+        let err = read_bounded(Compression::Gzip, std::io::repeat(0), &mut out).unwrap_err();
+        assert!(err.to_string().contains("inflate beyond"));
+        assert_eq!(out.len(), MAX_DECOMPRESSED_BYTES + 1);
+    }
 
     #[test]
     fn every_codec_round_trips_multi_block_input() {

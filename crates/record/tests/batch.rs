@@ -323,3 +323,23 @@ fn for_each_key_sees_every_records_key_at_its_offset_without_decoding_the_rest()
     let batch = RecordBatch::parse(Bytes::from(bytes)).unwrap();
     assert!(batch.for_each_key(|_, _| {}).is_err());
 }
+
+/// Found by the `record_batch` fuzz target: a batch whose base offset is near `i64::MAX`
+/// overflowed `base_offset + last_offset_delta` (a panic in debug builds, a negative offset in
+/// release builds). Offsets now saturate, and such a batch never passes for a stored one.
+#[test]
+fn a_base_offset_near_the_top_of_the_range_does_not_overflow() {
+    let mut builder = BatchBuilder::new(Compression::None);
+    for i in 0..3u8 {
+        builder.append(1_000, Some(&[i]), Some(b"v"), &[]);
+    }
+    let batch = RecordBatch::parse(builder.build_at(i64::MAX - 1)).unwrap();
+    assert_eq!(batch.last_offset(), i64::MAX);
+    assert_eq!(batch.next_offset(), i64::MAX);
+    let offsets: Vec<i64> = batch.records().unwrap().iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, vec![i64::MAX - 1, i64::MAX, i64::MAX]);
+    let mut keys = 0;
+    batch.for_each_key(|_, _| keys += 1).unwrap();
+    assert_eq!(keys, 3);
+    assert!(batch.validate_stored().is_err(), "a log cannot hold offsets past i64::MAX");
+}

@@ -109,7 +109,7 @@ impl HighWatermarkCheckpoint {
 }
 
 /// Parses the `replication-offset-checkpoint` format; `Err` says what is wrong.
-fn parse_high_watermarks(text: &str) -> Result<BTreeMap<TopicPartition, i64>, String> {
+pub(crate) fn parse_high_watermarks(text: &str) -> Result<BTreeMap<TopicPartition, i64>, String> {
     let mut lines = text.lines();
     let version = lines.next().ok_or("empty file")?;
     if version.trim().parse::<u32>() != Ok(HW_VERSION) {

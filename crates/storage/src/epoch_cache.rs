@@ -268,6 +268,12 @@ fn parse(text: &str) -> Result<Vec<EpochEntry>, String> {
     Ok(entries)
 }
 
+/// [`parse`] as plain pairs (the fuzz targets' entry).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn parse_entries(text: &str) -> Result<Vec<(i32, i64)>, String> {
+    parse(text).map(|e| e.into_iter().map(|e| (e.epoch, e.start_offset)).collect())
+}
+
 /// Rebuilds the cache from the batch headers of every segment (an entry wherever the epoch
 /// grows), reading headers only.
 fn rebuild(segments: &BTreeMap<i64, Segment>) -> Result<Vec<EpochEntry>, StorageError> {

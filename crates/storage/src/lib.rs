@@ -97,6 +97,8 @@ mod cleaner_rewrite;
 pub mod config;
 mod epoch_cache;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod index;
 pub mod log;
 mod max_timestamp;

@@ -106,7 +106,7 @@ impl ProducerBatch {
             first_seq: h.base_sequence,
             last_seq: increment_sequence(h.base_sequence, h.last_offset_delta),
             first_offset,
-            last_offset: first_offset + i64::from(h.last_offset_delta),
+            last_offset: first_offset.saturating_add(i64::from(h.last_offset_delta)),
             max_timestamp: h.max_timestamp,
             transactional: h.attributes & TRANSACTIONAL_FLAG != 0,
             control: h.attributes & CONTROL_FLAG != 0,
@@ -134,7 +134,7 @@ impl ProducerBatch {
             first_seq: b.base_sequence(),
             last_seq: increment_sequence(b.base_sequence(), b.last_offset_delta()),
             first_offset,
-            last_offset: first_offset + i64::from(b.last_offset_delta()),
+            last_offset: first_offset.saturating_add(i64::from(b.last_offset_delta())),
             max_timestamp: b.max_timestamp(),
             transactional: b.is_transactional(),
             control: b.is_control(),
@@ -606,6 +606,10 @@ fn read_snapshot(path: &Path) -> Result<Result<HashMap<i64, ProducerEntry>, Stri
     Ok(decode(&bytes))
 }
 
+/// The smallest encoded producer entry: id, epoch, last timestamp, coordinator epoch, current
+/// transaction's first offset and the batch count.
+const MIN_ENTRY_LEN: usize = 8 + 2 + 8 + 4 + 8 + 1;
+
 fn decode(bytes: &[u8]) -> Result<HashMap<i64, ProducerEntry>, String> {
     let mut r = Reader { bytes, at: 0 };
     let version = r.i16()?;
@@ -616,8 +620,9 @@ fn decode(bytes: &[u8]) -> Result<HashMap<i64, ProducerEntry>, String> {
     if crc32c::crc32c(&bytes[r.at..]) != crc {
         return Err("crc mismatch".into());
     }
-    let count = r.i32()?;
-    let mut producers = HashMap::with_capacity(usize::try_from(count).map_err(|_| "negative count")?);
+    let count = usize::try_from(r.i32()?).map_err(|_| "negative count")?;
+    // The count comes from the file: never reserve more than its remaining bytes could hold.
+    let mut producers = HashMap::with_capacity(count.min((bytes.len() - r.at) / MIN_ENTRY_LEN));
     for _ in 0..count {
         let id = r.i64()?;
         let mut e = ProducerEntry::new(r.i16()?);
@@ -640,6 +645,12 @@ fn decode(bytes: &[u8]) -> Result<HashMap<i64, ProducerEntry>, String> {
         return Err(format!("{} trailing bytes", bytes.len() - r.at));
     }
     Ok(producers)
+}
+
+/// [`decode`] for the fuzz targets: the number of producers.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn decode_snapshot(bytes: &[u8]) -> Result<usize, String> {
+    decode(bytes).map(|p| p.len())
 }
 
 struct Reader<'a> {

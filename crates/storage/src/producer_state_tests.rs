@@ -186,3 +186,15 @@ fn markers_end_transactions_and_the_oldest_open_one_bounds_the_first_unstable_of
     reloaded.rebuild_ongoing();
     assert_eq!(reloaded.first_unstable_offset(), Some(15));
 }
+
+/// Found by the `checkpoints` fuzz target: a snapshot with a valid CRC whose producer count says
+/// 2³¹ - 1 made `decode` reserve room for that many entries (tens of gigabytes) and abort.
+#[test]
+fn a_snapshot_claiming_billions_of_producers_is_rejected_without_reserving_for_them() {
+    let mut bytes = SNAPSHOT_VERSION.to_be_bytes().to_vec();
+    let body = i32::MAX.to_be_bytes();
+    bytes.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+    bytes.extend_from_slice(&body);
+    let err = decode(&bytes).expect_err("2^31 - 1 producers in 4 bytes");
+    assert!(!err.is_empty());
+}

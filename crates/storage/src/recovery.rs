@@ -90,7 +90,7 @@ fn load_indexes(segment: &Segment, dir: &Path) -> Result<Result<(OffsetIndex, Ti
             return Ok(Err("offset index points past the log".into()));
         }
         match segment.header_at(u64::from(last.pos)) {
-            Ok(h) if h.base_offset == base + i64::from(last.rel) => {}
+            Ok(h) if h.base_offset == base.saturating_add(i64::from(last.rel)) => {}
             _ => return Ok(Err("offset index entry does not match the batch it points at".into())),
         }
     }
@@ -118,6 +118,7 @@ fn load_segment(dir: &Path, base: i64, full: bool, interval: u64) -> Result<Load
         offset_of_max_timestamp: base,
         roll_base_ms: None,
         unsynced: false,
+        torn: false,
     };
     let mut rebuild = full;
     let (mut from, mut expected) = (0, base);
@@ -126,7 +127,7 @@ fn load_segment(dir: &Path, base: i64, full: bool, interval: u64) -> Result<Load
             Ok((offsets, times)) => {
                 if let Some(last) = offsets.last() {
                     from = u64::from(last.pos);
-                    expected = base + i64::from(last.rel);
+                    expected = base.saturating_add(i64::from(last.rel));
                 }
                 segment.offset_index = offsets;
                 segment.time_index = times;
@@ -139,7 +140,9 @@ fn load_segment(dir: &Path, base: i64, full: bool, interval: u64) -> Result<Load
     }
     let mut seen: Vec<(u64, BatchHeader)> = Vec::new();
     let mut end = scan(&segment.file, &segment.log_path, from, size, true, Some(expected), |p, h| seen.push((p, *h)))?;
-    let time_ok = |s: &Segment, next: i64| s.time_index.last().is_none_or(|t| s.base_offset + i64::from(t.rel) < next);
+    let time_ok = |s: &Segment, next: i64| {
+        s.time_index.last().is_none_or(|t| s.base_offset.saturating_add(i64::from(t.rel)) < next)
+    };
     let tail_next = seen.last().map_or(expected, |(_, h)| h.next_offset());
     if !rebuild && (end.error.is_some() || !time_ok(&segment, tail_next)) {
         // Trusted indexes disagree with the log: validate the whole segment instead.

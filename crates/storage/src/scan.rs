@@ -61,7 +61,7 @@ impl BatchHeader {
             base_offset,
             partition_leader_epoch: i32_at(header::PARTITION_LEADER_EPOCH),
             size: (LOG_OVERHEAD + length as usize) as u64,
-            last_offset: base_offset + i64::from(last_offset_delta),
+            last_offset: base_offset.saturating_add(i64::from(last_offset_delta)),
             max_timestamp: i64_at(header::MAX_TIMESTAMP),
             magic,
             crc: i32_at(header::CRC) as u32,

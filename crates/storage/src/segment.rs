@@ -65,6 +65,34 @@ pub(crate) struct Segment {
     pub(crate) roll_base_ms: Option<i64>,
     /// The log file has data not yet fsynced.
     pub(crate) unsynced: bool,
+    /// A failed write left bytes in the file that could not be cut off: appends are refused until
+    /// the log is reopened (recovery truncates the torn tail).
+    pub(crate) torn: bool,
+}
+
+/// Appends `buf` to a segment file (opened in append mode).
+#[cfg(not(test))]
+fn write_all(file: &File, buf: &[u8]) -> std::io::Result<()> {
+    let mut file = file;
+    file.write_all(buf)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests: the next append writes this many bytes and then fails as on a full disk.
+    pub(crate) static FAIL_NEXT_WRITE_AFTER: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+#[cfg(test)]
+fn write_all(file: &File, buf: &[u8]) -> std::io::Result<()> {
+    let mut file = file;
+    match FAIL_NEXT_WRITE_AFTER.with(|f| f.take()) {
+        Some(n) => {
+            file.write_all(&buf[..n.min(buf.len())])?;
+            Err(std::io::Error::from_raw_os_error(28))
+        }
+        None => file.write_all(buf),
+    }
 }
 
 pub(crate) fn open_log_file(path: &Path) -> Result<File, StorageError> {
@@ -90,6 +118,7 @@ impl Segment {
             offset_of_max_timestamp: base_offset,
             roll_base_ms: None,
             unsynced: true,
+            torn: false,
         })
     }
 
@@ -110,6 +139,7 @@ impl Segment {
             offset_of_max_timestamp: base_offset,
             roll_base_ms: None,
             unsynced: false,
+            torn: false,
         }
     }
 
@@ -160,7 +190,23 @@ impl Segment {
         index_interval_bytes: u64,
         now_ms: i64,
     ) -> Result<(), StorageError> {
-        (&self.file).write_all(buf).at(&self.log_path)?;
+        if self.torn {
+            return Err(StorageError::Io {
+                path: self.log_path.clone(),
+                source: std::io::Error::other("an earlier write failed halfway and its bytes could not be removed"),
+            });
+        }
+        if let Err(e) = write_all(&self.file, buf) {
+            // A failed write (a full disk, an I/O error) may have left part of `buf` in the file:
+            // cut it off, so that the file holds whole batches only and the next append lands
+            // where the indexes say. (Found reading a broker's log after the chaos harness's disk-full
+            // fault.)
+            if let Err(cut) = self.file.set_len(self.size) {
+                tracing::error!(path = %self.log_path.display(), error = %cut, "cannot remove a torn write");
+                self.torn = true;
+            }
+            return Err(e).at(&self.log_path);
+        }
         if self.size == 0
             && let Some(first) = metas.first()
         {
@@ -247,7 +293,7 @@ impl Segment {
             }
             let base = i64_at(b, header::BASE_OFFSET);
             let delta = i32_at(b, header::LAST_OFFSET_DELTA);
-            if base + i64::from(delta) >= limit {
+            if base.saturating_add(i64::from(delta)) >= limit {
                 break;
             }
             end += size;
@@ -303,7 +349,7 @@ impl Segment {
         let mut from = 0;
         if let Some(t) = self.time_index.last() {
             max_ts = t.timestamp;
-            max_off = self.base_offset + i64::from(t.rel);
+            max_off = self.base_offset.saturating_add(i64::from(t.rel));
             from = self.offset_index.lookup(t.rel).map_or(0, |e| u64::from(e.pos));
         }
         let mut next = None;
@@ -338,5 +384,53 @@ impl Segment {
         remove_if_exists(&self.log_path)?;
         self.offset_index.delete()?;
         self.time_index.delete()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use vltava_record::{BatchBuilder, Compression, batches};
+
+    use super::FAIL_NEXT_WRITE_AFTER;
+    use crate::{Log, LogConfig};
+
+    fn batch(value: &[u8]) -> Bytes {
+        let mut b = BatchBuilder::new(Compression::None);
+        b.append(1_700_000_000_000, Some(b"k"), Some(value), &[]);
+        b.build()
+    }
+
+    fn values(log: &Log) -> Vec<Vec<u8>> {
+        let read = log.read(log.log_start_offset(), 1 << 20, None).unwrap();
+        batches(read.records)
+            .map(|b| {
+                let b = b.expect("only whole batches are served");
+                b.verify_crc().expect("only valid batches are served");
+                b.records().unwrap()[0].value.clone().unwrap().to_vec()
+            })
+            .collect()
+    }
+
+    /// Found reading a broker's log after the chaos harness's disk-full fault: a write that failed
+    /// halfway left its first bytes in the file; the next append landed after them while the indexes assumed it did
+    /// not, so reads returned misaligned bytes and recovery cut the log at the torn batch.
+    #[test]
+    fn a_write_that_fails_halfway_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig { index_interval_bytes: 1, ..LogConfig::default() };
+        let mut log = Log::open(dir.path(), config.clone()).unwrap();
+        log.append(batch(b"first"), 0, 1).unwrap();
+        FAIL_NEXT_WRITE_AFTER.with(|f| f.set(Some(20)));
+        let err = log.append(batch(b"lost to a full disk"), 0, 1).unwrap_err();
+        assert!(err.to_string().contains("No space left"), "{err}");
+        assert_eq!(log.log_end_offset(), 1, "the failed append took no offset");
+        log.append(batch(b"second"), 0, 1).unwrap();
+        assert_eq!(values(&log), vec![b"first".to_vec(), b"second".to_vec()]);
+        assert_eq!(log.read(1, 1 << 20, None).unwrap().first_offset, 1, "the index points at the second batch");
+        drop(log);
+        let log = Log::open(dir.path(), config).unwrap();
+        assert_eq!(log.log_end_offset(), 2, "nothing is cut at recovery");
+        assert_eq!(values(&log), vec![b"first".to_vec(), b"second".to_vec()]);
     }
 }

@@ -225,6 +225,12 @@ fn parse_name(path: &Path) -> Option<i64> {
     (stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit())).then(|| stem.parse().ok())?
 }
 
+/// [`decode`] for the fuzz targets: the number of entries.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn decode_entries(bytes: &[u8], base: i64) -> Result<usize, String> {
+    decode(bytes, base).map(|e| e.len())
+}
+
 /// Decodes a segment's entries; `Err` says why the file cannot be trusted.
 fn decode(bytes: &[u8], base: i64) -> Result<Vec<AbortedTxn>, String> {
     if !bytes.len().is_multiple_of(ENTRY_LEN) {

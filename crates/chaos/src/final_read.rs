@@ -1,0 +1,66 @@
+//! The read of the healed cluster that the history is checked against: every partition of the
+//! topic from its beginning to its high watermark, `read_uncommitted` and `read_committed`, and
+//! the group's committed offsets.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use vltava_client::{Admin, Consumer, IsolationLevel, OffsetSpec, TopicPartition};
+
+use crate::checker::FinalRead;
+use crate::error::ChaosError;
+use crate::workload::{Env, consumer_config};
+
+/// Reads everything; `limit` bounds each of the two reads.
+pub async fn read(env: &Env, limit: Duration) -> Result<FinalRead, ChaosError> {
+    let admin = Admin::connect(&env.bootstrap).await?;
+    let topic = admin.describe_topic(&env.topic).await?;
+    let mut ends = BTreeMap::new();
+    for p in &topic.partitions {
+        let tp = TopicPartition::new(env.topic.clone(), p.partition);
+        ends.insert(p.partition, admin.list_offsets(&tp, OffsetSpec::Latest).await?);
+    }
+    let uncommitted = read_all(env, &ends, IsolationLevel::ReadUncommitted, limit).await?;
+    let committed = read_all(env, &ends, IsolationLevel::ReadCommitted, limit).await?;
+    let group_offsets = admin
+        .group_offsets(&env.group)
+        .await
+        .map(|offsets| offsets.into_iter().map(|(tp, o)| (tp.partition, o)).collect())
+        .unwrap_or_default();
+    Ok(FinalRead { uncommitted, committed, group_offsets })
+}
+
+async fn read_all(
+    env: &Env,
+    ends: &BTreeMap<i32, i64>,
+    isolation: IsolationLevel,
+    limit: Duration,
+) -> Result<BTreeMap<i32, Vec<(i64, String)>>, ChaosError> {
+    let mut config = consumer_config(env, None);
+    config.isolation_level = isolation;
+    let mut consumer = Consumer::connect(config).await?;
+    let partitions: Vec<TopicPartition> = ends.keys().map(|p| TopicPartition::new(env.topic.clone(), *p)).collect();
+    consumer.assign(partitions.clone());
+    consumer.seek_to_beginning(&partitions)?;
+    let mut out: BTreeMap<i32, Vec<(i64, String)>> = ends.keys().map(|p| (*p, Vec::new())).collect();
+    let deadline = Instant::now() + limit;
+    loop {
+        let mut done = true;
+        for tp in &partitions {
+            if consumer.position(tp).await.unwrap_or(0) < ends[&tp.partition] {
+                done = false;
+            }
+        }
+        if done {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(ChaosError::Cluster(format!("could not read every partition to its end within {limit:?}")));
+        }
+        for r in consumer.poll(Duration::from_millis(500)).await.unwrap_or_default() {
+            let value = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned();
+            out.entry(r.partition).or_default().push((r.offset, value));
+        }
+    }
+    Ok(out)
+}
