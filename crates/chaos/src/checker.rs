@@ -17,6 +17,31 @@ pub struct FinalRead {
     pub committed: BTreeMap<i32, Vec<(i64, String)>>,
     /// The group's committed offsets at the end.
     pub group_offsets: BTreeMap<i32, i64>,
+    /// Partitions that could not be read to their end (a stuck last stable offset, a partition
+    /// without a leader): a finding of its own.
+    #[serde(default)]
+    pub incomplete: Vec<Incomplete>,
+}
+
+/// A partition the final read could not read to its end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incomplete {
+    /// Whether it was the `read_committed` read.
+    pub committed: bool,
+    /// The partition.
+    pub partition: i32,
+    /// Where the read stopped.
+    pub position: i64,
+    /// The partition's high watermark.
+    pub end: i64,
+}
+
+impl FinalRead {
+    /// Whether the final read of `partition` (committed or not) stopped before `offset`: what lies
+    /// there is unknown, neither lost nor kept.
+    fn unread(&self, committed: bool, partition: i32, offset: i64) -> bool {
+        self.incomplete.iter().any(|i| i.committed == committed && i.partition == partition && offset >= i.position)
+    }
 }
 
 /// The kinds of violation.
@@ -202,6 +227,7 @@ fn lost(events: &[Event], stored: &FinalRead, txns: &HashMap<String, TxnOutcome>
         }
         let view = if in_txn.is_some() { &committed } else { &all };
         match view.get(value.as_str()) {
+            None if stored.unread(in_txn.is_some(), *partition, *offset) => {}
             None => found.push(anomaly(
                 AnomalyKind::Lost,
                 *partition,

@@ -48,6 +48,7 @@ fn clean() -> (Vec<Event>, FinalRead) {
         uncommitted: BTreeMap::from([(0, records.clone())]),
         committed: BTreeMap::from([(0, records)]),
         group_offsets: BTreeMap::from([(0, 3)]),
+        incomplete: Vec::new(),
     };
     (events, stored)
 }
@@ -193,4 +194,18 @@ fn records_read_by_a_reader_outside_the_group_do_not_count_for_the_group() {
     events.retain(|e| !matches!(e, Event::Read { offset: 1, .. }));
     events.push(read(105, "reader", false, 0, 1, "p1:1"));
     assert_eq!(kinds(&events, &stored), vec![AnomalyKind::Skip]);
+}
+
+#[test]
+fn records_beyond_where_the_final_read_stopped_are_not_judged_lost() {
+    let (events, mut stored) = clean();
+    stored.uncommitted.insert(0, log(&[(0, "p1:0"), (1, "p1:1")]));
+    stored.committed = stored.uncommitted.clone();
+    stored.incomplete.push(crate::checker::Incomplete { committed: false, partition: 0, position: 2, end: 3 });
+    let verdict = check(&events[..6], &stored);
+    assert!(verdict.ok(), "{:?}", verdict.anomalies);
+    // Below where the read stopped, a missing record is lost all the same.
+    stored.uncommitted.insert(0, log(&[(0, "p1:0"), (2, "p1:2")]));
+    stored.incomplete[0].position = 3;
+    assert_eq!(kinds(&events[..6], &stored), vec![AnomalyKind::Lost]);
 }

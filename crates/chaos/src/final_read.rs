@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use vltava_client::{Admin, Consumer, IsolationLevel, OffsetSpec, TopicPartition};
 
-use crate::checker::FinalRead;
+use crate::checker::{FinalRead, Incomplete};
 use crate::error::ChaosError;
 use crate::workload::{Env, consumer_config};
 
@@ -20,22 +20,25 @@ pub async fn read(env: &Env, limit: Duration) -> Result<FinalRead, ChaosError> {
         let tp = TopicPartition::new(env.topic.clone(), p.partition);
         ends.insert(p.partition, admin.list_offsets(&tp, OffsetSpec::Latest).await?);
     }
-    let uncommitted = read_all(env, &ends, IsolationLevel::ReadUncommitted, limit).await?;
-    let committed = read_all(env, &ends, IsolationLevel::ReadCommitted, limit).await?;
+    let (uncommitted, mut incomplete) = read_all(env, &ends, IsolationLevel::ReadUncommitted, limit).await?;
+    let (committed, stuck) = read_all(env, &ends, IsolationLevel::ReadCommitted, limit).await?;
+    incomplete.extend(stuck);
     let group_offsets = admin
         .group_offsets(&env.group)
         .await
         .map(|offsets| offsets.into_iter().map(|(tp, o)| (tp.partition, o)).collect())
         .unwrap_or_default();
-    Ok(FinalRead { uncommitted, committed, group_offsets })
+    Ok(FinalRead { uncommitted, committed, group_offsets, incomplete })
 }
 
+/// The records of every partition up to its end, and for each partition that could not be read to
+/// its end within `limit`, why (its position and end).
 async fn read_all(
     env: &Env,
     ends: &BTreeMap<i32, i64>,
     isolation: IsolationLevel,
     limit: Duration,
-) -> Result<BTreeMap<i32, Vec<(i64, String)>>, ChaosError> {
+) -> Result<(BTreeMap<i32, Vec<(i64, String)>>, Vec<Incomplete>), ChaosError> {
     let mut config = consumer_config(env, None);
     config.isolation_level = isolation;
     let mut consumer = Consumer::connect(config).await?;
@@ -45,22 +48,28 @@ async fn read_all(
     let mut out: BTreeMap<i32, Vec<(i64, String)>> = ends.keys().map(|p| (*p, Vec::new())).collect();
     let deadline = Instant::now() + limit;
     loop {
-        let mut done = true;
+        let mut behind = Vec::new();
         for tp in &partitions {
-            if consumer.position(tp).await.unwrap_or(0) < ends[&tp.partition] {
-                done = false;
+            let position = consumer.position(tp).await.unwrap_or(0);
+            if position < ends[&tp.partition] {
+                behind.push(Incomplete {
+                    committed: isolation == IsolationLevel::ReadCommitted,
+                    partition: tp.partition,
+                    position,
+                    end: ends[&tp.partition],
+                });
             }
         }
-        if done {
+        if behind.is_empty() {
             break;
         }
         if Instant::now() > deadline {
-            return Err(ChaosError::Cluster(format!("could not read every partition to its end within {limit:?}")));
+            return Ok((out, behind));
         }
         for r in consumer.poll(Duration::from_millis(500)).await.unwrap_or_default() {
             let value = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned();
             out.entry(r.partition).or_default().push((r.offset, value));
         }
     }
-    Ok(out)
+    Ok((out, Vec::new()))
 }

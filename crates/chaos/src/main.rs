@@ -123,6 +123,19 @@ async fn main() -> anyhow::Result<()> {
             v.transactions,
             report.settled_after_ms.map_or("NO".into(), |ms| format!("{ms} ms")),
         );
+        if let Some(unsettled) = &report.unsettled {
+            println!("  UNSETTLED {unsettled}");
+        }
+        for stuck in &report.incomplete {
+            let read = if stuck.committed { "read_committed" } else { "read_uncommitted" };
+            println!(
+                "  INCOMPLETE {read} read of p{} stopped at {}, its end is {}",
+                stuck.partition, stuck.position, stuck.end
+            );
+        }
+        if !report.consumers_caught_up {
+            println!("  the group did not commit every partition to its end");
+        }
         for crash in &report.crashes {
             println!("  CRASH {} at {} ms: {}", crash.process, crash.t, crash.status);
         }

@@ -80,6 +80,10 @@ pub struct RunReport {
     /// How long the healed cluster took to settle (every replica back in sync), ms; `None` if it
     /// did not within the limit.
     pub settled_after_ms: Option<u64>,
+    /// What was still out of sync when the cluster did not settle.
+    pub unsettled: Option<String>,
+    /// Partitions the final read could not read to their end (see [`checker::FinalRead`]).
+    pub incomplete: Vec<checker::Incomplete>,
     /// Whether the group had committed every partition to its end before the final read (when
     /// not, `skip` cannot be judged past the last commit, which is all it judges anyway).
     pub consumers_caught_up: bool,
@@ -92,7 +96,7 @@ pub struct RunReport {
 impl RunReport {
     /// Whether the run found nothing: no anomaly, no crash, and the cluster settled.
     pub fn clean(&self) -> bool {
-        self.verdict.ok() && self.crashes.is_empty() && self.settled_after_ms.is_some()
+        self.verdict.ok() && self.crashes.is_empty() && self.settled_after_ms.is_some() && self.incomplete.is_empty()
     }
 }
 
@@ -231,8 +235,8 @@ async fn drive(config: &RunConfig, dir: &Path, cluster: &mut Cluster, net: &Netw
         p.restart()?;
     }
     let settle_start = Instant::now();
-    let settled = settle(cluster, config.brokers as usize, Duration::from_secs(90)).await;
-    let settled_after_ms = settled.then(|| settle_start.elapsed().as_millis() as u64);
+    let unsettled = settle(cluster, config.brokers as usize, Duration::from_secs(90)).await.err();
+    let settled_after_ms = unsettled.is_none().then(|| settle_start.elapsed().as_millis() as u64);
     // The consumers catch up; transactions left open by faults time out meanwhile (10 s).
     let mut workload = workload;
     workload.stop_producers().await;
@@ -260,7 +264,9 @@ async fn drive(config: &RunConfig, dir: &Path, cluster: &mut Cluster, net: &Netw
         faults: applied,
         crashes,
         settled_after_ms,
+        unsettled,
         consumers_caught_up: caught_up,
+        incomplete: stored.incomplete.clone(),
         verdict,
         dir: dir.to_path_buf(),
     };
@@ -284,24 +290,34 @@ fn restart_crashed(cluster: &mut Cluster, crashed: &mut Vec<String>, history: &H
 }
 
 /// Waits until every broker is registered and every partition of the topic has all its
-/// replicas in sync; false if that did not happen within `limit`.
-async fn settle(cluster: &mut Cluster, brokers: usize, limit: Duration) -> bool {
+/// replicas in sync; what was still out of sync if that did not happen within `limit`.
+async fn settle(cluster: &mut Cluster, brokers: usize, limit: Duration) -> Result<(), String> {
     let deadline = Instant::now() + limit;
-    if cluster.wait_ready(brokers, limit).await.is_err() {
-        return false;
-    }
+    cluster.wait_ready(brokers, limit).await.map_err(|e| e.to_string())?;
+    let mut last = String::from("the topic could not be described");
     while Instant::now() < deadline {
-        let in_sync = async {
+        let lagging = async {
             let admin = Admin::connect(&cluster.bootstrap).await.ok()?;
             let topic = admin.describe_topic(TOPIC).await.ok()?;
-            Some(topic.partitions.iter().all(|p| p.leader >= 0 && p.isr.len() == p.replicas.len()))
+            Some(
+                topic
+                    .partitions
+                    .iter()
+                    .filter(|p| p.leader < 0 || p.isr.len() != p.replicas.len())
+                    .map(|p| {
+                        format!("p{}: leader {}, replicas {:?}, isr {:?}", p.partition, p.leader, p.replicas, p.isr)
+                    })
+                    .collect::<Vec<_>>(),
+            )
         };
-        if tokio::time::timeout(Duration::from_secs(5), in_sync).await.ok().flatten() == Some(true) {
-            return true;
+        match tokio::time::timeout(Duration::from_secs(5), lagging).await.ok().flatten() {
+            Some(lagging) if lagging.is_empty() => return Ok(()),
+            Some(lagging) => last = lagging.join("; "),
+            None => {}
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    false
+    Err(last)
 }
 
 fn write_files(

@@ -175,3 +175,38 @@ pub fn render(title: &str, events: &[Event], verdict: &Verdict) -> String {
     s.push_str("</svg>\n");
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checker::{Anomaly, AnomalyKind};
+
+    #[test]
+    fn the_picture_shows_rates_faults_leaders_and_anomalies() {
+        let events = vec![
+            Event::Leader { t: 0, of: "p0".into(), broker: 1 },
+            Event::Ack { t: 500, client: "p1".into(), value: "p1:0".into(), partition: 0, offset: 0 },
+            Event::Fault { t: 1_000, description: "kill -9 broker-1".into(), kind: "kill".into(), start: true },
+            Event::Leader { t: 1_500, of: "p0".into(), broker: 2 },
+            Event::Fault { t: 3_000, description: "kill -9 broker-1".into(), kind: "kill".into(), start: false },
+            Event::Ack { t: 3_500, client: "p1".into(), value: "p1:1".into(), partition: 0, offset: 1 },
+        ];
+        let mut verdict = Verdict::default();
+        verdict.anomalies.push(Anomaly {
+            kind: AnomalyKind::Lost,
+            partition: 0,
+            offset: Some(1),
+            value: Some("p1:1".into()),
+            t: Some(3_500),
+            detail: "acknowledged <here> & gone".into(),
+        });
+        verdict.counts.insert("lost".into(), 1);
+        let svg = render("seed 7", &events, &verdict);
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert!(svg.contains("<title>kill -9 broker-1</title>"), "the fault window");
+        assert!(svg.contains("p0: broker 1 from 0 ms") && svg.contains("p0: broker 2 from 1500 ms"), "the lane");
+        assert!(svg.contains("ANOMALIES: lost: 1"));
+        assert!(svg.contains("acknowledged &lt;here&gt; &amp; gone"), "text is escaped");
+        assert!(svg.contains("<polyline"), "the rates");
+    }
+}

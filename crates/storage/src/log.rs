@@ -569,7 +569,9 @@ impl Log {
 
     /// Removes every record at or above `offset`, at batch granularity: the batch containing
     /// `offset` is removed whole, so the new log end offset is that batch's base offset (which
-    /// equals `offset` when `offset` is a batch boundary). A no-op if `offset >= LEO`. If
+    /// equals `offset` when `offset` is a batch boundary). When `offset` falls in a gap of a
+    /// compacted log, the new log end offset is the end of the last batch kept (or the segment's
+    /// base offset), which is what recovery finds after a crash. A no-op if `offset >= LEO`. If
     /// `offset` is below the log start offset the log is emptied and restarts at `offset`
     /// (a follower whose leader's log starts beyond its own log end offset does this).
     ///
@@ -591,7 +593,7 @@ impl Log {
         let segment = self.active_mut();
         if let Some((pos, header)) = segment.find_batch(offset)? {
             let dropped = segment.truncate(pos, header.base_offset)?;
-            tracing::info!(offset, new_end = header.base_offset, dropped, "truncated log");
+            tracing::info!(offset, new_end = segment.next_offset, dropped, "truncated log");
         }
         segment.flush()?;
         let leo = self.log_end_offset();

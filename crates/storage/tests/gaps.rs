@@ -90,3 +90,25 @@ fn gaps_within_and_across_segments_survive_a_clean_close_and_a_crash() {
         assert_eq!(offsets(&log, 0), before, "crash: {crash}");
     }
 }
+
+/// Found by the `log_append` fuzz target: truncating to an offset inside a gap set the log end
+/// to the base of the first removed batch (beyond the gap), while recovery after a crash found the
+/// end of the last batch kept: the log end offset changed across a restart.
+#[test]
+fn truncating_into_a_gap_ends_the_log_where_recovery_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { segment_bytes: 1 << 20, ..LogConfig::default() };
+    let mut log = Log::open(dir.path(), config.clone()).unwrap();
+    log.append_as_follower(cleaned(0, &[0, 1, 2], 2)).unwrap();
+    log.roll(1).unwrap();
+    log.append_as_follower(cleaned(6, &[0, 1], 1)).unwrap();
+    assert_eq!(log.log_end_offset(), 8);
+    log.truncate_to(4).unwrap();
+    assert_eq!(log.log_end_offset(), 3, "nothing lies at 3..=5: the log ends after the batch kept");
+    log.flush().unwrap();
+    drop(log);
+    std::fs::remove_file(dir.path().join(".clean-shutdown")).ok();
+    let log = Log::open(dir.path(), config).unwrap();
+    assert_eq!(log.log_end_offset(), 3, "recovery agrees");
+    assert_eq!(offsets(&log, 0), vec![0, 1, 2]);
+}

@@ -34,6 +34,8 @@ async fn member(env: &Env, name: &str, mut consumer: Consumer, _stop: &watch::Re
         return;
     }
     let mut known: HashSet<TopicPartition> = HashSet::new();
+    // What this member last committed per partition.
+    let mut committed: HashMap<TopicPartition, i64> = HashMap::new();
     let mut failures = 0;
     loop {
         let records = match consumer.poll(Duration::from_millis(500)).await {
@@ -54,19 +56,16 @@ async fn member(env: &Env, name: &str, mut consumer: Consumer, _stop: &watch::Re
         let assignment: HashSet<TopicPartition> = consumer.assignment().into_iter().collect();
         let new: Vec<TopicPartition> = assignment.difference(&known).cloned().collect();
         known = assignment;
+        committed.retain(|tp, _| known.contains(tp));
         if !new.is_empty() {
             let t = env.history.now();
-            if let Ok(committed) = consumer.committed(&new).await {
+            if let Ok(found) = consumer.committed(&new).await {
                 for tp in &new {
-                    let offset = committed.get(tp).copied().unwrap_or(-1);
+                    let offset = found.get(tp).copied().unwrap_or(-1);
                     env.history.push(Event::Fetched { t, client: name.to_string(), partition: tp.partition, offset });
                 }
             }
         }
-        if records.is_empty() {
-            continue;
-        }
-        let mut read: HashMap<TopicPartition, i64> = HashMap::new();
         for r in &records {
             env.history.push(Event::Read {
                 t: env.history.now(),
@@ -77,16 +76,25 @@ async fn member(env: &Env, name: &str, mut consumer: Consumer, _stop: &watch::Re
                 offset: r.offset,
                 value: String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned(),
             });
-            read.insert(TopicPartition::new(r.topic.to_string(), r.partition), r.offset + 1);
         }
-        // Commit the positions reached in the partitions just read (the next offset to read).
-        let positions = consumer.positions();
-        let offsets: HashMap<TopicPartition, i64> =
-            read.keys().filter_map(|tp| positions.get(tp).map(|p| (tp.clone(), p.offset))).collect();
+        // Commit the positions that moved since the last commit (the next offsets to read; a
+        // position also moves over transaction markers and aborted records, which no poll returns).
+        let offsets: HashMap<TopicPartition, i64> = consumer
+            .positions()
+            .into_iter()
+            .filter(|(tp, p)| known.contains(tp) && committed.get(tp).is_none_or(|c| p.offset > *c))
+            .map(|(tp, p)| (tp, p.offset))
+            .collect();
+        if offsets.is_empty() {
+            continue;
+        }
         let t_start = env.history.now();
         let result = consumer.commit_offsets(offsets.clone()).await;
         let t = env.history.now();
         for (tp, offset) in offsets {
+            if result.is_ok() {
+                committed.insert(tp.clone(), offset);
+            }
             env.history.push(Event::Commit {
                 t_start,
                 t,
