@@ -250,23 +250,6 @@ fn lost(events: &[Event], stored: &FinalRead, txns: &HashMap<String, TxnOutcome>
             Some(_) => {}
         }
     }
-    // A committed transaction's records must all be visible, acknowledged one by one or not.
-    for e in events {
-        let Event::TxnEnd { txn, outcome: TxnOutcome::Commit, values, t, .. } = e else { continue };
-        for value in values {
-            if !committed.contains_key(value.as_str()) && all.contains_key(value.as_str()) {
-                let (p, o) = all[value.as_str()][0];
-                found.push(anomaly(
-                    AnomalyKind::Lost,
-                    p,
-                    Some(o),
-                    Some(value),
-                    Some(*t),
-                    format!("transaction {txn} committed, but its record at p{p}@{o} is not visible to read_committed"),
-                ));
-            }
-        }
-    }
 }
 
 /// No value at two offsets: every producer is idempotent.

@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Parser;
+use vltava_chaos::error::ChaosError;
 use vltava_chaos::run::{RunConfig, run};
 use vltava_chaos::schedule::parse_mix;
 use vltava_chaos::workload::Shape;
@@ -110,7 +111,16 @@ async fn main() -> anyhow::Result<()> {
             tmpfs_mb: args.tmpfs_mb,
             keep_data: args.keep_data,
         };
-        let report = run(&config, interrupted.clone()).await.with_context(|| format!("run with seed {seed}"))?;
+        let report = match run(&config, interrupted.clone()).await {
+            Ok(report) => report,
+            Err(ChaosError::Interrupted) => bail!("interrupted during the run with seed {seed}"),
+            Err(e) => {
+                // A run that could not be completed is a finding too; the next seeds still run.
+                println!("  seed {seed}: the run failed: {e}");
+                found.push(seed);
+                continue;
+            }
+        };
         let v = &report.verdict;
         println!(
             "  seed {seed}: {} faults, {} sent, {} acknowledged, {} stored, {} read, {} commits, txns {:?}; settled: {}",

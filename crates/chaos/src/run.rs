@@ -231,6 +231,9 @@ async fn drive(config: &RunConfig, dir: &Path, cluster: &mut Cluster, net: &Netw
     // Heal everything and let the cluster settle before reading it back.
     net.heal()?;
     for p in &mut cluster.procs {
+        if let Some(status) = p.exited() {
+            crashes.push(Crash { t: history.now(), process: p.name.clone(), status, log_tail: p.log_tail(20) });
+        }
         p.resume();
         p.restart()?;
     }
@@ -244,8 +247,18 @@ async fn drive(config: &RunConfig, dir: &Path, cluster: &mut Cluster, net: &Netw
     workload.stop_consumers().await;
     let _ = stop_observer.send(true);
     let _ = observer.await;
-    let stored = final_read::read(&env, Duration::from_secs(60)).await?;
+    // The history is kept even if the cluster cannot be read back.
     let events = history.events();
+    write_history(dir, &events)?;
+    let mut stored = final_read::read(&env, Duration::from_secs(60)).await;
+    for _ in 0..2 {
+        if stored.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        stored = final_read::read(&env, Duration::from_secs(60)).await;
+    }
+    let stored = stored?;
     let verdict = checker::check(&events, &stored);
 
     let report = RunReport {
@@ -320,6 +333,16 @@ async fn settle(cluster: &mut Cluster, brokers: usize, limit: Duration) -> Resul
     Err(last)
 }
 
+fn write_history(dir: &Path, events: &[Event]) -> Result<(), ChaosError> {
+    let path = dir.join("history.jsonl");
+    let mut lines = String::new();
+    for e in events {
+        lines.push_str(&serde_json::to_string(e)?);
+        lines.push('\n');
+    }
+    std::fs::write(&path, lines).at(&path)
+}
+
 fn write_files(
     dir: &Path,
     report: &RunReport,
@@ -328,13 +351,6 @@ fn write_files(
 ) -> Result<(), ChaosError> {
     let path = dir.join("report.json");
     std::fs::write(&path, serde_json::to_string_pretty(report)?).at(&path)?;
-    let path = dir.join("history.jsonl");
-    let mut lines = String::new();
-    for e in events {
-        lines.push_str(&serde_json::to_string(e)?);
-        lines.push('\n');
-    }
-    std::fs::write(&path, lines).at(&path)?;
     let path = dir.join("final-read.json");
     std::fs::write(&path, serde_json::to_string(stored)?).at(&path)?;
     let title = format!(

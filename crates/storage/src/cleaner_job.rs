@@ -5,7 +5,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -254,7 +254,11 @@ struct Output {
 
 impl Output {
     fn create(dir: &Path, base: i64, path: &Path) -> Result<Output, StorageError> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path).at(path)?;
+        // In append mode, like every segment file: once installed this handle takes the log's
+        // appends, and a write-mode handle would keep its cursor past a later truncation,
+        // leaving a hole of zeros (found by the `log_append` fuzz target).
+        File::create(path).at(path)?;
+        let file = crate::segment::open_log_file(path)?;
         let writer = BufWriter::with_capacity(1 << 20, file.try_clone().at(path)?);
         Ok(Output { writer, segment: Segment::for_cleaned_file(dir, base, file) })
     }

@@ -207,3 +207,33 @@ fn an_aborted_transaction_never_hides_the_value_it_did_not_replace() {
         .collect();
     assert_eq!(values, ["committed"], "the aborted record is gone, the committed one kept");
 }
+
+/// Found by the `log_append` fuzz target: a cleaned segment kept the write-mode file handle it was
+/// written with. Once it was the active segment again (a truncation removed the segments after
+/// it), appends went to that handle's cursor, past the truncated end: the file got a hole of
+/// zeros, which reads then refused as corrupt.
+#[test]
+fn a_cleaned_segment_that_becomes_active_again_appends_at_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { min_cleanable_dirty_ratio: 0.0, ..compact_config() };
+    let mut log = Log::open(dir.path(), config.clone()).unwrap();
+    let put = |log: &mut Log, key: &[u8], value: &[u8]| {
+        let mut b = BatchBuilder::new(Compression::None);
+        b.append(10_000, Some(key), Some(value), &[]);
+        log.append(b.build(), 0, 10_000).unwrap();
+    };
+    for i in 0..6u8 {
+        put(&mut log, &[b'k', i % 2], &[i]);
+        log.roll(10_000).unwrap();
+    }
+    log.clean(10_000_000, 1 << 16).unwrap();
+    assert!(log.segment_count() < 7, "the cleaner merged segments");
+    log.truncate_to(1).unwrap();
+    assert_eq!(log.segment_count(), 1, "the cleaned segment is the active one");
+    put(&mut log, b"k9", b"after");
+    let values: Vec<Vec<u8>> = everything(&log).iter().map(|r| r.value.clone().unwrap().to_vec()).collect();
+    assert_eq!(values.last().map(Vec::as_slice), Some(&b"after"[..]), "{values:?}");
+    drop(log);
+    let log = Log::open(dir.path(), config).unwrap();
+    assert_eq!(everything(&log).last().and_then(|r| r.value.clone()).as_deref(), Some(&b"after"[..]));
+}

@@ -70,7 +70,10 @@ pub async fn run(env: Arc<Env>, name: String, mut stop: watch::Receiver<bool>) {
             let outcome = match (&result, commit) {
                 (Ok(()), true) => TxnOutcome::Commit,
                 (Ok(()), false) => TxnOutcome::Abort,
-                (Err(_), _) => TxnOutcome::Unknown,
+                // A failed commit may have reached the coordinator; a failed abort ends aborted
+                // all the same (the coordinator aborts it, or its timeout does).
+                (Err(_), true) => TxnOutcome::Unknown,
+                (Err(_), false) => TxnOutcome::Abort,
             };
             env.history.push(Event::TxnEnd { t: env.history.now(), client: name.clone(), txn, outcome, values });
             if result.is_err() {
