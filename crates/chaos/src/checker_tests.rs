@@ -71,7 +71,7 @@ fn an_acknowledged_record_missing_from_the_log_is_lost() {
     let (events, mut stored) = clean();
     stored.uncommitted.insert(0, log(&[(0, "p1:0"), (1, "p1:1")]));
     stored.committed = stored.uncommitted.clone();
-    stored.group_offsets.insert(0, 2);
+    stored.group_offsets.clear(); // no group activity in the first six events
     let verdict = check(&events[..6], &stored);
     assert_eq!(verdict.anomalies.len(), 1, "{:?}", verdict.anomalies);
     let lost = &verdict.anomalies[0];
@@ -201,6 +201,7 @@ fn records_beyond_where_the_final_read_stopped_are_not_judged_lost() {
     let (events, mut stored) = clean();
     stored.uncommitted.insert(0, log(&[(0, "p1:0"), (1, "p1:1")]));
     stored.committed = stored.uncommitted.clone();
+    stored.group_offsets.clear(); // no group activity in the first six events
     stored.incomplete.push(crate::checker::Incomplete { committed: false, partition: 0, position: 2, end: 3 });
     let verdict = check(&events[..6], &stored);
     assert!(verdict.ok(), "{:?}", verdict.anomalies);
@@ -208,4 +209,13 @@ fn records_beyond_where_the_final_read_stopped_are_not_judged_lost() {
     stored.uncommitted.insert(0, log(&[(0, "p1:0"), (2, "p1:2")]));
     stored.incomplete[0].position = 3;
     assert_eq!(kinds(&events[..6], &stored), vec![AnomalyKind::Lost]);
+}
+
+#[test]
+fn the_final_committed_offset_counts_for_skips() {
+    let (mut events, mut stored) = clean();
+    events.retain(|e| !matches!(e, Event::Commit { .. }));
+    events.retain(|e| !matches!(e, Event::Read { offset: 2, .. }));
+    stored.group_offsets.insert(0, 3);
+    assert_eq!(kinds(&events, &stored), vec![AnomalyKind::Skip]);
 }

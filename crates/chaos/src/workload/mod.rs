@@ -88,11 +88,14 @@ impl Workload {
     }
 
     /// Stops the producers (each waits for its outstanding acknowledgements, bounded by
-    /// [`Env::drain_timeout`]).
+    /// [`Env::drain_timeout`]; a task still running after a minute is aborted).
     pub async fn stop_producers(&mut self) {
         let _ = self.stop.send(true);
-        for h in self.producers.drain(..) {
-            let _ = h.await;
+        for mut h in self.producers.drain(..) {
+            // Bounded: a transactional producer's retries have no overall deadline of their own.
+            if tokio::time::timeout(Duration::from_secs(60), &mut h).await.is_err() {
+                h.abort();
+            }
         }
     }
 
