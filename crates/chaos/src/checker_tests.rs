@@ -119,18 +119,24 @@ fn a_producers_records_out_of_send_order_are_reordered() {
     assert!(found.iter().all(|k| *k == AnomalyKind::Reordered || *k == AnomalyKind::Skip), "{found:?}");
 }
 
-#[test]
-fn a_read_committed_read_of_an_aborted_transaction_is_reported() {
-    let (mut events, mut stored) = clean();
+/// The clean history plus a transaction `t0/0` of one record at p0@3, ended with `outcome`.
+fn with_transaction(outcome: TxnOutcome) -> (Vec<Event>, FinalRead) {
+    let (mut events, stored) = clean();
     events.push(send(300, "t0", 0, Some("t0/0")));
     events.push(ack(305, "t0", 0, 0, 3));
     events.push(Event::TxnEnd {
         t: 310,
         client: "t0".into(),
         txn: "t0/0".into(),
-        outcome: TxnOutcome::Abort,
+        outcome,
         values: vec!["t0:0".into()],
     });
+    (events, stored)
+}
+
+#[test]
+fn a_read_committed_read_of_an_aborted_transaction_is_reported() {
+    let (mut events, mut stored) = with_transaction(TxnOutcome::Abort);
     stored.uncommitted.get_mut(&0).unwrap().push((3, "t0:0".into()));
     assert!(check(&events, &stored).ok(), "aborted records stay in the log, invisible");
     events.push(read(320, "reader", false, 0, 3, "t0:0"));
@@ -139,16 +145,7 @@ fn a_read_committed_read_of_an_aborted_transaction_is_reported() {
 
 #[test]
 fn a_committed_transaction_invisible_to_read_committed_is_lost() {
-    let (mut events, mut stored) = clean();
-    events.push(send(300, "t0", 0, Some("t0/0")));
-    events.push(ack(305, "t0", 0, 0, 3));
-    events.push(Event::TxnEnd {
-        t: 310,
-        client: "t0".into(),
-        txn: "t0/0".into(),
-        outcome: TxnOutcome::Commit,
-        values: vec!["t0:0".into()],
-    });
+    let (events, mut stored) = with_transaction(TxnOutcome::Commit);
     stored.uncommitted.get_mut(&0).unwrap().push((3, "t0:0".into()));
     let found = kinds(&events, &stored);
     assert!(found.contains(&AnomalyKind::Lost), "{found:?}");

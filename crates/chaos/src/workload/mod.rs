@@ -135,6 +135,21 @@ pub async fn wait_caught_up(env: &Env, limit: Duration) -> bool {
     false
 }
 
+/// The next send of producer `name`: its key and value (`{name}:{n}`), recorded as sent.
+pub(crate) fn next_send(env: &Env, name: &str, n: &mut u64, txn: Option<&str>) -> (String, String) {
+    let value = format!("{name}:{n}");
+    let key = format!("k{}", *n % env.keys);
+    *n += 1;
+    env.history.push(crate::history::Event::Send {
+        t: env.history.now(),
+        client: name.to_string(),
+        key: key.clone(),
+        value: value.clone(),
+        txn: txn.map(str::to_string),
+    });
+    (key, value)
+}
+
 /// A producer for `name`, retried until it connects (the cluster may be faulted) or `stop`.
 pub(crate) async fn connect_producer(
     env: &Env,

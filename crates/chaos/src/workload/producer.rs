@@ -35,16 +35,7 @@ pub async fn run(env: Arc<Env>, name: String, via_gateway: bool, rate: u32, mut 
         if pending.len() >= MAX_IN_FLIGHT {
             continue;
         }
-        let value = format!("{name}:{n}");
-        let key = format!("k{}", n % env.keys);
-        n += 1;
-        env.history.push(Event::Send {
-            t: env.history.now(),
-            client: name.clone(),
-            key: key.clone(),
-            value: value.clone(),
-            txn: None,
-        });
+        let (key, value) = super::next_send(&env, &name, &mut n, None);
         match send(&producer, &env.topic, key, value.clone()).await {
             Ok(delivery) => pending.push(async move { (value, delivery.await) }),
             Err(e) => record(&env, &name, value, Err(e)),

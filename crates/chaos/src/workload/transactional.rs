@@ -40,16 +40,7 @@ pub async fn run(env: Arc<Env>, name: String, mut stop: watch::Receiver<bool>) {
             let mut deliveries = Vec::new();
             let mut failed = false;
             for _ in 0..size {
-                let value = format!("{name}:{n}");
-                let key = format!("k{}", n % env.keys);
-                n += 1;
-                env.history.push(Event::Send {
-                    t: env.history.now(),
-                    client: name.clone(),
-                    key: key.clone(),
-                    value: value.clone(),
-                    txn: Some(txn.clone()),
-                });
+                let (key, value) = super::next_send(&env, &name, &mut n, Some(&txn));
                 values.push(value.clone());
                 match producer.send(ProducerRecord::new(env.topic.as_str(), value.clone()).key(key)).await {
                     Ok(d) => deliveries.push((value, d)),
