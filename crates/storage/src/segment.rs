@@ -27,6 +27,10 @@ pub(crate) fn segment_path(dir: &Path, base_offset: i64, ext: &str) -> PathBuf {
 }
 
 /// The big-endian i32 at `at` of `b`.
+fn i16_at(b: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes([b[at], b[at + 1]])
+}
+
 fn i32_at(b: &[u8], at: usize) -> i32 {
     i32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
 }
@@ -284,6 +288,7 @@ impl Segment {
         let mut buf = BytesMut::zeroed(want);
         self.file.read_exact_at(&mut buf, start).at(&self.log_path)?;
         let mut end = 0usize;
+        let mut expected: Option<i64> = None;
         while end + header::OFFSETS_LEN <= buf.len() {
             let b = &buf[end..];
             let length = i32_at(b, header::BATCH_LENGTH);
@@ -300,8 +305,17 @@ impl Segment {
             // recovery point (as Kafka does), so damage done on disk later (found by the
             // `log_recovery` fuzz target) would otherwise be served. CRC-32C runs at memory speed.
             let stored = u32::from_be_bytes(b[header::CRC..header::CRC + 4].try_into().expect("4 bytes"));
+            // The checks of `RecordBatch::validate_stored` on the header, without decoding; the base
+            // offset lies outside the CRC, so offsets must also grow from batch to batch.
+            let count = i32_at(b, header::RECORD_COUNT);
             let damaged = if b[header::MAGIC] as i8 != vltava_record::MAGIC {
                 Some(format!("magic {}", b[header::MAGIC] as i8))
+            } else if base < 0 || delta < 0 || count < 0 || i64::from(count) > i64::from(delta) + 1 {
+                Some(format!("base offset {base}, last offset delta {delta} and record count {count} do not fit"))
+            } else if vltava_record::Compression::from_attributes(i16_at(b, header::ATTRIBUTES)).is_err() {
+                Some(format!("unknown codec in attributes {:#x}", i16_at(b, header::ATTRIBUTES)))
+            } else if expected.is_some_and(|e| base < e) {
+                Some(format!("the batch at offset {base} follows one that ends at {}", expected.unwrap_or(0) - 1))
             } else if crc32c::crc32c(&b[header::CRC_START..size]) != stored {
                 Some(format!("CRC-32C mismatch in the batch at offset {base}"))
             } else {
@@ -318,6 +332,7 @@ impl Segment {
                     reason: format!("{reason}: the stored batch is damaged and is not served"),
                 });
             }
+            expected = Some(base.saturating_add(i64::from(delta)).saturating_add(1));
             end += size;
         }
         buf.truncate(end);
@@ -460,6 +475,37 @@ mod tests {
         assert!(matches!(err, crate::StorageError::Corrupt { .. }), "{err}");
         assert!(err.to_string().contains("CRC-32C mismatch in the batch at offset 1"), "{err}");
         assert_eq!(log.read(2, 1 << 20, None).unwrap().first_offset, 2, "the batches after it are served");
+    }
+
+    /// Found by the `log_recovery` fuzz target: the base offset lies outside the CRC, so a
+    /// damaged one (offsets going back) passed the CRC check of the read path.
+    #[test]
+    fn a_batch_whose_offset_was_damaged_is_never_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig { index_interval_bytes: 1, ..LogConfig::default() };
+        let mut log = Log::open(dir.path(), config.clone()).unwrap();
+        for value in [b"one".as_slice(), b"two", b"three"] {
+            log.append(batch(value), 0, 1).unwrap();
+        }
+        log.close().unwrap();
+        let path = dir.path().join(format!("{:020}.log", 0));
+        let mut bytes = std::fs::read(&path).unwrap();
+        let second = vltava_record::batch_size_at(&bytes).unwrap();
+        bytes[second..second + 8].copy_from_slice(&0i64.to_be_bytes()); // offset 1 becomes 0
+        std::fs::write(&path, bytes).unwrap();
+        let log = Log::open(dir.path(), config).unwrap();
+        assert_eq!(values(&log), vec![b"one".to_vec()], "the batch before the damage is served");
+        // Reading on from the end of "one" reaches the damaged batch and reports it.
+        let from_start = log.read(0, 1 << 20, None).unwrap();
+        assert_eq!(batches(from_start.records).count(), 1);
+        let next = Log::read(&log, 1, 1 << 20, None).unwrap();
+        assert_eq!(next.first_offset, 2, "the index skips the damaged batch's offset: {next:?}");
+        assert_eq!(values_from(&log, 2), vec![b"three".to_vec()]);
+    }
+
+    fn values_from(log: &Log, offset: i64) -> Vec<Vec<u8>> {
+        let read = log.read(offset, 1 << 20, None).unwrap();
+        batches(read.records).map(|b| b.unwrap().records().unwrap()[0].value.clone().unwrap().to_vec()).collect()
     }
 
     /// Found reading a broker's log after the chaos harness's disk-full fault: a write that failed
