@@ -57,6 +57,10 @@ struct Args {
     /// Keep the processes' data after clean runs too.
     #[arg(long)]
     keep_data: bool,
+    /// Report, but do not count as a finding, a read_committed final read stuck below the high
+    /// watermark (hanging transactions: an open finding, see docs/reliability.md).
+    #[arg(long)]
+    tolerate_hanging_transactions: bool,
 }
 
 #[tokio::main]
@@ -110,6 +114,7 @@ async fn main() -> anyhow::Result<()> {
             },
             tmpfs_mb: args.tmpfs_mb,
             keep_data: args.keep_data,
+            tolerate_hanging_transactions: args.tolerate_hanging_transactions,
         };
         let report = match run(&config, interrupted.clone()).await {
             Ok(report) => report,
