@@ -440,7 +440,11 @@ mod tests {
     }
 
     fn values(log: &Log) -> Vec<Vec<u8>> {
-        let read = log.read(log.log_start_offset(), 1 << 20, None).unwrap();
+        values_from(log, log.log_start_offset())
+    }
+
+    fn values_from(log: &Log, offset: i64) -> Vec<Vec<u8>> {
+        let read = log.read(offset, 1 << 20, None).unwrap();
         batches(read.records)
             .map(|b| {
                 let b = b.expect("only whole batches are served");
@@ -450,25 +454,32 @@ mod tests {
             .collect()
     }
 
-    /// Found by the `log_recovery` fuzz target: recovery trusts what lies below the recovery point
-    /// (as Kafka does), so a batch damaged on disk after it was written was served as it was.
-    #[test]
-    fn a_batch_damaged_on_disk_is_never_served() {
+    /// A log of three one-record batches ("one", "two", "three"), closed, its second batch damaged
+    /// by `damage(file bytes, position of the second batch)`, and reopened: with an index entry per
+    /// batch, recovery validates only what follows the last one, so it trusts the damage.
+    fn reopened_with_damage(damage: impl FnOnce(&mut [u8], usize)) -> (tempfile::TempDir, Log) {
         let dir = tempfile::tempdir().unwrap();
-        // An index entry per batch: recovery validates only what follows the last one.
         let config = LogConfig { index_interval_bytes: 1, ..LogConfig::default() };
         let mut log = Log::open(dir.path(), config.clone()).unwrap();
         for value in [b"one".as_slice(), b"two", b"three"] {
             log.append(batch(value), 0, 1).unwrap();
         }
         log.close().unwrap();
-        // Flip a byte inside the second batch's records.
         let path = dir.path().join(format!("{:020}.log", 0));
         let mut bytes = std::fs::read(&path).unwrap();
         let second = vltava_record::batch_size_at(&bytes).unwrap();
-        bytes[second + 70] ^= 0xff;
+        damage(&mut bytes, second);
         std::fs::write(&path, bytes).unwrap();
         let log = Log::open(dir.path(), config).unwrap();
+        (dir, log)
+    }
+
+    /// Found by the `log_recovery` fuzz target: recovery trusts what lies below the recovery point
+    /// (as Kafka does), so a batch damaged on disk after it was written was served as it was.
+    #[test]
+    fn a_batch_damaged_on_disk_is_never_served() {
+        // Flip a byte inside the second batch's records.
+        let (_dir, log) = reopened_with_damage(|bytes, second| bytes[second + 70] ^= 0xff);
         assert_eq!(log.log_end_offset(), 3, "recovery trusted the damaged batch");
         assert_eq!(values(&log), vec![b"one".to_vec()], "the batches before the damage are served");
         let err = log.read(1, 1 << 20, None).unwrap_err();
@@ -481,19 +492,9 @@ mod tests {
     /// damaged one (offsets going back) passed the CRC check of the read path.
     #[test]
     fn a_batch_whose_offset_was_damaged_is_never_served() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = LogConfig { index_interval_bytes: 1, ..LogConfig::default() };
-        let mut log = Log::open(dir.path(), config.clone()).unwrap();
-        for value in [b"one".as_slice(), b"two", b"three"] {
-            log.append(batch(value), 0, 1).unwrap();
-        }
-        log.close().unwrap();
-        let path = dir.path().join(format!("{:020}.log", 0));
-        let mut bytes = std::fs::read(&path).unwrap();
-        let second = vltava_record::batch_size_at(&bytes).unwrap();
-        bytes[second..second + 8].copy_from_slice(&0i64.to_be_bytes()); // offset 1 becomes 0
-        std::fs::write(&path, bytes).unwrap();
-        let log = Log::open(dir.path(), config).unwrap();
+        // Offset 1 becomes 0.
+        let (_dir, log) =
+            reopened_with_damage(|bytes, second| bytes[second..second + 8].copy_from_slice(&0i64.to_be_bytes()));
         assert_eq!(values(&log), vec![b"one".to_vec()], "the batch before the damage is served");
         // Reading on from the end of "one" reaches the damaged batch and reports it.
         let from_start = log.read(0, 1 << 20, None).unwrap();
@@ -501,11 +502,6 @@ mod tests {
         let next = Log::read(&log, 1, 1 << 20, None).unwrap();
         assert_eq!(next.first_offset, 2, "the index skips the damaged batch's offset: {next:?}");
         assert_eq!(values_from(&log, 2), vec![b"three".to_vec()]);
-    }
-
-    fn values_from(log: &Log, offset: i64) -> Vec<Vec<u8>> {
-        let read = log.read(offset, 1 << 20, None).unwrap();
-        batches(read.records).map(|b| b.unwrap().records().unwrap()[0].value.clone().unwrap().to_vec()).collect()
     }
 
     /// Found reading a broker's log after the chaos harness's disk-full fault: a write that failed
